@@ -1,0 +1,2 @@
+//! Lambda entry point for the `await-resource` step (placeholder until wired).
+fn main() {}

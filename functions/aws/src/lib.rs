@@ -1,0 +1,1 @@
+//! AWS SDK adapters implementing the tenantflow ports (placeholder).

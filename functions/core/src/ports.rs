@@ -1,0 +1,231 @@
+//! Port traits: the narrow, async view of the outside world the step logic needs.
+//!
+//! `functions/aws` implements them on the AWS SDK, `functions/local` on SQLite files and folders.
+//! Every method returns [`StepError`] with the failure already classified (transient, not found,
+//! conflict, …), so the step logic never sees an SDK error.
+
+use crate::error::StepError;
+use crate::model::ServiceRef;
+use crate::names::{InstanceId, SnapshotId};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub type Tags = BTreeMap<String, String>;
+
+/// An RDS DB instance as the steps see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DbInstance {
+    pub id: InstanceId,
+    /// RDS status string: `creating`, `available`, `deleting`, `failed`, …
+    pub status: String,
+    pub endpoint: String,
+    pub port: u16,
+    pub deletion_protection: bool,
+    pub tags: Tags,
+}
+
+/// An RDS manual snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DbSnapshot {
+    pub id: SnapshotId,
+    pub source_instance: String,
+    /// `creating`, `available`, `failed`, …
+    pub status: String,
+    /// RFC 3339 creation time, when known.
+    pub created_at: Option<String>,
+    pub tags: Tags,
+}
+
+/// Restore `snapshot` as a new instance `target`, copying settings from `template`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreRequest {
+    pub snapshot: SnapshotId,
+    pub target: InstanceId,
+    /// The active instance whose class, subnet group, security groups, parameter/option groups,
+    /// Multi-AZ, storage type and IOPS the candidate copies. Never publicly accessible.
+    pub template: InstanceId,
+    pub tags: Tags,
+}
+
+/// Quota headroom: how many more instances / manual snapshots / builds fit right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Headroom {
+    pub instances: u32,
+    pub snapshots: u32,
+}
+
+/// RDS (instances and snapshots).
+#[async_trait]
+pub trait Databases: Send + Sync {
+    async fn describe_instance(&self, id: &InstanceId) -> Result<Option<DbInstance>, StepError>;
+    async fn describe_snapshot(&self, id: &SnapshotId) -> Result<Option<DbSnapshot>, StepError>;
+    /// Starts a manual snapshot. If one with this id exists, returns it when its tags match `tags`
+    /// (same run), else `Conflict`.
+    async fn create_snapshot(
+        &self,
+        source: &InstanceId,
+        id: &SnapshotId,
+        tags: &Tags,
+    ) -> Result<DbSnapshot, StepError>;
+    /// Starts a restore. If the target exists, returns it when its tags match (same run), else `Conflict`.
+    async fn restore_instance(&self, req: &RestoreRequest) -> Result<DbInstance, StepError>;
+    async fn set_deletion_protection(&self, id: &InstanceId, on: bool) -> Result<(), StepError>;
+    /// Deletes an instance without a final snapshot. Absent is success.
+    async fn delete_instance(&self, id: &InstanceId) -> Result<(), StepError>;
+    /// Deletes a manual snapshot. Absent is success.
+    async fn delete_snapshot(&self, id: &SnapshotId) -> Result<(), StepError>;
+    /// Instances whose identifier starts with `prefix`.
+    async fn list_instances(&self, prefix: &str) -> Result<Vec<DbInstance>, StepError>;
+    /// Manual snapshots whose identifier starts with `prefix`.
+    async fn list_snapshots(&self, prefix: &str) -> Result<Vec<DbSnapshot>, StepError>;
+    async fn headroom(&self) -> Result<Headroom, StepError>;
+}
+
+/// One SSM parameter value with its version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Parameter {
+    pub name: String,
+    pub value: String,
+    pub version: i64,
+}
+
+/// SSM Parameter Store.
+#[async_trait]
+pub trait Parameters: Send + Sync {
+    async fn get(&self, name: &str) -> Result<Option<Parameter>, StepError>;
+    /// Create-if-absent (`Overwrite=false`). `Ok(None)` means the parameter already existed.
+    async fn create(&self, name: &str, value: &str) -> Result<Option<i64>, StepError>;
+    /// Overwrite; returns the new version.
+    async fn put(&self, name: &str, value: &str) -> Result<i64, StepError>;
+    /// Absent is success.
+    async fn delete(&self, name: &str) -> Result<(), StepError>;
+    /// Every parameter under `path` (recursive).
+    async fn list(&self, path: &str) -> Result<Vec<Parameter>, StepError>;
+}
+
+/// A secret value. Debug and Display never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(s: impl Into<String>) -> Self {
+        SecretString(s.into())
+    }
+    /// The secret itself. Call only where it is used, never to log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString(***)")
+    }
+}
+
+/// Secrets Manager.
+#[async_trait]
+pub trait Secrets: Send + Sync {
+    async fn get_secret(&self, id: &str) -> Result<SecretString, StepError>;
+}
+
+/// Where a migration runs and what it applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationRequest {
+    pub instance_id: InstanceId,
+    pub bucket: String,
+    /// `releases/<id>/`
+    pub prefix: String,
+    pub release: String,
+}
+
+/// Build status, CodeBuild's words: IN_PROGRESS, SUCCEEDED, FAILED, FAULT, TIMED_OUT, STOPPED.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationStatus {
+    pub build_id: String,
+    pub status: String,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// CodeBuild running Flyway (or the local Flyway-compatible runner).
+#[async_trait]
+pub trait Migrations: Send + Sync {
+    async fn start(&self, req: &MigrationRequest) -> Result<MigrationStatus, StepError>;
+    async fn status(&self, build_id: &str) -> Result<MigrationStatus, StepError>;
+}
+
+/// One ECS deployment as the steps judge it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentStatus {
+    pub id: String,
+    /// IN_PROGRESS, COMPLETED or FAILED.
+    pub rollout_state: String,
+    pub running: u32,
+    pub desired: u32,
+    /// True when this deployment is still the PRIMARY one.
+    pub primary: bool,
+}
+
+/// ECS services.
+#[async_trait]
+pub trait Services: Send + Sync {
+    /// `UpdateService(forceNewDeployment)`; returns the id of the new PRIMARY deployment.
+    async fn force_deployment(&self, service: &ServiceRef) -> Result<String, StepError>;
+    /// The deployment `id` of `service`; `Ok(None)` if ECS no longer lists it.
+    async fn deployment(
+        &self,
+        service: &ServiceRef,
+        id: &str,
+    ) -> Result<Option<DeploymentStatus>, StepError>;
+}
+
+/// Outcome of `StartExecution`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Started {
+    pub execution_arn: String,
+    /// True when an execution with this name and input already existed (duplicate delivery).
+    pub duplicate: bool,
+}
+
+/// Status of an execution, Step Functions' words: RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED.
+pub type ExecutionState = String;
+
+/// Step Functions (starting runs, task-token callbacks, execution status).
+#[async_trait]
+pub trait Workflows: Send + Sync {
+    /// Starts `name` with `input`. Same name and same input: `duplicate = true`. Same name, other
+    /// input: `Conflict`.
+    async fn start_execution(&self, name: &str, input: &str) -> Result<Started, StepError>;
+    async fn send_task_success(&self, token: &str, output: &str) -> Result<(), StepError>;
+    async fn send_task_failure(&self, token: &str, error: &str, cause: &str)
+        -> Result<(), StepError>;
+    /// `None` when the execution does not exist.
+    async fn execution_status(&self, execution_arn: &str)
+        -> Result<Option<ExecutionState>, StepError>;
+}
+
+/// S3.
+#[async_trait]
+pub trait Objects: Send + Sync {
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StepError>;
+    async fn put(&self, bucket: &str, key: &str, body: &[u8]) -> Result<(), StepError>;
+    /// Keys under `prefix`.
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StepError>;
+}
+
+/// EventBridge (run notifications).
+#[async_trait]
+pub trait Events: Send + Sync {
+    async fn put_event(&self, detail_type: &str, detail: &serde_json::Value)
+        -> Result<(), StepError>;
+}

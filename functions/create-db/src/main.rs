@@ -1,0 +1,2 @@
+//! Lambda entry point for the `create-db` step (placeholder until wired).
+fn main() {}

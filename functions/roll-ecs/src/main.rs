@@ -1,0 +1,2 @@
+//! Lambda entry point for the `roll-ecs` step (placeholder until wired).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Lambda entry point for the `rollback` step (placeholder until wired).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Lambda entry point for the `teardown` step (placeholder until wired).
+fn main() {}

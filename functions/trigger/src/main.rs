@@ -1,0 +1,2 @@
+//! Lambda entry point for the `trigger` step (placeholder until wired).
+fn main() {}

@@ -1,0 +1,2 @@
+//! `tenantflow` CLI (skeleton; commands are added as the issues land).
+fn main() {}
