@@ -1,1 +1,185 @@
 //! Step logic, one module per step, generic over the ports.
+//!
+//! Every step is an `async fn` generic over the port traits it needs. [`dispatch`] gives every
+//! step one uniform JSON-in/JSON-out entry point over a [`Ports`] bundle: the Lambda binaries and
+//! the local engine's task runner both call it, so the two paths run the same code.
+
+use crate::error::StepError;
+use crate::ports::{
+    Databases, Events, Migrations, Objects, Parameters, Secrets, Services, Workflows,
+};
+use serde::{de::DeserializeOwned, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+
+pub mod await_resource;
+pub mod check_ecs;
+pub mod create_db;
+pub mod flip_ssm;
+pub mod janitor;
+pub mod list_tenants;
+pub mod report;
+pub mod resume;
+pub mod roll_ecs;
+pub mod rollback;
+pub mod snapshot;
+pub mod teardown;
+pub mod trigger;
+
+/// Deployment settings that are not per-run input (Lambda environment, local defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Default cap on concurrent tenants when the manifest sets none.
+    pub default_max_concurrency: u32,
+    /// Concurrent CodeBuild builds the account allows.
+    pub build_concurrency: u32,
+    /// ECS cluster used when a tenant has no `/tenantflow/<ns>/service` parameter.
+    pub default_cluster: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            default_max_concurrency: 10,
+            build_concurrency: 20,
+            default_cluster: "tenantflow".to_string(),
+        }
+    }
+}
+
+/// Every port, as shared trait objects. Adapters build one of these once per process.
+#[derive(Clone)]
+pub struct Ports {
+    pub databases: Arc<dyn Databases>,
+    pub parameters: Arc<dyn Parameters>,
+    pub secrets: Arc<dyn Secrets>,
+    pub migrations: Arc<dyn Migrations>,
+    pub services: Arc<dyn Services>,
+    pub workflows: Arc<dyn Workflows>,
+    pub objects: Arc<dyn Objects>,
+    pub events: Arc<dyn Events>,
+    pub settings: Settings,
+}
+
+/// The steps, named like their Lambda crates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepName {
+    Trigger,
+    ListTenants,
+    Snapshot,
+    CreateDb,
+    FlipSsm,
+    RollEcs,
+    CheckEcs,
+    AwaitResource,
+    Resume,
+    Teardown,
+    Rollback,
+    Janitor,
+    Report,
+}
+
+impl StepName {
+    pub const ALL: [StepName; 13] = [
+        StepName::Trigger,
+        StepName::ListTenants,
+        StepName::Snapshot,
+        StepName::CreateDb,
+        StepName::FlipSsm,
+        StepName::RollEcs,
+        StepName::CheckEcs,
+        StepName::AwaitResource,
+        StepName::Resume,
+        StepName::Teardown,
+        StepName::Rollback,
+        StepName::Janitor,
+        StepName::Report,
+    ];
+
+    /// Kebab-case name: the Lambda crate and binary name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepName::Trigger => "trigger",
+            StepName::ListTenants => "list-tenants",
+            StepName::Snapshot => "snapshot",
+            StepName::CreateDb => "create-db",
+            StepName::FlipSsm => "flip-ssm",
+            StepName::RollEcs => "roll-ecs",
+            StepName::CheckEcs => "check-ecs",
+            StepName::AwaitResource => "await-resource",
+            StepName::Resume => "resume",
+            StepName::Teardown => "teardown",
+            StepName::Rollback => "rollback",
+            StepName::Janitor => "janitor",
+            StepName::Report => "report",
+        }
+    }
+
+    /// The `${…}` DefinitionSubstitutions key of the step's function ARN, e.g. `CreateDbFunctionArn`.
+    pub fn substitution_key(self) -> String {
+        let camel: String = self
+            .as_str()
+            .split('-')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
+            })
+            .collect();
+        format!("{camel}FunctionArn")
+    }
+
+    pub fn parse(s: &str) -> Option<StepName> {
+        StepName::ALL.into_iter().find(|n| n.as_str() == s)
+    }
+}
+
+/// Parses step input, naming the offending field on failure (`Tenantflow.InvalidInput`).
+pub fn parse_input<T: DeserializeOwned>(input: Value) -> Result<T, StepError> {
+    serde_path_to_error::deserialize(input).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "input".to_string() } else { path };
+        StepError::invalid(field, e.into_inner().to_string())
+    })
+}
+
+fn to_value<T: Serialize>(v: T) -> Result<Value, StepError> {
+    serde_json::to_value(v).map_err(|e| StepError::Internal(format!("serialize output: {e}")))
+}
+
+/// Runs `step` on JSON input with the given ports: the one entry point of Lambdas and the local runner.
+pub async fn dispatch(step: StepName, ports: &Ports, input: Value) -> Result<Value, StepError> {
+    match step {
+        StepName::Trigger => to_value(trigger::run(ports, input).await?),
+        StepName::ListTenants => to_value(list_tenants::run(ports, input).await?),
+        StepName::Snapshot => to_value(snapshot::run(ports, input).await?),
+        StepName::CreateDb => to_value(create_db::run(ports, input).await?),
+        StepName::FlipSsm => to_value(flip_ssm::run(ports, input).await?),
+        StepName::RollEcs => to_value(roll_ecs::run(ports, input).await?),
+        StepName::CheckEcs => to_value(check_ecs::run(ports, input).await?),
+        StepName::AwaitResource => to_value(await_resource::run(ports, input).await?),
+        StepName::Resume => to_value(resume::run(ports, input).await?),
+        StepName::Teardown => to_value(teardown::run(ports, input).await?),
+        StepName::Rollback => to_value(rollback::run(ports, input).await?),
+        StepName::Janitor => to_value(janitor::run(ports, input).await?),
+        StepName::Report => to_value(report::run(ports, input).await?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitution_keys() {
+        assert_eq!(StepName::CreateDb.substitution_key(), "CreateDbFunctionArn");
+        assert_eq!(
+            StepName::AwaitResource.substitution_key(),
+            "AwaitResourceFunctionArn"
+        );
+        for s in StepName::ALL {
+            assert_eq!(StepName::parse(s.as_str()), Some(s));
+        }
+    }
+}
