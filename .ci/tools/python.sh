@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the Python-based infrastructure tools into git-ignored venvs under .tools/py/<tool>
+# and links their commands into .tools/bin:
+#   - cfn-lint       (CloudFormation linter)
+#   - checkov        (policy checks; own venv, its dependency tree clashes with the others)
+#   - aws-sam-cli    (`sam validate --lint`, `sam build`; own venv)
+# Versions are pinned below. Idempotent: a tool whose venv holds the pinned version is skipped,
+# so a second run only prints where things are.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENVS="$ROOT/.tools/py"
+BIN="$ROOT/.tools/bin"
+PYTHON="${PYTHON:-python3}"
+
+# tool name | pip requirement | commands to expose
+TOOLS=(
+    "cfn-lint|cfn-lint==1.58.0|cfn-lint"
+    "checkov|checkov==3.3.30|checkov"
+    "sam|aws-sam-cli==1.170.0|sam"
+)
+
+mkdir -p "$VENVS" "$BIN"
+
+for entry in "${TOOLS[@]}"; do
+    IFS='|' read -r name req cmds <<<"$entry"
+    venv="$VENVS/$name"
+    stamp="$venv/.installed"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$req" ] || [ ! -x "$venv/bin/${cmds%% *}" ]; then
+        echo "python.sh: installing $req into $venv" >&2
+        rm -rf "$venv"
+        "$PYTHON" -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$req" >&2
+        echo "$req" >"$stamp"
+    fi
+    for c in $cmds; do
+        ln -sfn "$venv/bin/$c" "$BIN/$c"
+    done
+    echo "$(printf '%-9s' "$name:") $BIN/${cmds%% *} ($req)"
+done
