@@ -2,6 +2,7 @@
 //!
 //! Layout:
 //! - [`names`]: validated names (namespace, generation timestamp, RDS identifiers, SSM paths, tags);
+//! - [`flyway`]: Flyway script names and versions, parsed and ordered as Flyway does;
 //! - [`manifest`]: the release manifest and its validation;
 //! - [`model`]: the active pointer, the per-tenant state and progress record, step inputs/outputs;
 //! - [`ports`]: the async port traits the adapters implement (`Databases`, `Parameters`, …);
@@ -9,6 +10,7 @@
 //! - [`error`]: `StepError`, with the stable ASL error names.
 
 pub mod error;
+pub mod flyway;
 pub mod manifest;
 pub mod model;
 pub mod names;
