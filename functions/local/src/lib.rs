@@ -1,1 +1,34 @@
-//! Embedded local backend (placeholder).
+//! tenantflow's embedded local backend: every port on SQLite files and folders in one state
+//! directory (DESIGN §7), the engine wiring that runs the real definitions on it, and the
+//! high-level API the CLI uses (`LocalState`, `deploy`, `status`, the raw-work benchmark).
+//!
+//! Layout:
+//! - [`layout`]: the state directory's paths (a public contract) and its settings file;
+//! - adapters, one per port: [`rds`] (instances and snapshots as SQLite files), [`ssm`],
+//!   [`s3`], [`secrets`], [`ecs`] (health-checked rollouts), [`codebuild`] (the Flyway runner as
+//!   a build), [`workflows`] (run requests and task-token callbacks), [`events`] (the local
+//!   EventBridge bus delivering RDS/ECS events to `resume`);
+//! - [`flyway`]: the Flyway-compatible migration runner;
+//! - [`clock`]: the clock resources become ready on (the engine's virtual clock during a run);
+//! - [`ports`]: all adapters built together, and the core `Ports` bundle;
+//! - [`sqlite`]: opening metadata databases and copying databases with the backup API;
+//! - [`error`]: `LocalError`.
+
+pub mod clock;
+pub mod codebuild;
+pub mod ecs;
+pub mod error;
+pub mod events;
+pub mod flyway;
+pub mod layout;
+pub mod ports;
+pub mod rds;
+pub mod s3;
+pub mod secrets;
+pub mod sqlite;
+pub mod ssm;
+pub mod workflows;
+
+pub use error::LocalError;
+pub use layout::{Layout, StateConfig};
+pub use ports::LocalPorts;

@@ -1,0 +1,199 @@
+//! Local CodeBuild: a "build" runs the Flyway-compatible runner against a local instance, with
+//! the release's scripts read from local S3. Builds are recorded in `<state>/codebuild/builds.sqlite`
+//! and reported with CodeBuild's status words (SUCCEEDED, FAILED).
+
+use crate::clock::Clock;
+use crate::error::sql_step_error;
+use crate::flyway::{self, FlywayError, MigrateOptions, Script};
+use crate::layout::{Layout, MIGRATION_PROJECT};
+use crate::rds::LocalDatabases;
+use crate::s3::LocalObjects;
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::sync::{Arc, Mutex};
+use tenantflow_core::ports::{Migrations, MigrationRequest, MigrationStatus};
+use tenantflow_core::StepError;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS builds (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    instance_id TEXT NOT NULL,
+    release TEXT NOT NULL,
+    status TEXT NOT NULL,
+    message TEXT,
+    applied TEXT NOT NULL DEFAULT '[]',
+    schema_version TEXT,
+    started_at TEXT NOT NULL,
+    ended_at TEXT
+);";
+
+pub struct LocalMigrations {
+    layout: Layout,
+    conn: Mutex<Connection>,
+    clock: Arc<dyn Clock>,
+    objects: Arc<LocalObjects>,
+    databases: Arc<LocalDatabases>,
+}
+
+/// A finished build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildResult {
+    pub id: String,
+    pub status: String,
+    pub message: Option<String>,
+    pub schema_version: Option<String>,
+    pub applied: Vec<String>,
+}
+
+impl LocalMigrations {
+    pub fn open(
+        layout: &Layout,
+        clock: Arc<dyn Clock>,
+        objects: Arc<LocalObjects>,
+        databases: Arc<LocalDatabases>,
+    ) -> rusqlite::Result<Self> {
+        if let Some(dir) = layout.builds().parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        Ok(LocalMigrations {
+            layout: layout.clone(),
+            conn: Mutex::new(crate::sqlite::open_meta(&layout.builds(), SCHEMA)?),
+            clock,
+            objects,
+            databases,
+        })
+    }
+
+    fn with<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StepError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| StepError::Internal("build registry poisoned".into()))?;
+        f(&conn).map_err(|e| sql_step_error(&format!("build registry {what}"), e))
+    }
+
+    /// The release's scripts from local S3 (top level of the prefix, `*.sql`).
+    fn scripts(&self, bucket: &str, prefix: &str) -> Result<Vec<Script>, String> {
+        let keys = self
+            .objects
+            .list_sync(bucket, prefix)
+            .map_err(|e| e.to_string())?;
+        let mut out = vec![];
+        for key in keys {
+            let Some(name) = key.strip_prefix(prefix) else { continue };
+            if name.contains('/') || !name.ends_with(".sql") {
+                continue;
+            }
+            let body = self
+                .objects
+                .get_sync(bucket, &key)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("s3://{bucket}/{key} vanished"))?;
+            out.push(Script::new(name, body));
+        }
+        if out.is_empty() {
+            return Err(format!("no migration scripts under s3://{bucket}/{prefix}"));
+        }
+        Ok(out)
+    }
+
+    /// Runs one build to completion: the Flyway runner on `req.instance_id`.
+    pub async fn run_build(&self, req: &MigrationRequest) -> Result<BuildResult, StepError> {
+        let now = self.clock.now();
+        let id = self.with("start build", |c| {
+            let seq: i64 =
+                c.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM builds", [], |r| r.get(0))?;
+            let id = format!("{MIGRATION_PROJECT}:{:08x}-{seq:06}", now.timestamp() as u32);
+            c.execute(
+                "INSERT INTO builds (seq, id, instance_id, release, status, started_at)
+                 VALUES (?1, ?2, ?3, ?4, 'IN_PROGRESS', ?5)",
+                params![seq, id, req.instance_id.as_str(), req.release, now.to_rfc3339()],
+            )?;
+            Ok(id)
+        })?;
+
+        let outcome: Result<flyway::MigrateReport, String> = async {
+            let inst = self
+                .databases
+                .describe_instance_sync(&req.instance_id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("DB instance {} not found", req.instance_id))?;
+            if inst.status != "available" {
+                return Err(format!("DB instance {} is {}", req.instance_id, inst.status));
+            }
+            let scripts = self.scripts(&req.bucket, &req.prefix)?;
+            let path = self.layout.instance_file(req.instance_id.as_str());
+            let opts = MigrateOptions {
+                installed_by: "tenantflow".into(),
+                installed_on: Some(now.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
+            };
+            tokio::task::spawn_blocking(move || flyway::migrate_path(&path, &scripts, &opts))
+                .await
+                .map_err(|e| format!("build task failed: {e}"))?
+                .map_err(|e: FlywayError| e.to_string())
+        }
+        .await;
+
+        let ended = self.clock.now().to_rfc3339();
+        let result = match outcome {
+            Ok(report) => BuildResult {
+                id: id.clone(),
+                status: "SUCCEEDED".into(),
+                message: None,
+                schema_version: report.schema_version,
+                applied: report.applied.into_iter().map(|a| a.script).collect(),
+            },
+            Err(message) => BuildResult {
+                id: id.clone(),
+                status: "FAILED".into(),
+                message: Some(message),
+                schema_version: None,
+                applied: vec![],
+            },
+        };
+        let applied = serde_json::to_string(&result.applied).unwrap_or_else(|_| "[]".into());
+        self.with("finish build", |c| {
+            c.execute(
+                "UPDATE builds SET status = ?2, message = ?3, applied = ?4, schema_version = ?5, ended_at = ?6 WHERE id = ?1",
+                params![id, result.status, result.message, applied, result.schema_version, ended],
+            )
+            .map(|_| ())
+        })?;
+        Ok(result)
+    }
+}
+
+#[async_trait]
+impl Migrations for LocalMigrations {
+    async fn start(&self, req: &MigrationRequest) -> Result<MigrationStatus, StepError> {
+        let r = self.run_build(req).await?;
+        Ok(MigrationStatus {
+            build_id: r.id,
+            status: r.status,
+            message: r.message,
+        })
+    }
+
+    async fn status(&self, build_id: &str) -> Result<MigrationStatus, StepError> {
+        let row = self.with("describe build", |c| {
+            c.query_row(
+                "SELECT status, message FROM builds WHERE id = ?1",
+                [build_id],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+            )
+            .optional()
+        })?;
+        let (status, message) =
+            row.ok_or_else(|| StepError::NotFound(format!("build {build_id}")))?;
+        Ok(MigrationStatus {
+            build_id: build_id.to_string(),
+            status,
+            message,
+        })
+    }
+}

@@ -1,0 +1,265 @@
+//! Local ECS: each tenant has a service; a forced deployment becomes COMPLETED if the release's
+//! health-check SQL succeeds against the database the active pointer names when the rollout
+//! starts, and FAILED otherwise. The verdict is taken at the start; the deployment reports
+//! IN_PROGRESS until the simulated rollout time has passed on the run's clock, then an
+//! `ECS Deployment State Change` event goes out on the local bus.
+//!
+//! Services and deployments live in `<state>/ecs/registry.sqlite`.
+
+use crate::clock::Clock;
+use crate::error::sql_step_error;
+use crate::events::LocalBus;
+use crate::layout::{Layout, RELEASE_BUCKET};
+use crate::s3::LocalObjects;
+use crate::ssm::LocalParameters;
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tenantflow_core::manifest::release_prefix;
+use tenantflow_core::model::{ActivePointer, ServiceRef};
+use tenantflow_core::names::Namespace;
+use tenantflow_core::ports::{DeploymentStatus, Services};
+use tenantflow_core::StepError;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS services (
+    cluster TEXT NOT NULL,
+    service TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    desired INTEGER NOT NULL DEFAULT 2,
+    PRIMARY KEY (cluster, service)
+);
+CREATE TABLE IF NOT EXISTS deployments (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    cluster TEXT NOT NULL,
+    service TEXT NOT NULL,
+    rollout_state TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    running INTEGER NOT NULL,
+    desired INTEGER NOT NULL,
+    instance_id TEXT,
+    reason TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+);";
+
+/// The health check used when a release declares none.
+pub const DEFAULT_HEALTH_SQL: &str = "SELECT 1";
+
+pub struct LocalServices {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    layout: Layout,
+    conn: Mutex<Connection>,
+    clock: Arc<dyn Clock>,
+    bus: Arc<LocalBus>,
+    params: Arc<LocalParameters>,
+    objects: Arc<LocalObjects>,
+    rollout_seconds: u64,
+}
+
+impl Inner {
+    fn with<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StepError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| StepError::Internal("ecs registry poisoned".into()))?;
+        f(&conn).map_err(|e| sql_step_error(&format!("ecs registry {what}"), e))
+    }
+
+    /// Judges a rollout now: Ok(instance) when healthy, Err(reason) when not.
+    fn judge(&self, ns: &str) -> Result<(String, String), String> {
+        let ns = Namespace::parse(ns).map_err(|e| e.to_string())?;
+        let ptr = self
+            .params
+            .get_sync(&ns.paths().pointer)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{ns} has no active pointer"))?;
+        let ptr: ActivePointer = serde_json::from_str(&ptr.value)
+            .map_err(|e| format!("active pointer of {ns} is not valid: {e}"))?;
+        let sql = self.health_sql(&ptr.release);
+        let file = self.layout.instance_file(ptr.instance_id.as_str());
+        let instance = ptr.instance_id.to_string();
+        if !file.is_file() {
+            return Err(format!("{instance}: database file {} is missing", file.display()));
+        }
+        let conn = Connection::open_with_flags(&file, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| format!("{instance}: {e}"))?;
+        run_health_check(&conn, &sql).map_err(|e| format!("health check failed on {instance}: {e}"))?;
+        Ok((instance, sql))
+    }
+
+    fn health_sql(&self, release: &str) -> String {
+        let key = format!("{}manifest.json", release_prefix(release));
+        self.objects
+            .get_sync(RELEASE_BUCKET, &key)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|m| {
+                m.get("healthCheck")
+                    .and_then(|h| h.get("sql"))
+                    .and_then(|s| s.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| DEFAULT_HEALTH_SQL.to_string())
+    }
+}
+
+/// Runs every statement of `sql` on a read-only connection; any error is a failed check.
+pub fn run_health_check(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.execute_batch(sql)
+}
+
+impl LocalServices {
+    pub fn open(
+        layout: &Layout,
+        clock: Arc<dyn Clock>,
+        bus: Arc<LocalBus>,
+        params: Arc<LocalParameters>,
+        objects: Arc<LocalObjects>,
+        rollout_seconds: u64,
+    ) -> rusqlite::Result<Self> {
+        if let Some(dir) = layout.ecs_registry().parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = crate::sqlite::open_meta(&layout.ecs_registry(), SCHEMA)?;
+        Ok(LocalServices {
+            inner: Arc::new(Inner {
+                layout: layout.clone(),
+                conn: Mutex::new(conn),
+                clock,
+                bus,
+                params,
+                objects,
+                rollout_seconds,
+            }),
+        })
+    }
+
+    /// Registers (or re-registers) the service of a tenant.
+    pub fn register_service(&self, service: &ServiceRef, ns: &Namespace) -> Result<(), StepError> {
+        self.inner.with("register service", |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO services (cluster, service, namespace) VALUES (?1, ?2, ?3)",
+                params![service.cluster, service.service, ns.as_str()],
+            )
+            .map(|_| ())
+        })
+    }
+}
+
+#[async_trait]
+impl Services for LocalServices {
+    async fn force_deployment(&self, service: &ServiceRef) -> Result<String, StepError> {
+        let inner = &self.inner;
+        let row = inner.with("find service", |c| {
+            c.query_row(
+                "SELECT namespace, desired FROM services WHERE cluster = ?1 AND service = ?2",
+                params![service.cluster, service.service],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)),
+            )
+            .optional()
+        })?;
+        let Some((ns, desired)) = row else {
+            return Err(StepError::NotFound(format!(
+                "ECS service {}/{}",
+                service.cluster, service.service
+            )));
+        };
+        let (verdict, instance, reason) = match inner.judge(&ns) {
+            Ok((instance, _)) => ("COMPLETED", Some(instance), String::new()),
+            Err(reason) => ("FAILED", None, reason),
+        };
+        let now = inner.clock.now().to_rfc3339();
+        let id = inner.with("start deployment", |c| {
+            let seq: i64 = c.query_row(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM deployments",
+                [],
+                |r| r.get(0),
+            )?;
+            let id = format!("ecs-svc/{seq:019}");
+            c.execute(
+                "INSERT INTO deployments (seq, id, cluster, service, rollout_state, verdict, running, desired, instance_id, reason, created_at)
+                 VALUES (?1, ?2, ?3, ?4, 'IN_PROGRESS', ?5, 0, ?6, ?7, ?8, ?9)",
+                params![seq, id, service.cluster, service.service, verdict, desired, instance, reason, now],
+            )?;
+            Ok(id)
+        })?;
+        let inner2 = inner.clone();
+        let svc = service.clone();
+        let dep = id.clone();
+        tokio::spawn(async move {
+            inner2
+                .clock
+                .sleep(Duration::from_secs(inner2.rollout_seconds))
+                .await;
+            let done = inner2.with("finish deployment", |c| {
+                c.execute(
+                    "UPDATE deployments SET rollout_state = verdict,
+                       running = CASE verdict WHEN 'COMPLETED' THEN desired ELSE 0 END
+                     WHERE id = ?1 AND rollout_state = 'IN_PROGRESS'",
+                    [&dep],
+                )?;
+                c.query_row(
+                    "SELECT verdict, reason FROM deployments WHERE id = ?1",
+                    [&dep],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )
+            });
+            if let Ok((state, reason)) = done {
+                inner2
+                    .bus
+                    .deployment_event(&svc.cluster, &svc.service, &dep, &state, &reason)
+                    .await;
+            }
+        });
+        Ok(id)
+    }
+
+    async fn deployment(
+        &self,
+        service: &ServiceRef,
+        id: &str,
+    ) -> Result<Option<DeploymentStatus>, StepError> {
+        self.inner.with("describe deployment", |c| {
+            let row = c
+                .query_row(
+                    "SELECT d.rollout_state, d.running, d.desired,
+                        d.seq = (SELECT MAX(seq) FROM deployments x WHERE x.cluster = d.cluster AND x.service = d.service)
+                     FROM deployments d WHERE d.id = ?1 AND d.cluster = ?2 AND d.service = ?3",
+                    params![id, service.cluster, service.service],
+                    |r| {
+                        Ok(DeploymentStatus {
+                            id: id.to_string(),
+                            rollout_state: r.get(0)?,
+                            running: r.get(1)?,
+                            desired: r.get(2)?,
+                            primary: r.get(3)?,
+                        })
+                    },
+                )
+                .optional()?;
+            Ok(row)
+        })
+    }
+}
+
+/// The reason a deployment failed, if it did (for reports and tests).
+impl LocalServices {
+    pub fn deployment_reason(&self, id: &str) -> Result<Option<String>, StepError> {
+        self.inner.with("deployment reason", |c| {
+            c.query_row("SELECT reason FROM deployments WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+    }
+}

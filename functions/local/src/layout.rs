@@ -1,0 +1,235 @@
+//! The state directory layout (DESIGN §7, a public contract) and the local settings file.
+//!
+//! ```text
+//! <state>/tenantflow-state.json              marker + local settings (quota limits, simulated durations)
+//! <state>/rds/instances/<instance-id>.sqlite one "DB instance" = one SQLite file
+//! <state>/rds/snapshots/<snapshot-id>.sqlite
+//! <state>/rds/registry.sqlite                instance/snapshot metadata: status, tags, deletion protection
+//! <state>/ssm.sqlite                         parameter_versions(name, version, value, modified_at)
+//! <state>/s3/<bucket>/<key>
+//! <state>/secrets.json                       {"<secret id>": "<value>"}
+//! <state>/ecs/registry.sqlite                services and their deployments
+//! <state>/codebuild/builds.sqlite            migration builds
+//! <state>/events.jsonl                       every event put on the local EventBridge bus
+//! <state>/runs/<run-name>/…                  request, history and report of each local run
+//! ```
+
+use crate::error::LocalError;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Name of the marker file that makes a directory a state directory.
+pub const MARKER: &str = "tenantflow-state.json";
+/// Format tag written into the marker.
+pub const FORMAT: &str = "tenantflow-local/1";
+/// The local release bucket (`${ReleaseBucket}`).
+pub const RELEASE_BUCKET: &str = "tenantflow-releases";
+/// The local CodeBuild project (`${MigrationProjectName}`).
+pub const MIGRATION_PROJECT: &str = "tenantflow-migrate";
+
+/// Quota limits of the local "account". Generous by default; tests lower them to hit QuotaExceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    pub instances: u32,
+    pub snapshots: u32,
+    pub builds: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            instances: 1000,
+            snapshots: 1000,
+            builds: 1000,
+        }
+    }
+}
+
+/// How long local resources take to become ready, in simulated (virtual-clock) seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Durations {
+    pub snapshot_seconds: u64,
+    pub restore_seconds: u64,
+    pub rollout_seconds: u64,
+    pub build_seconds: u64,
+}
+
+impl Default for Durations {
+    fn default() -> Self {
+        Durations {
+            snapshot_seconds: 300,
+            restore_seconds: 900,
+            rollout_seconds: 240,
+            build_seconds: 120,
+        }
+    }
+}
+
+/// Contents of the marker file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateConfig {
+    pub format: String,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub durations: Durations,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            format: FORMAT.to_string(),
+            limits: Limits::default(),
+            durations: Durations::default(),
+        }
+    }
+}
+
+/// Paths inside one state directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &Path) -> Self {
+        Layout {
+            root: root.to_path_buf(),
+        }
+    }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn marker(&self) -> PathBuf {
+        self.root.join(MARKER)
+    }
+    pub fn instances_dir(&self) -> PathBuf {
+        self.root.join("rds").join("instances")
+    }
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("rds").join("snapshots")
+    }
+    pub fn instance_file(&self, id: &str) -> PathBuf {
+        self.instances_dir().join(format!("{id}.sqlite"))
+    }
+    pub fn snapshot_file(&self, id: &str) -> PathBuf {
+        self.snapshots_dir().join(format!("{id}.sqlite"))
+    }
+    pub fn rds_registry(&self) -> PathBuf {
+        self.root.join("rds").join("registry.sqlite")
+    }
+    pub fn ssm(&self) -> PathBuf {
+        self.root.join("ssm.sqlite")
+    }
+    pub fn s3_dir(&self) -> PathBuf {
+        self.root.join("s3")
+    }
+    pub fn secrets(&self) -> PathBuf {
+        self.root.join("secrets.json")
+    }
+    pub fn ecs_registry(&self) -> PathBuf {
+        self.root.join("ecs").join("registry.sqlite")
+    }
+    pub fn builds(&self) -> PathBuf {
+        self.root.join("codebuild").join("builds.sqlite")
+    }
+    pub fn events_log(&self) -> PathBuf {
+        self.root.join("events.jsonl")
+    }
+    pub fn runs_dir(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+    pub fn run_dir(&self, run: &str) -> PathBuf {
+        self.runs_dir().join(run)
+    }
+
+    /// Creates the directory skeleton and the marker (keeps an existing marker's settings).
+    pub fn create(&self) -> Result<StateConfig, LocalError> {
+        if self.root.exists() && !self.root.is_dir() {
+            return Err(LocalError::NotAStateDir {
+                path: self.root.clone(),
+                reason: "it is a file".into(),
+            });
+        }
+        if self.marker().exists() {
+            return self.read_config();
+        }
+        if self.root.is_dir() {
+            let mut entries =
+                std::fs::read_dir(&self.root).map_err(|e| LocalError::io(&self.root, e))?;
+            if entries.next().is_some() {
+                return Err(LocalError::NotAStateDir {
+                    path: self.root.clone(),
+                    reason: format!("it is not empty and has no {MARKER}; refusing to use it"),
+                });
+            }
+        }
+        for d in [
+            self.instances_dir(),
+            self.snapshots_dir(),
+            self.s3_dir().join(RELEASE_BUCKET),
+            self.root.join("ecs"),
+            self.root.join("codebuild"),
+            self.runs_dir(),
+        ] {
+            std::fs::create_dir_all(&d).map_err(|e| LocalError::io(&d, e))?;
+        }
+        let config = StateConfig::default();
+        self.write_config(&config)?;
+        Ok(config)
+    }
+
+    pub fn read_config(&self) -> Result<StateConfig, LocalError> {
+        let marker = self.marker();
+        let text = std::fs::read_to_string(&marker).map_err(|e| LocalError::NotAStateDir {
+            path: self.root.clone(),
+            reason: format!("cannot read {}: {e}", marker.display()),
+        })?;
+        let config: StateConfig =
+            serde_json::from_str(&text).map_err(|e| LocalError::NotAStateDir {
+                path: self.root.clone(),
+                reason: format!("{} is not valid: {e}", marker.display()),
+            })?;
+        if config.format != FORMAT {
+            return Err(LocalError::NotAStateDir {
+                path: self.root.clone(),
+                reason: format!(
+                    "{} has format {:?}, expected {FORMAT:?}",
+                    marker.display(),
+                    config.format
+                ),
+            });
+        }
+        Ok(config)
+    }
+
+    pub fn write_config(&self, config: &StateConfig) -> Result<(), LocalError> {
+        let marker = self.marker();
+        let text = serde_json::to_string_pretty(config)
+            .map_err(|e| LocalError::Other(format!("serialize config: {e}")))?;
+        write_atomic(&marker, text.as_bytes()).map_err(|e| LocalError::io(&marker, e))
+    }
+}
+
+/// Writes `bytes` to `path` via a temporary file and a rename, so readers never see half a file.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = tmp_path(path);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// `<path>.tmp-<pid>-<n>`: a sibling temporary name unique within this process.
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp-{}-{n}", std::process::id()));
+    path.with_file_name(name)
+}

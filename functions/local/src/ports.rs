@@ -1,0 +1,107 @@
+//! [`LocalPorts`]: every port on one state directory, built once, plus the core `Ports` bundle.
+
+use crate::clock::{Clock, SwitchClock, SystemClock};
+use crate::codebuild::LocalMigrations;
+use crate::ecs::LocalServices;
+use crate::error::LocalError;
+use crate::events::LocalBus;
+use crate::layout::{Layout, StateConfig};
+use crate::rds::LocalDatabases;
+use crate::s3::LocalObjects;
+use crate::secrets::LocalSecrets;
+use crate::ssm::LocalParameters;
+use crate::workflows::LocalWorkflows;
+use std::sync::Arc;
+use tenantflow_core::steps::{Ports, Settings};
+
+/// The local adapters, typed (for the local API) and as the core [`Ports`] bundle (for steps).
+#[derive(Clone)]
+pub struct LocalPorts {
+    pub layout: Layout,
+    pub config: StateConfig,
+    pub clock: Arc<SwitchClock>,
+    pub bus: Arc<LocalBus>,
+    pub databases: Arc<LocalDatabases>,
+    pub parameters: Arc<LocalParameters>,
+    pub objects: Arc<LocalObjects>,
+    pub secrets: Arc<LocalSecrets>,
+    pub services: Arc<LocalServices>,
+    pub migrations: Arc<LocalMigrations>,
+    pub workflows: Arc<LocalWorkflows>,
+    pub settings: Settings,
+}
+
+impl LocalPorts {
+    /// Opens every port on the state directory `layout` (which must exist).
+    pub fn open(layout: &Layout, config: StateConfig) -> Result<LocalPorts, LocalError> {
+        let clock = SwitchClock::new(Arc::new(SystemClock));
+        let dyn_clock: Arc<dyn Clock> = clock.clone();
+        let bus = LocalBus::new(layout.events_log(), dyn_clock.clone());
+        let databases = Arc::new(
+            LocalDatabases::open(
+                layout,
+                dyn_clock.clone(),
+                bus.clone(),
+                config.limits,
+                config.durations,
+            )
+            .map_err(|e| LocalError::sqlite(&layout.rds_registry(), e))?,
+        );
+        let parameters = Arc::new(
+            LocalParameters::open(&layout.ssm(), dyn_clock.clone())
+                .map_err(|e| LocalError::sqlite(&layout.ssm(), e))?,
+        );
+        let objects = Arc::new(LocalObjects::new(&layout.s3_dir()));
+        let secrets = Arc::new(LocalSecrets::new(&layout.secrets()));
+        let services = Arc::new(
+            LocalServices::open(
+                layout,
+                dyn_clock.clone(),
+                bus.clone(),
+                parameters.clone(),
+                objects.clone(),
+                config.durations.rollout_seconds,
+            )
+            .map_err(|e| LocalError::sqlite(&layout.ecs_registry(), e))?,
+        );
+        let migrations = Arc::new(
+            LocalMigrations::open(layout, dyn_clock, objects.clone(), databases.clone())
+                .map_err(|e| LocalError::sqlite(&layout.builds(), e))?,
+        );
+        let workflows = Arc::new(LocalWorkflows::new(&layout.runs_dir()));
+        let settings = Settings {
+            default_max_concurrency: 10,
+            build_concurrency: config.limits.builds,
+            default_cluster: "tenantflow".into(),
+        };
+        Ok(LocalPorts {
+            layout: layout.clone(),
+            config,
+            clock,
+            bus,
+            databases,
+            parameters,
+            objects,
+            secrets,
+            services,
+            migrations,
+            workflows,
+            settings,
+        })
+    }
+
+    /// The core `Ports` bundle over these adapters.
+    pub fn ports(&self) -> Ports {
+        Ports {
+            databases: self.databases.clone(),
+            parameters: self.parameters.clone(),
+            secrets: self.secrets.clone(),
+            migrations: self.migrations.clone(),
+            services: self.services.clone(),
+            workflows: self.workflows.clone(),
+            objects: self.objects.clone(),
+            events: self.bus.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+}

@@ -1,0 +1,476 @@
+//! Local RDS: one DB instance = one SQLite file under `<state>/rds/instances/`, one manual snapshot
+//! = one SQLite file under `<state>/rds/snapshots/`. Metadata (status, tags, deletion protection,
+//! source, creation time) lives in `<state>/rds/registry.sqlite`; an instance's endpoint is the
+//! path of its file and its port is 0.
+//!
+//! Snapshot and restore copy the file at once with the SQLite online backup API (so a snapshot is
+//! point-in-time, as on RDS), report status `creating`, and become `available` after the
+//! simulated duration on the run's clock, when an RDS event goes out on the local bus.
+
+use crate::clock::Clock;
+use crate::error::sql_step_error;
+use crate::events::LocalBus;
+use crate::layout::{Durations, Layout, Limits};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tenantflow_core::names::{InstanceId, SnapshotId};
+use tenantflow_core::ports::{
+    Databases, DbInstance, DbSnapshot, Headroom, RestoreRequest, Tags,
+};
+use tenantflow_core::StepError;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS instances (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    deletion_protection INTEGER NOT NULL DEFAULT 0,
+    tags TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    source_snapshot TEXT,
+    template TEXT
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    id TEXT PRIMARY KEY,
+    source_instance TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    tags TEXT NOT NULL DEFAULT '{}'
+);";
+
+pub struct LocalDatabases {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    layout: Layout,
+    conn: Mutex<Connection>,
+    clock: Arc<dyn Clock>,
+    bus: Arc<LocalBus>,
+    limits: Limits,
+    durations: Durations,
+}
+
+fn parse_tags(s: &str) -> Tags {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+fn tags_json(t: &Tags) -> String {
+    serde_json::to_string(t).unwrap_or_else(|_| "{}".into())
+}
+
+/// True when every requested tag is present with the same value (the resource is this run's).
+fn tags_match(existing: &Tags, wanted: &Tags) -> bool {
+    wanted.iter().all(|(k, v)| existing.get(k) == Some(v))
+}
+
+impl Inner {
+    fn with<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StepError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| StepError::Internal("rds registry poisoned".into()))?;
+        f(&conn).map_err(|e| sql_step_error(&format!("rds registry {what}"), e))
+    }
+
+    fn instance_row(&self, id: &str) -> Result<Option<DbInstance>, StepError> {
+        let endpoint = self.layout.instance_file(id).display().to_string();
+        let row = self.with("describe instance", |c| {
+            c.query_row(
+                "SELECT status, deletion_protection, tags FROM instances WHERE id = ?1",
+                [id],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, String>(2)?)),
+            )
+            .optional()
+        })?;
+        let Some((status, dp, tags)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(DbInstance {
+            id: InstanceId::parse(id)?,
+            status,
+            endpoint,
+            port: 0,
+            deletion_protection: dp,
+            tags: parse_tags(&tags),
+        }))
+    }
+
+    fn snapshot_row(&self, id: &str) -> Result<Option<DbSnapshot>, StepError> {
+        let row = self.with("describe snapshot", |c| {
+            c.query_row(
+                "SELECT source_instance, status, created_at, tags FROM snapshots WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
+            )
+            .optional()
+        })?;
+        let Some((source, status, created, tags)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(DbSnapshot {
+            id: SnapshotId::parse(id)?,
+            source_instance: source,
+            status,
+            created_at: Some(created),
+            tags: parse_tags(&tags),
+        }))
+    }
+
+    fn count(&self, table: &str) -> Result<u32, StepError> {
+        let sql = format!("SELECT count(*) FROM {table}");
+        self.with("count", |c| c.query_row(&sql, [], |r| r.get::<_, u32>(0)))
+    }
+}
+
+impl LocalDatabases {
+    pub fn open(
+        layout: &Layout,
+        clock: Arc<dyn Clock>,
+        bus: Arc<LocalBus>,
+        limits: Limits,
+        durations: Durations,
+    ) -> rusqlite::Result<Self> {
+        let conn = crate::sqlite::open_meta(&layout.rds_registry(), SCHEMA)?;
+        Ok(LocalDatabases {
+            inner: Arc::new(Inner {
+                layout: layout.clone(),
+                conn: Mutex::new(conn),
+                clock,
+                bus,
+                limits,
+                durations,
+            }),
+        })
+    }
+
+    /// Registers an existing instance file as an `available` instance (used by `init`).
+    pub fn register_instance(
+        &self,
+        id: &InstanceId,
+        tags: &Tags,
+        deletion_protection: bool,
+    ) -> Result<(), StepError> {
+        let now = self.inner.clock.now().to_rfc3339();
+        self.inner.with("register instance", |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO instances (id, status, deletion_protection, tags, created_at)
+                 VALUES (?1, 'available', ?2, ?3, ?4)",
+                params![id.as_str(), deletion_protection, tags_json(tags), now],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Every registered instance id and snapshot id (for status / orphan reports).
+    pub fn all_ids(&self) -> Result<(Vec<String>, Vec<String>), StepError> {
+        self.inner.with("list ids", |c| {
+            let ids = |sql: &str| -> rusqlite::Result<Vec<String>> {
+                let mut s = c.prepare(sql)?;
+                let rows = s.query_map([], |r| r.get(0))?;
+                rows.collect()
+            };
+            Ok((
+                ids("SELECT id FROM instances ORDER BY id")?,
+                ids("SELECT id FROM snapshots ORDER BY id")?,
+            ))
+        })
+    }
+
+    /// Synchronous describe, for callers outside the async ports.
+    pub fn describe_instance_sync(&self, id: &InstanceId) -> Result<Option<DbInstance>, StepError> {
+        self.inner.instance_row(id.as_str())
+    }
+
+    fn spawn_ready(&self, kind: Kind, id: String, seconds: u64) {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            inner.clock.sleep(Duration::from_secs(seconds)).await;
+            let table = match kind {
+                Kind::Snapshot => "snapshots",
+                Kind::Instance => "instances",
+            };
+            let sql =
+                format!("UPDATE {table} SET status = 'available' WHERE id = ?1 AND status = 'creating'");
+            // A resource deleted while it was being created gets no event.
+            let changed = inner
+                .with("mark available", |c| c.execute(&sql, [&id]))
+                .unwrap_or(0);
+            if changed == 0 {
+                return;
+            }
+            match kind {
+                Kind::Snapshot => inner.bus.snapshot_event(&id, true).await,
+                Kind::Instance => {
+                    inner
+                        .bus
+                        .instance_event(&id, true, "Restored from snapshot")
+                        .await
+                }
+            }
+        });
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Snapshot,
+    Instance,
+}
+
+async fn copy_file(src: std::path::PathBuf, dst: std::path::PathBuf) -> Result<(), String> {
+    tokio::task::spawn_blocking(move || crate::sqlite::backup_copy(&src, &dst))
+        .await
+        .map_err(|e| format!("copy task failed: {e}"))?
+}
+
+#[async_trait]
+impl Databases for LocalDatabases {
+    async fn describe_instance(&self, id: &InstanceId) -> Result<Option<DbInstance>, StepError> {
+        self.inner.instance_row(id.as_str())
+    }
+
+    async fn describe_snapshot(&self, id: &SnapshotId) -> Result<Option<DbSnapshot>, StepError> {
+        self.inner.snapshot_row(id.as_str())
+    }
+
+    async fn create_snapshot(
+        &self,
+        source: &InstanceId,
+        id: &SnapshotId,
+        tags: &Tags,
+    ) -> Result<DbSnapshot, StepError> {
+        let inner = &self.inner;
+        if let Some(existing) = inner.snapshot_row(id.as_str())? {
+            if tags_match(&existing.tags, tags) {
+                return Ok(existing);
+            }
+            return Err(StepError::Conflict(format!(
+                "snapshot {id} exists and does not belong to this run"
+            )));
+        }
+        let Some(src) = inner.instance_row(source.as_str())? else {
+            return Err(StepError::NotFound(format!("DB instance {source}")));
+        };
+        if src.status != "available" {
+            return Err(StepError::NotReady {
+                resource: format!("DB instance {source}"),
+                status: src.status,
+            });
+        }
+        if inner.count("snapshots")? >= inner.limits.snapshots {
+            return Err(StepError::QuotaExceeded(format!(
+                "manual snapshot quota of {} reached",
+                inner.limits.snapshots
+            )));
+        }
+        let now = inner.clock.now().to_rfc3339();
+        let inserted = inner.with("create snapshot", |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO snapshots (id, source_instance, status, created_at, tags)
+                 VALUES (?1, ?2, 'creating', ?3, ?4)",
+                params![id.as_str(), source.as_str(), now, tags_json(tags)],
+            )
+        })?;
+        if inserted == 0 {
+            // A concurrent call created it first: same idempotency rule.
+            return match inner.snapshot_row(id.as_str())? {
+                Some(s) if tags_match(&s.tags, tags) => Ok(s),
+                _ => Err(StepError::Conflict(format!(
+                    "snapshot {id} exists and does not belong to this run"
+                ))),
+            };
+        }
+        let src_file = inner.layout.instance_file(source.as_str());
+        let dst_file = inner.layout.snapshot_file(id.as_str());
+        if let Err(e) = copy_file(src_file.clone(), dst_file).await {
+            let _ = inner.with("drop failed snapshot", |c| {
+                c.execute("DELETE FROM snapshots WHERE id = ?1", [id.as_str()])
+            });
+            return Err(StepError::Internal(format!(
+                "snapshot of {source} failed: tenant database {} is corrupt or missing: {e}",
+                src_file.display()
+            )));
+        }
+        self.spawn_ready(
+            Kind::Snapshot,
+            id.as_str().to_string(),
+            inner.durations.snapshot_seconds,
+        );
+        inner
+            .snapshot_row(id.as_str())?
+            .ok_or_else(|| StepError::Internal(format!("snapshot {id} vanished")))
+    }
+
+    async fn restore_instance(&self, req: &RestoreRequest) -> Result<DbInstance, StepError> {
+        let inner = &self.inner;
+        if let Some(existing) = inner.instance_row(req.target.as_str())? {
+            if tags_match(&existing.tags, &req.tags) {
+                return Ok(existing);
+            }
+            return Err(StepError::Conflict(format!(
+                "DB instance {} exists and does not belong to this run",
+                req.target
+            )));
+        }
+        let Some(snap) = inner.snapshot_row(req.snapshot.as_str())? else {
+            return Err(StepError::NotFound(format!("DB snapshot {}", req.snapshot)));
+        };
+        if snap.status != "available" {
+            return Err(StepError::NotReady {
+                resource: format!("DB snapshot {}", req.snapshot),
+                status: snap.status,
+            });
+        }
+        if inner.count("instances")? >= inner.limits.instances {
+            return Err(StepError::QuotaExceeded(format!(
+                "DB instance quota of {} reached",
+                inner.limits.instances
+            )));
+        }
+        let now = inner.clock.now().to_rfc3339();
+        let inserted = inner.with("restore", |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO instances
+                   (id, status, deletion_protection, tags, created_at, source_snapshot, template)
+                 VALUES (?1, 'creating', 0, ?2, ?3, ?4, ?5)",
+                params![
+                    req.target.as_str(),
+                    tags_json(&req.tags),
+                    now,
+                    req.snapshot.as_str(),
+                    req.template.as_str()
+                ],
+            )
+        })?;
+        if inserted == 0 {
+            return match inner.instance_row(req.target.as_str())? {
+                Some(i) if tags_match(&i.tags, &req.tags) => Ok(i),
+                _ => Err(StepError::Conflict(format!(
+                    "DB instance {} exists and does not belong to this run",
+                    req.target
+                ))),
+            };
+        }
+        let src = inner.layout.snapshot_file(req.snapshot.as_str());
+        let dst = inner.layout.instance_file(req.target.as_str());
+        if let Err(e) = copy_file(src, dst).await {
+            let _ = inner.with("drop failed restore", |c| {
+                c.execute("DELETE FROM instances WHERE id = ?1", [req.target.as_str()])
+            });
+            return Err(StepError::Internal(format!(
+                "restore of {} failed: {e}",
+                req.snapshot
+            )));
+        }
+        self.spawn_ready(
+            Kind::Instance,
+            req.target.as_str().to_string(),
+            inner.durations.restore_seconds,
+        );
+        inner
+            .instance_row(req.target.as_str())?
+            .ok_or_else(|| StepError::Internal(format!("instance {} vanished", req.target)))
+    }
+
+    async fn set_deletion_protection(&self, id: &InstanceId, on: bool) -> Result<(), StepError> {
+        let n = self.inner.with("set deletion protection", |c| {
+            c.execute(
+                "UPDATE instances SET deletion_protection = ?2 WHERE id = ?1",
+                params![id.as_str(), on],
+            )
+        })?;
+        if n == 0 {
+            return Err(StepError::NotFound(format!("DB instance {id}")));
+        }
+        Ok(())
+    }
+
+    async fn delete_instance(&self, id: &InstanceId) -> Result<(), StepError> {
+        let Some(inst) = self.inner.instance_row(id.as_str())? else {
+            return Ok(());
+        };
+        if inst.deletion_protection {
+            return Err(StepError::Conflict(format!(
+                "DB instance {id} has deletion protection enabled"
+            )));
+        }
+        let file = self.inner.layout.instance_file(id.as_str());
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(crate::error::io_step_error(&file, e)),
+        }
+        self.inner.with("delete instance", |c| {
+            c.execute("DELETE FROM instances WHERE id = ?1", [id.as_str()])
+                .map(|_| ())
+        })
+    }
+
+    async fn delete_snapshot(&self, id: &SnapshotId) -> Result<(), StepError> {
+        let file = self.inner.layout.snapshot_file(id.as_str());
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(crate::error::io_step_error(&file, e)),
+        }
+        self.inner.with("delete snapshot", |c| {
+            c.execute("DELETE FROM snapshots WHERE id = ?1", [id.as_str()])
+                .map(|_| ())
+        })
+    }
+
+    async fn list_instances(&self, prefix: &str) -> Result<Vec<DbInstance>, StepError> {
+        let ids: Vec<String> = self.inner.with("list instances", |c| {
+            let mut s = c.prepare(
+                "SELECT id FROM instances WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id",
+            )?;
+            let rows = s.query_map([prefix], |r| r.get(0))?;
+            rows.collect()
+        })?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(i) = self.inner.instance_row(&id)? {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_snapshots(&self, prefix: &str) -> Result<Vec<DbSnapshot>, StepError> {
+        let ids: Vec<String> = self.inner.with("list snapshots", |c| {
+            let mut s = c.prepare(
+                "SELECT id FROM snapshots WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id",
+            )?;
+            let rows = s.query_map([prefix], |r| r.get(0))?;
+            rows.collect()
+        })?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(s) = self.inner.snapshot_row(&id)? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn headroom(&self) -> Result<Headroom, StepError> {
+        let inner = &self.inner;
+        Ok(Headroom {
+            instances: inner.limits.instances.saturating_sub(inner.count("instances")?),
+            snapshots: inner.limits.snapshots.saturating_sub(inner.count("snapshots")?),
+        })
+    }
+}

@@ -1,0 +1,89 @@
+//! SQLite helpers: opening metadata databases, and copying a database file with the online backup API.
+
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
+use std::time::Duration;
+
+/// Opens (creating if needed) a metadata database with WAL and a busy timeout, and runs `schema`.
+pub(crate) fn open_meta(path: &Path, schema: &str) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    // WAL + NORMAL: commits do not fsync; a crash can lose the last commits, never corrupt.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute_batch(schema)?;
+    Ok(conn)
+}
+
+/// Opens an existing database file read-write, failing if it does not exist.
+pub(crate) fn open_existing(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    Ok(conn)
+}
+
+/// Checks that `path` is a readable SQLite database (the header and schema can be read).
+pub fn check_database(path: &Path) -> Result<(), String> {
+    if !path.is_file() {
+        return Err("file does not exist".into());
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| e.to_string())?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+/// Copies the database at `src` to a new file `dst` with the SQLite online backup API.
+///
+/// The copy is written to a temporary sibling and renamed into place, so `dst` either does not
+/// exist or is complete. A missing or corrupt source is an error, and `dst` is not created.
+pub fn backup_copy(src: &Path, dst: &Path) -> Result<(), String> {
+    if !src.is_file() {
+        return Err(format!("{}: file does not exist", src.display()));
+    }
+    let from = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("{}: {e}", src.display()))?;
+    from.busy_timeout(Duration::from_secs(30))
+        .map_err(|e| format!("{}: {e}", src.display()))?;
+    if let Some(dir) = dst.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let tmp = crate::layout::tmp_path(dst);
+    let result = (|| -> rusqlite::Result<()> {
+        let mut to = Connection::open(&tmp)?;
+        // The copy is renamed into place only when complete, so it needs no journal of its own.
+        to.pragma_update(None, "journal_mode", "OFF")?;
+        to.pragma_update(None, "synchronous", "OFF")?;
+        let backup = rusqlite::backup::Backup::new(&from, &mut to)?;
+        loop {
+            match backup.step(-1)? {
+                rusqlite::backup::StepResult::Done => break,
+                rusqlite::backup::StepResult::More => continue,
+                rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => continue,
+            }
+        }
+        drop(backup);
+        // The backup copies the source's journal mode into the header; reset it to DELETE so the
+        // copy is an ordinary rollback-journal database like the source.
+        to.pragma_update(None, "journal_mode", "DELETE")?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => std::fs::rename(&tmp, dst).map_err(|e| format!("{}: {e}", dst.display())),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(format!("copy {} → {}: {e}", src.display(), dst.display()))
+        }
+    }
+}
