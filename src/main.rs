@@ -1,2 +1,14 @@
-//! `tenantflow` CLI (skeleton; commands are added as the issues land).
-fn main() {}
+//! `tenantflow`: see `tenantflow --help` and the README.
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = tenantflow::cli::Cli::parse();
+    match tenantflow::cli::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

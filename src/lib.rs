@@ -1,0 +1,18 @@
+//! The `tenantflow` command line: local deploys, the demo, release packing, status and the
+//! benchmark, on top of the embedded local backend (`tenantflow-local`) and the local Step
+//! Functions engine (`statemachine`).
+//!
+//! Layout:
+//! - [`cli`]: the clap definitions of every command and the dispatcher;
+//! - [`commands`]: one module per command (`init`, `deploy`, `status`, `release`, `demo`, `bench`);
+//! - [`fleet`]: example tenant names and the seeded data generator;
+//! - [`pack`]: writing a release folder's `manifest.json`;
+//! - [`examples`]: where the example releases are;
+//! - [`table`]: plain-text tables for terminal output.
+
+pub mod cli;
+pub mod commands;
+pub mod examples;
+pub mod fleet;
+pub mod pack;
+pub mod table;
