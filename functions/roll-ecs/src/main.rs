@@ -1,2 +1,9 @@
-//! Lambda entry point for the `roll-ecs` step (placeholder until wired).
-fn main() {}
+//! Lambda `roll-ecs`: runs the `roll-ecs` step of tenantflow on AWS. All logic lives in
+//! `tenantflow-core`; `tenantflow_aws::lambda::run_step` builds the adapters once and runs the loop.
+
+use tenantflow_core::steps::StepName;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tenantflow_aws::lambda::run_step(StepName::RollEcs).await
+}

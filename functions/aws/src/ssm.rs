@@ -1,0 +1,120 @@
+//! [`Parameters`] on SSM Parameter Store. `create` is `PutParameter(Overwrite=false)`: SSM's one
+//! atomic create-if-absent, which the tenant lock is built on.
+
+use crate::errors::{classify, describe, service};
+use async_trait::async_trait;
+use aws_sdk_ssm::types::ParameterType;
+use aws_sdk_ssm::Client;
+use tenantflow_core::ports::{Parameter, Parameters};
+use tenantflow_core::StepError;
+
+/// SSM adapter.
+#[derive(Clone, Debug)]
+pub struct SsmParameters {
+    client: Client,
+}
+
+impl SsmParameters {
+    pub fn new(client: Client) -> Self {
+        SsmParameters { client }
+    }
+}
+
+fn to_parameter(p: &aws_sdk_ssm::types::Parameter) -> Parameter {
+    Parameter {
+        name: p.name().unwrap_or_default().to_string(),
+        value: p.value().unwrap_or_default().to_string(),
+        version: p.version(),
+    }
+}
+
+#[async_trait]
+impl Parameters for SsmParameters {
+    async fn get(&self, name: &str) -> Result<Option<Parameter>, StepError> {
+        match self.client.get_parameter().name(name).send().await {
+            Ok(out) => Ok(out.parameter().map(to_parameter)),
+            Err(e) if service(&e).is_some_and(|s| s.is_parameter_not_found()) => Ok(None),
+            Err(e) => Err(classify("GetParameter", e)),
+        }
+    }
+
+    async fn create(&self, name: &str, value: &str) -> Result<Option<i64>, StepError> {
+        use aws_sdk_ssm::operation::put_parameter::PutParameterError as E;
+        let res = self
+            .client
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(ParameterType::String)
+            .overwrite(false)
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(Some(out.version())),
+            Err(err) => match service(&err) {
+                // The step decides whether it is Locked or already held by this run.
+                Some(E::ParameterAlreadyExists(_)) => Ok(None),
+                Some(e @ E::TooManyUpdates(_)) => {
+                    Err(StepError::Transient(describe("PutParameter", e)))
+                }
+                _ => Err(classify("PutParameter", err)),
+            },
+        }
+    }
+
+    async fn put(&self, name: &str, value: &str) -> Result<i64, StepError> {
+        use aws_sdk_ssm::operation::put_parameter::PutParameterError as E;
+        let res = self
+            .client
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(out.version()),
+            Err(err) => match service(&err) {
+                Some(e @ E::TooManyUpdates(_)) => {
+                    Err(StepError::Transient(describe("PutParameter", e)))
+                }
+                Some(e @ E::ParameterMaxVersionLimitExceeded(_)) => {
+                    Err(StepError::QuotaExceeded(describe("PutParameter", e)))
+                }
+                _ => Err(classify("PutParameter", err)),
+            },
+        }
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), StepError> {
+        match self.client.delete_parameter().name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if service(&e).is_some_and(|s| s.is_parameter_not_found()) => Ok(()),
+            Err(e) => Err(classify("DeleteParameter", e)),
+        }
+    }
+
+    async fn list(&self, path: &str) -> Result<Vec<Parameter>, StepError> {
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            // Pages may come back short with a NextToken: follow it until there is none.
+            let out = self
+                .client
+                .get_parameters_by_path()
+                .path(path)
+                .recursive(true)
+                .max_results(10)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| classify("GetParametersByPath", e))?;
+            found.extend(out.parameters().iter().map(to_parameter));
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(found),
+            }
+        }
+    }
+}
