@@ -1,0 +1,1 @@
+//! `tenantflow sfn run`.
