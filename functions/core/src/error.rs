@@ -17,7 +17,11 @@ pub enum StepError {
     NotReady { resource: String, status: String },
     /// The active pointer changed since this run read it.
     #[error("active pointer of {tenant} moved: expected version {expected}, found {found}")]
-    PointerMoved { tenant: String, expected: i64, found: i64 },
+    PointerMoved {
+        tenant: String,
+        expected: i64,
+        found: i64,
+    },
     /// Flyway (CodeBuild or the local runner) failed.
     #[error("migration failed: {0}")]
     MigrationFailed(String),

@@ -207,11 +207,17 @@ pub trait Workflows: Send + Sync {
     /// input: `Conflict`.
     async fn start_execution(&self, name: &str, input: &str) -> Result<Started, StepError>;
     async fn send_task_success(&self, token: &str, output: &str) -> Result<(), StepError>;
-    async fn send_task_failure(&self, token: &str, error: &str, cause: &str)
-        -> Result<(), StepError>;
+    async fn send_task_failure(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), StepError>;
     /// `None` when the execution does not exist.
-    async fn execution_status(&self, execution_arn: &str)
-        -> Result<Option<ExecutionState>, StepError>;
+    async fn execution_status(
+        &self,
+        execution_arn: &str,
+    ) -> Result<Option<ExecutionState>, StepError>;
 }
 
 /// S3.
@@ -226,6 +232,9 @@ pub trait Objects: Send + Sync {
 /// EventBridge (run notifications).
 #[async_trait]
 pub trait Events: Send + Sync {
-    async fn put_event(&self, detail_type: &str, detail: &serde_json::Value)
-        -> Result<(), StepError>;
+    async fn put_event(
+        &self,
+        detail_type: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StepError>;
 }
