@@ -1,10 +1,234 @@
-//! `janitor` step (not implemented yet).
+//! `janitor`: finds what runs left behind, daily.
+//!
+//! - **Stale locks:** `/tenantflow/<ns>/lock` whose holder execution is no longer RUNNING (or no
+//!   longer exists). They are released unless `releaseStaleLocks` is false.
+//! - **Orphan instances:** tenantflow-tagged instances that no active pointer names, whose run is
+//!   not running, and that are not already being deleted.
+//! - **Orphan snapshots:** tenantflow-tagged snapshots whose run is not running and that are newer
+//!   than the tenant's active generation, i.e. they belong to a generation that never went live
+//!   (snapshots of generations that did go live are kept by the retention policy).
+//!
+//! Orphans are only reported, never deleted: deciding that a database is garbage is a person's call.
 
-use super::Ports;
+use super::{parse_input, Ports};
 use crate::error::StepError;
+use crate::model::ActivePointer;
+use crate::names::{tags, GenerationTs, Namespace, SSM_ROOT};
+use crate::ports::{Databases, Parameters, Tags, Workflows};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// Entry point used by [`super::dispatch`]: parses the input and runs the step.
-pub async fn run(_ports: &Ports, _input: Value) -> Result<Value, StepError> {
-    Err(StepError::Internal("step `janitor` is not implemented yet".into()))
+/// Input of `janitor` (the scheduler sends `{}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JanitorInput {
+    #[serde(default = "yes")]
+    pub release_stale_locks: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A lock whose run is over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StaleLock {
+    pub tenant: String,
+    pub holder: String,
+    /// The holder's status (`FAILED`, `ABORTED`, …), or `MISSING`.
+    pub status: String,
+    pub released: bool,
+}
+
+/// Output of `janitor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JanitorReport {
+    pub orphan_instances: Vec<String>,
+    pub orphan_snapshots: Vec<String>,
+    pub stale_locks: Vec<StaleLock>,
+    /// Orphan instances + orphan snapshots: the metric the orphan alarm watches.
+    pub orphan_count: u64,
+}
+
+/// Entry point used by [`super::dispatch`].
+pub async fn run(ports: &Ports, input: Value) -> Result<JanitorReport, StepError> {
+    let input: JanitorInput = if input.is_null() {
+        JanitorInput {
+            release_stale_locks: true,
+        }
+    } else {
+        parse_input(input)?
+    };
+    let report = janitor(
+        ports.parameters.as_ref(),
+        ports.databases.as_ref(),
+        ports.workflows.as_ref(),
+        &input,
+    )
+    .await?;
+    tracing::info!(
+        orphan_count = report.orphan_count,
+        stale_locks = report.stale_locks.len(),
+        "janitor finished"
+    );
+    Ok(report)
+}
+
+/// The execution ARN a lock value names: the ARN itself, or a JSON object with `executionArn`.
+fn lock_holder(value: &str) -> String {
+    serde_json::from_str::<Value>(value)
+        .ok()
+        .and_then(|v| {
+            v.get("executionArn")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| value.trim().to_string())
+}
+
+/// See the module doc.
+pub async fn janitor<P, D, W>(
+    params: &P,
+    dbs: &D,
+    workflows: &W,
+    input: &JanitorInput,
+) -> Result<JanitorReport, StepError>
+where
+    P: Parameters + ?Sized,
+    D: Databases + ?Sized,
+    W: Workflows + ?Sized,
+{
+    let mut active: BTreeMap<Namespace, ActivePointer> = BTreeMap::new();
+    let mut locks: Vec<(String, String, String)> = Vec::new();
+    for p in params.list(&format!("{SSM_ROOT}/")).await? {
+        let Some(rest) = p.name.strip_prefix(&format!("{SSM_ROOT}/")) else {
+            continue;
+        };
+        let Some((ns, leaf)) = rest.split_once('/') else {
+            continue;
+        };
+        let Ok(ns) = Namespace::parse(ns) else {
+            continue;
+        };
+        match leaf {
+            // A pointer that does not parse protects nothing; teardown would refuse to act on it.
+            "db" => {
+                if let Ok(ptr) = serde_json::from_str::<ActivePointer>(&p.value) {
+                    active.insert(ns, ptr);
+                }
+            }
+            "lock" => locks.push((ns.to_string(), p.name.clone(), lock_holder(&p.value))),
+            _ => {}
+        }
+    }
+
+    // Runs known to be running, by ARN and by execution name (tags may hold either).
+    let mut status_of: BTreeMap<String, String> = BTreeMap::new();
+    let mut running_names: BTreeSet<String> = BTreeSet::new();
+    let mut stale_locks = Vec::new();
+    for (tenant, path, holder) in locks {
+        let status = execution_status(workflows, &mut status_of, &holder).await?;
+        if status == "RUNNING" {
+            if let Some(name) = holder.rsplit(':').next() {
+                running_names.insert(name.to_string());
+            }
+            continue;
+        }
+        let released = if input.release_stale_locks {
+            params.delete(&path).await?;
+            true
+        } else {
+            false
+        };
+        stale_locks.push(StaleLock {
+            tenant,
+            holder,
+            status,
+            released,
+        });
+    }
+
+    let active_ids: BTreeSet<&str> = active.values().map(|p| p.instance_id.as_str()).collect();
+    let mut orphan_instances = Vec::new();
+    for inst in dbs.list_instances("").await? {
+        if !is_tenantflow(&inst.tags) || active_ids.contains(inst.id.as_str()) {
+            continue;
+        }
+        if inst.status == "deleting" {
+            continue;
+        }
+        if run_is_running(workflows, &mut status_of, &running_names, &inst.tags).await? {
+            continue;
+        }
+        orphan_instances.push(inst.id.to_string());
+    }
+
+    let mut orphan_snapshots = Vec::new();
+    for snap in dbs.list_snapshots("").await? {
+        if !is_tenantflow(&snap.tags) || snap.status == "deleting" {
+            continue;
+        }
+        let Some((ns, ts)) = snap.id.split_generation() else {
+            continue;
+        };
+        let live: Option<GenerationTs> = active.get(&ns).map(|p| p.generation);
+        if live.is_some_and(|g| ts <= g) {
+            continue;
+        }
+        if run_is_running(workflows, &mut status_of, &running_names, &snap.tags).await? {
+            continue;
+        }
+        orphan_snapshots.push(snap.id.to_string());
+    }
+    orphan_instances.sort();
+    orphan_snapshots.sort();
+    Ok(JanitorReport {
+        orphan_count: (orphan_instances.len() + orphan_snapshots.len()) as u64,
+        orphan_instances,
+        orphan_snapshots,
+        stale_locks,
+    })
+}
+
+fn is_tenantflow(t: &Tags) -> bool {
+    t.contains_key(tags::NAMESPACE)
+}
+
+async fn execution_status<W: Workflows + ?Sized>(
+    workflows: &W,
+    cache: &mut BTreeMap<String, String>,
+    arn: &str,
+) -> Result<String, StepError> {
+    if let Some(s) = cache.get(arn) {
+        return Ok(s.clone());
+    }
+    let status = if arn.starts_with("arn:") {
+        workflows
+            .execution_status(arn)
+            .await?
+            .unwrap_or_else(|| "MISSING".to_string())
+    } else {
+        "MISSING".to_string()
+    };
+    cache.insert(arn.to_string(), status.clone());
+    Ok(status)
+}
+
+/// Whether the run named by the `tenantflow:run` tag (an ARN or an execution name) is running.
+async fn run_is_running<W: Workflows + ?Sized>(
+    workflows: &W,
+    cache: &mut BTreeMap<String, String>,
+    running_names: &BTreeSet<String>,
+    t: &Tags,
+) -> Result<bool, StepError> {
+    let Some(run) = t.get(tags::RUN) else {
+        return Ok(false);
+    };
+    if run.starts_with("arn:") {
+        return Ok(execution_status(workflows, cache, run).await? == "RUNNING");
+    }
+    Ok(running_names.contains(run))
 }

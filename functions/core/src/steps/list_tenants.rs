@@ -1,10 +1,435 @@
-//! `list-tenants` step (not implemented yet).
+//! `list-tenants`: plans a run (the first state of the release state machine).
+//!
+//! Reads and validates the manifest and every script's sha256, discovers the tenants from their
+//! active pointers, applies the selection, splits the waves, sizes `maxConcurrency` from quota
+//! headroom, and writes the tenant lists to S3 (`runs/<run>/waves/<n>.json`, `runs/<run>/tenants.json`)
+//! so that no tenant list ever flows through a state payload. Everything is validated before the
+//! first write.
 
-use super::Ports;
+mod select;
+
+use super::{parse_input, Ports, Settings};
 use crate::error::StepError;
+use crate::manifest::{release_prefix, FleetMode, Manifest, Strategy};
+use crate::model::{ReleaseRef, RunContext};
+use crate::names::{GenerationTs, Namespace, SnapshotId, SsmPaths, SSM_ROOT};
+use crate::ports::{Databases, Objects, Parameters};
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
-/// Entry point used by [`super::dispatch`]: parses the input and runs the step.
-pub async fn run(_ports: &Ports, _input: Value) -> Result<Value, StepError> {
-    Err(StepError::Internal("step `list-tenants` is not implemented yet".into()))
+pub use select::select_tenants;
+
+/// Every Distributed Map of the run tolerates 100 % failed children. A child rolls back on its
+/// own and ends SUCCEEDED with its outcome, so a FAILED child is one that broke outside its own
+/// rollback; a lower threshold would make the Map abort the children still running, and an aborted
+/// child never rolls back. Wave stops are decided from counted outcomes by `report`.
+pub const TOLERATED_FAILURE_PERCENTAGE: f64 = 100.0;
+
+/// The state machine input (`events/manual-start.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunInput {
+    pub bucket: String,
+    /// `releases/<id>/manifest.json`
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(default)]
+    pub overrides: Overrides,
+}
+
+/// Per-run overrides of the manifest's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Overrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failure_percent: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+}
+
+/// `$$.Execution` fields the plan needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionInfo {
+    pub name: String,
+    pub arn: String,
+    /// ISO 8601, as `$$.Execution.StartTime` gives it.
+    pub start_time: String,
+}
+
+/// Input of `list-tenants`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlanInput {
+    pub input: RunInput,
+    pub execution: ExecutionInfo,
+}
+
+/// An S3 JSON array of items that a Distributed Map reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemsRef {
+    pub bucket: String,
+    pub key: String,
+    pub count: u64,
+}
+
+/// One wave of an `independent` run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WavePlan {
+    /// `canary` or `main`.
+    pub name: String,
+    pub bucket: String,
+    pub key: String,
+    pub count: u64,
+    pub tolerated_failure_percentage: f64,
+}
+
+/// The plan: the output of `list-tenants`, carried as `$.plan` through the whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub run: RunContext,
+    pub release: ReleaseRef,
+    pub fleet: FleetMode,
+    pub tenant_count: u64,
+    pub max_concurrency: u32,
+    pub max_failure_percent: f64,
+    /// For the all-or-nothing phase maps (see [`TOLERATED_FAILURE_PERCENTAGE`]).
+    pub tolerated_failure_percentage: f64,
+    /// ResultWriter prefix of every Map of the run: `runs/<run>/results`.
+    pub result_prefix: String,
+    pub wave_count: u64,
+    /// Empty in `all-or-nothing` mode, which reads `allTenants`.
+    pub waves: Vec<WavePlan>,
+    pub all_tenants: ItemsRef,
+}
+
+/// One item of a wave or tenant list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantItem {
+    pub tenant: Namespace,
+}
+
+/// `runs/<run-name>/` in the release bucket.
+pub fn run_prefix(run_name: &str) -> String {
+    format!("runs/{run_name}/")
+}
+
+/// Entry point used by [`super::dispatch`].
+pub async fn run(ports: &Ports, input: Value) -> Result<Plan, StepError> {
+    let input: PlanInput = parse_input(input)?;
+    plan(
+        ports.objects.as_ref(),
+        ports.parameters.as_ref(),
+        ports.databases.as_ref(),
+        &ports.settings,
+        input,
+    )
+    .await
+}
+
+/// The release id named by a `releases/<id>/manifest.json` key.
+pub fn release_id_of_key(key: &str) -> Result<&str, StepError> {
+    let id = key
+        .strip_prefix("releases/")
+        .and_then(|rest| rest.strip_suffix("/manifest.json"))
+        .ok_or_else(|| {
+            StepError::invalid("key", format!("{key:?} is not releases/<id>/manifest.json"))
+        })?;
+    check_release_id(id).map(|()| id)
+}
+
+/// Release ids become S3 folders and execution-name prefixes: letters, digits, `.`, `_`, `-`.
+pub fn check_release_id(id: &str) -> Result<(), StepError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id != "."
+        && id != ".."
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StepError::invalid(
+            "key",
+            format!("release id {id:?} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"),
+        ))
+    }
+}
+
+/// Builds the plan; see the module doc. Writes to S3 only after every check passed.
+pub async fn plan<O, P, D>(
+    objects: &O,
+    params: &P,
+    dbs: &D,
+    settings: &Settings,
+    input: PlanInput,
+) -> Result<Plan, StepError>
+where
+    O: Objects + ?Sized,
+    P: Parameters + ?Sized,
+    D: Databases + ?Sized,
+{
+    let RunInput {
+        bucket,
+        key,
+        overrides,
+        ..
+    } = input.input;
+    let release_id = release_id_of_key(&key)?.to_string();
+    let run = run_context(&input.execution)?;
+    let manifest = load_manifest(objects, &bucket, &key, &release_id).await?;
+
+    let strategy = overrides.strategy.unwrap_or(manifest.strategy);
+    let fleet = overrides.fleet.unwrap_or(manifest.fleet);
+    if strategy == Strategy::InPlace && fleet == FleetMode::AllOrNothing {
+        return Err(StepError::invalid(
+            "fleet",
+            "strategy in-place cannot run all-or-nothing: migrating in place serves the new version before the commit phase",
+        ));
+    }
+    let source_snapshot = match (strategy, &manifest.source_snapshot) {
+        (Strategy::Promote, Some(s)) => Some(
+            SnapshotId::parse(s)
+                .map_err(|e| StepError::invalid("sourceSnapshot", e.to_string()))?,
+        ),
+        (Strategy::Promote, None) => {
+            return Err(StepError::invalid(
+                "sourceSnapshot",
+                "strategy promote needs the snapshot to promote",
+            ))
+        }
+        (_, _) => None,
+    };
+    let max_failure_percent = overrides
+        .max_failure_percent
+        .unwrap_or(manifest.waves.max_failure_percent);
+    if !(0.0..=100.0).contains(&max_failure_percent) {
+        return Err(StepError::invalid(
+            "maxFailurePercent",
+            format!("{max_failure_percent} is not between 0 and 100"),
+        ));
+    }
+
+    let discovered = discover_tenants(params).await?;
+    let tenants = select_tenants(&discovered, &manifest.tenants)?;
+    let n = tenants.len() as u64;
+
+    let headroom = dbs.headroom().await?;
+    let cap = overrides
+        .max_concurrency
+        .or(manifest.max_concurrency)
+        .unwrap_or(settings.default_max_concurrency);
+    let mut max_concurrency = cap.min(settings.build_concurrency).min(headroom.instances);
+    if strategy != Strategy::Promote {
+        max_concurrency = max_concurrency.min(headroom.snapshots);
+    }
+    if n > 0 && max_concurrency == 0 {
+        return Err(StepError::QuotaExceeded(format!(
+            "no headroom for even one tenant: instances {}, manual snapshots {}, builds {}, cap {cap}",
+            headroom.instances, headroom.snapshots, settings.build_concurrency
+        )));
+    }
+    let max_concurrency = max_concurrency.max(1);
+
+    let prefix = run_prefix(&run.name);
+    let all_tenants = ItemsRef {
+        bucket: bucket.clone(),
+        key: format!("{prefix}tenants.json"),
+        count: n,
+    };
+    let canary = match fleet {
+        FleetMode::AllOrNothing => 0,
+        FleetMode::Independent => canary_size(
+            n,
+            overrides.canary_count.or(manifest.waves.canary_count),
+            manifest.waves.canary_percent,
+        )?,
+    };
+    let mut wave_lists: Vec<(&str, &[Namespace])> = Vec::new();
+    if fleet == FleetMode::Independent && n > 0 {
+        let (head, tail) = tenants.split_at(canary as usize);
+        if !head.is_empty() {
+            wave_lists.push(("canary", head));
+        }
+        if !tail.is_empty() {
+            wave_lists.push(("main", tail));
+        }
+    }
+
+    put_items(objects, &bucket, &all_tenants.key, &tenants).await?;
+    let mut waves = Vec::with_capacity(wave_lists.len());
+    for (i, (name, list)) in wave_lists.into_iter().enumerate() {
+        let key = format!("{prefix}waves/{i}.json");
+        put_items(objects, &bucket, &key, list).await?;
+        waves.push(WavePlan {
+            name: name.to_string(),
+            bucket: bucket.clone(),
+            key,
+            count: list.len() as u64,
+            tolerated_failure_percentage: TOLERATED_FAILURE_PERCENTAGE,
+        });
+    }
+
+    Ok(Plan {
+        release: ReleaseRef {
+            id: release_id.clone(),
+            bucket: bucket.clone(),
+            prefix: release_prefix(&release_id),
+            strategy,
+            fleet,
+            write_freeze: manifest.write_freeze,
+            bake_seconds: manifest.bake_seconds,
+            snapshot_retention: manifest.snapshot_retention,
+            source_snapshot,
+            health_check: manifest.health_check.clone(),
+        },
+        fleet,
+        tenant_count: n,
+        max_concurrency,
+        max_failure_percent,
+        tolerated_failure_percentage: TOLERATED_FAILURE_PERCENTAGE,
+        result_prefix: format!("{prefix}results"),
+        wave_count: waves.len() as u64,
+        waves,
+        all_tenants,
+        run,
+    })
+}
+
+fn run_context(e: &ExecutionInfo) -> Result<RunContext, StepError> {
+    let start = DateTime::parse_from_rfc3339(&e.start_time).map_err(|err| {
+        StepError::invalid("execution.startTime", format!("{:?}: {err}", e.start_time))
+    })?;
+    if e.name.is_empty() || e.arn.is_empty() {
+        return Err(StepError::invalid("execution", "name and arn are required"));
+    }
+    Ok(RunContext {
+        name: e.name.clone(),
+        execution_arn: e.arn.clone(),
+        generation: GenerationTs::from_datetime(start.to_utc()),
+    })
+}
+
+/// Tenants in the canary wave: the count wins over the percentage; at most every tenant.
+fn canary_size(n: u64, count: Option<u32>, percent: Option<f64>) -> Result<u64, StepError> {
+    let size = match (count, percent) {
+        (Some(c), _) => u64::from(c),
+        (None, Some(p)) if (0.0..=100.0).contains(&p) => ((n as f64) * p / 100.0).ceil() as u64,
+        (None, Some(p)) => {
+            return Err(StepError::invalid(
+                "waves.canaryPercent",
+                format!("{p} is not between 0 and 100"),
+            ))
+        }
+        (None, None) => 0,
+    };
+    Ok(size.min(n))
+}
+
+/// Reads the manifest, checks it names this release, and checks every script's sha256.
+async fn load_manifest<O: Objects + ?Sized>(
+    objects: &O,
+    bucket: &str,
+    key: &str,
+    release_id: &str,
+) -> Result<Manifest, StepError> {
+    let bytes = objects
+        .get(bucket, key)
+        .await?
+        .ok_or_else(|| StepError::NotFound(format!("s3://{bucket}/{key}")))?;
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let manifest: Manifest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        StepError::invalid(format!("manifest.{}", e.path()), e.into_inner().to_string())
+    })?;
+    if manifest.release != release_id {
+        return Err(StepError::invalid(
+            "manifest.release",
+            format!(
+                "{:?} does not match the release folder {release_id:?}",
+                manifest.release
+            ),
+        ));
+    }
+    if manifest.scripts.is_empty() {
+        return Err(StepError::invalid(
+            "manifest.scripts",
+            "a release needs at least one script",
+        ));
+    }
+    let mut versions = std::collections::HashSet::new();
+    for (i, script) in manifest.scripts.iter().enumerate() {
+        let field = format!("manifest.scripts[{i}]");
+        let name = crate::flyway::ScriptName::parse(&script.name)
+            .map_err(|e| StepError::invalid(format!("{field}.name"), e.to_string()))?;
+        if let Some(v) = name.version() {
+            if !versions.insert(v.clone()) {
+                return Err(StepError::invalid(
+                    format!("{field}.name"),
+                    format!("duplicate version {}", v.as_str()),
+                ));
+            }
+        }
+        let object_key = format!("{}{}", release_prefix(release_id), script.name);
+        let body = objects.get(bucket, &object_key).await?.ok_or_else(|| {
+            StepError::invalid(
+                format!("{field}.name"),
+                format!("s3://{bucket}/{object_key} does not exist"),
+            )
+        })?;
+        let actual = hex::encode(Sha256::digest(&body));
+        if !actual.eq_ignore_ascii_case(&script.sha256) {
+            return Err(StepError::invalid(
+                format!("{field}.sha256"),
+                format!(
+                    "{} has sha256 {actual}, the manifest says {}",
+                    script.name, script.sha256
+                ),
+            ));
+        }
+    }
+    Ok(manifest)
+}
+
+/// Every tenant that has an active pointer `/tenantflow/<ns>/db`, sorted.
+pub async fn discover_tenants<P: Parameters + ?Sized>(
+    params: &P,
+) -> Result<Vec<Namespace>, StepError> {
+    let mut out: Vec<Namespace> = params
+        .list(&format!("{SSM_ROOT}/"))
+        .await?
+        .iter()
+        .filter_map(|p| SsmPaths::tenant_of_pointer(&p.name))
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+async fn put_items<O: Objects + ?Sized>(
+    objects: &O,
+    bucket: &str,
+    key: &str,
+    tenants: &[Namespace],
+) -> Result<(), StepError> {
+    let items: Vec<TenantItem> = tenants
+        .iter()
+        .map(|t| TenantItem { tenant: t.clone() })
+        .collect();
+    let body = serde_json::to_vec(&items)
+        .map_err(|e| StepError::Internal(format!("serialize tenant list: {e}")))?;
+    objects.put(bucket, key, &body).await
 }

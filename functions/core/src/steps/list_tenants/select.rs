@@ -1,0 +1,51 @@
+//! Tenant selection: an explicit list, or include/exclude globs over the discovered tenants.
+
+use crate::error::StepError;
+use crate::manifest::TenantSelection;
+use crate::names::Namespace;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+/// The selected tenants, sorted. An explicit list must name only tenants that have an active
+/// pointer; globs select among the discovered tenants (`include` empty means all).
+pub fn select_tenants(
+    discovered: &[Namespace],
+    selection: &TenantSelection,
+) -> Result<Vec<Namespace>, StepError> {
+    if let Some(list) = &selection.tenants {
+        let mut out = Vec::with_capacity(list.len());
+        for (i, name) in list.iter().enumerate() {
+            let field = format!("manifest.tenants.tenants[{i}]");
+            let ns =
+                Namespace::parse(name).map_err(|e| StepError::invalid(&field, e.to_string()))?;
+            if !discovered.contains(&ns) {
+                return Err(StepError::invalid(
+                    field,
+                    format!("tenant {ns} has no active pointer /tenantflow/{ns}/db"),
+                ));
+            }
+            out.push(ns);
+        }
+        out.sort();
+        out.dedup();
+        return Ok(out);
+    }
+    let include = glob_set(&selection.include, "manifest.tenants.include")?;
+    let exclude = glob_set(&selection.exclude, "manifest.tenants.exclude")?;
+    Ok(discovered
+        .iter()
+        .filter(|t| selection.include.is_empty() || include.is_match(t.as_str()))
+        .filter(|t| !exclude.is_match(t.as_str()))
+        .cloned()
+        .collect())
+}
+
+fn glob_set(patterns: &[String], field: &str) -> Result<GlobSet, StepError> {
+    let mut b = GlobSetBuilder::new();
+    for (i, p) in patterns.iter().enumerate() {
+        let g =
+            Glob::new(p).map_err(|e| StepError::invalid(format!("{field}[{i}]"), e.to_string()))?;
+        b.add(g);
+    }
+    b.build()
+        .map_err(|e| StepError::invalid(field, e.to_string()))
+}
