@@ -60,7 +60,7 @@ impl Default for Durations {
     fn default() -> Self {
         Durations {
             snapshot_seconds: 300,
-            restore_seconds: 900,
+            restore_seconds: 600,
             rollout_seconds: 240,
             build_seconds: 120,
         }

@@ -10,6 +10,7 @@
 //!   EventBridge bus delivering RDS/ECS events to `resume`);
 //! - [`flyway`]: the Flyway-compatible migration runner;
 //! - [`clock`]: the clock resources become ready on (the engine's virtual clock during a run);
+//! - [`runner`]: the engine `TaskRunner` resolving the definitions' resources locally;
 //! - [`ports`]: all adapters built together, and the core `Ports` bundle;
 //! - [`sqlite`]: opening metadata databases and copying databases with the backup API;
 //! - [`error`]: `LocalError`.
@@ -23,6 +24,7 @@ pub mod flyway;
 pub mod layout;
 pub mod ports;
 pub mod rds;
+pub mod runner;
 pub mod s3;
 pub mod secrets;
 pub mod sqlite;

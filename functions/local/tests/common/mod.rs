@@ -33,16 +33,18 @@ pub fn env_with(tweak: impl FnOnce(&mut tenantflow_local::StateConfig)) -> Env {
 /// A database with a `customers` table of `rows` rows.
 pub fn make_db(path: &Path, rows: usize) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch("CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT NOT NULL);")
+    let mut conn = rusqlite::Connection::open(path).unwrap();
+    let tx = conn.transaction().unwrap();
+    tx.execute_batch("CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT NOT NULL);")
         .unwrap();
     for i in 0..rows {
-        conn.execute(
+        tx.execute(
             "INSERT INTO customers (email) VALUES (?1)",
             [format!("c{i}@example.com")],
         )
         .unwrap();
     }
+    tx.commit().unwrap();
 }
 
 pub fn count(path: &Path, table: &str) -> i64 {
