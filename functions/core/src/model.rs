@@ -105,6 +105,10 @@ pub struct CandidateRecord {
     pub endpoint: String,
     #[serde(default)]
     pub port: u16,
+    /// Strategy `in-place`: the "candidate" is the active instance itself, migrated where it
+    /// stands. Nothing was restored, so nothing may be deleted on rollback or teardown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_place: bool,
 }
 
 /// The pointer flip this run made.
@@ -137,6 +141,9 @@ pub struct TeardownRecord {
     #[serde(default)]
     pub pruned_snapshots: Vec<SnapshotId>,
     pub lock_released: bool,
+    /// Why the old generation was kept instead of deleted (it is active, or not tenantflow's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<String>,
 }
 
 /// Migration result (CodeBuild build or local Flyway run).

@@ -1,10 +1,84 @@
-//! `create-db` step (not implemented yet).
+//! `create-db`: restore the snapshot as the candidate generation.
+//!
+//! - `blue-green` / `promote`: restore `progress.snapshot` as `<ns>-<run generation>`, copying
+//!   the active instance's settings, tagged namespace/release/run/role=candidate. An instance with
+//!   that id tagged for this run is reused (a retry); one with other tags is `Conflict`; the id of
+//!   the active generation itself is `Conflict`.
+//! - `in-place`: nothing is restored. The "candidate" is the active instance itself
+//!   (`inPlace: true`), so the migrate step (which reads `progress.candidate.instanceId`) migrates
+//!   it where it stands. Rollback and teardown never delete an in-place candidate; on failure
+//!   rollback restores the safety-net snapshot instead (see [`super::rollback`]).
 
-use super::Ports;
+use super::tenant::{candidate_id, check_state, need, run_owns, run_tags};
+use super::{parse_input, Ports};
 use crate::error::StepError;
+use crate::manifest::Strategy;
+use crate::model::{CandidateRecord, Progress, TenantState};
+use crate::names::tags;
+use crate::ports::{Databases, RestoreRequest};
 use serde_json::Value;
 
 /// Entry point used by [`super::dispatch`]: parses the input and runs the step.
-pub async fn run(_ports: &Ports, _input: Value) -> Result<Value, StepError> {
-    Err(StepError::Internal("step `create-db` is not implemented yet".into()))
+pub async fn run(ports: &Ports, input: Value) -> Result<Progress, StepError> {
+    let state: TenantState = parse_input(input)?;
+    create_db(&*ports.databases, state).await
+}
+
+pub async fn create_db<D: Databases + ?Sized>(
+    db: &D,
+    state: TenantState,
+) -> Result<Progress, StepError> {
+    check_state(&state)?;
+    let pointer = need(&state.progress.pointer, "pointer")?.clone();
+    let snapshot = need(&state.progress.snapshot, "snapshot")?.clone();
+    let mut progress = state.progress.clone();
+
+    if state.release.strategy == Strategy::InPlace {
+        let active = &pointer.value;
+        progress.candidate = Some(CandidateRecord {
+            instance_id: active.instance_id.clone(),
+            generation: active.generation,
+            endpoint: active.endpoint.clone(),
+            port: active.port,
+            in_place: true,
+        });
+        return Ok(progress);
+    }
+
+    let target = candidate_id(&state);
+    if target == pointer.value.instance_id {
+        return Err(StepError::Conflict(format!(
+            "candidate {target} would be the active generation"
+        )));
+    }
+    let instance = match db.describe_instance(&target).await? {
+        Some(i) if run_owns(&i.tags, &state) => {
+            tracing::info!(tenant = %state.tenant, instance = %target, "reusing this run's candidate");
+            i
+        }
+        Some(_) => {
+            return Err(StepError::Conflict(format!(
+                "instance {target} exists but was not made by this run"
+            )))
+        }
+        None => {
+            let req = RestoreRequest {
+                snapshot: snapshot.id.clone(),
+                target: target.clone(),
+                template: pointer.value.instance_id.clone(),
+                tags: run_tags(&state, tags::ROLE_CANDIDATE),
+            };
+            let i = db.restore_instance(&req).await?;
+            tracing::info!(tenant = %state.tenant, instance = %target, snapshot = %snapshot.id, "restore started");
+            i
+        }
+    };
+    progress.candidate = Some(CandidateRecord {
+        instance_id: target,
+        generation: state.run.generation,
+        endpoint: instance.endpoint,
+        port: instance.port,
+        in_place: false,
+    });
+    Ok(progress)
 }

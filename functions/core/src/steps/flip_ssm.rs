@@ -1,10 +1,87 @@
-//! `flip-ssm` step (not implemented yet).
+//! `flip-ssm`: point the tenant at the candidate, in one write.
+//!
+//! The pointer must still be at the version read by `snapshot` (else `Tenantflow.PointerMoved`).
+//! SSM has no compare-and-swap, so this is check-then-write; the tenant lock is what keeps other
+//! tenantflow runs out of the gap. A retry after a crash that finds the pointer already naming
+//! this run's candidate at this release, at a newer version, is a no-op success.
+//!
+//! The candidate must be `available` (else `NotReady`); its endpoint and port are read now.
+//! After the write, deletion protection is turned on for the new active generation.
 
-use super::Ports;
+use super::tenant::{check_state, need, read_pointer, run_owns, write_pointer};
+use super::{parse_input, Ports};
 use crate::error::StepError;
+use crate::model::{ActivePointer, FlipRecord, Progress, TenantState};
+use crate::ports::{Databases, Parameters};
 use serde_json::Value;
 
 /// Entry point used by [`super::dispatch`]: parses the input and runs the step.
-pub async fn run(_ports: &Ports, _input: Value) -> Result<Value, StepError> {
-    Err(StepError::Internal("step `flip-ssm` is not implemented yet".into()))
+pub async fn run(ports: &Ports, input: Value) -> Result<Progress, StepError> {
+    let state: TenantState = parse_input(input)?;
+    flip_ssm(&*ports.databases, &*ports.parameters, state).await
+}
+
+pub async fn flip_ssm<D: Databases + ?Sized, P: Parameters + ?Sized>(
+    db: &D,
+    params: &P,
+    state: TenantState,
+) -> Result<Progress, StepError> {
+    check_state(&state)?;
+    let read = need(&state.progress.pointer, "pointer")?.clone();
+    let candidate = need(&state.progress.candidate, "candidate")?.clone();
+    let ns = &state.tenant;
+    let mut progress = state.progress.clone();
+
+    let instance = db
+        .describe_instance(&candidate.instance_id)
+        .await?
+        .ok_or_else(|| StepError::NotFound(format!("candidate {}", candidate.instance_id)))?;
+    if !candidate.in_place && !run_owns(&instance.tags, &state) {
+        return Err(StepError::Conflict(format!(
+            "candidate {} is not tagged for this run",
+            candidate.instance_id
+        )));
+    }
+    if instance.status != "available" {
+        return Err(StepError::NotReady {
+            resource: format!("instance {}", instance.id),
+            status: instance.status,
+        });
+    }
+    let to = ActivePointer {
+        generation: candidate.generation,
+        instance_id: candidate.instance_id.clone(),
+        endpoint: instance.endpoint.clone(),
+        port: instance.port,
+        release: state.release.id.clone(),
+    };
+
+    let now = read_pointer(params, ns).await?;
+    let version = if now.version == read.version {
+        let v = write_pointer(params, ns, &to).await?;
+        tracing::info!(tenant = %ns, from = %read.value.instance_id, to = %to.instance_id, version = v, "pointer flipped");
+        v
+    } else if now.version > read.version
+        && now.value.instance_id == to.instance_id
+        && now.value.release == to.release
+    {
+        tracing::info!(tenant = %ns, version = now.version, "pointer already flipped by an earlier attempt");
+        now.version
+    } else {
+        return Err(StepError::PointerMoved {
+            tenant: ns.to_string(),
+            expected: read.version,
+            found: now.version,
+        });
+    };
+    if !instance.deletion_protection {
+        db.set_deletion_protection(&candidate.instance_id, true)
+            .await?;
+    }
+    progress.flip = Some(FlipRecord {
+        from: read.value,
+        to,
+        version,
+    });
+    Ok(progress)
 }

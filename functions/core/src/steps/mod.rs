@@ -24,7 +24,9 @@ pub mod roll_ecs;
 pub mod rollback;
 pub mod snapshot;
 pub mod teardown;
+pub mod tenant;
 pub mod trigger;
+pub mod wait;
 
 /// Deployment settings that are not per-run input (Lambda environment, local defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,7 +141,11 @@ impl StepName {
 pub fn parse_input<T: DeserializeOwned>(input: Value) -> Result<T, StepError> {
     serde_path_to_error::deserialize(input).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "input".to_string() } else { path };
+        let field = if path == "." {
+            "input".to_string()
+        } else {
+            path
+        };
         StepError::invalid(field, e.into_inner().to_string())
     })
 }

@@ -1,10 +1,189 @@
-//! `resume` step (not implemented yet).
+//! `resume`: the second half of the `waitForTaskToken` pair, the target of the EventBridge rules
+//! for `RDS DB Instance Event`, `RDS DB Snapshot Event` and `ECS Deployment State Change`.
+//!
+//! It finds the waiting token by resource id, re-reads the resource's state (an event is only a
+//! hint), and if the state is terminal sends the result and deletes the token. Events for
+//! resources nobody waits on (other databases, automated snapshots, other services) are ignored
+//! with success, so EventBridge does not retry them. A malformed event is `InvalidInput`.
 
-use super::Ports;
+use super::wait::{
+    is_safe_resource_id, judge_deployment, judge_instance, judge_snapshot, settle, token_path,
+    ResourceKind, Verdict, WaitRecord,
+};
+use super::{parse_input, Ports};
 use crate::error::StepError;
+use crate::names::{InstanceId, SnapshotId};
+use crate::ports::{Databases, Parameters, Services, Workflows};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The EventBridge envelope (only the fields resume reads).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Event {
+    #[serde(rename = "detail-type")]
+    pub detail_type: String,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub resources: Vec<String>,
+    pub detail: Value,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RdsDetail {
+    #[serde(default)]
+    source_identifier: Option<String>,
+    #[serde(default)]
+    source_arn: Option<String>,
+    #[serde(default, rename = "EventID")]
+    event_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EcsDetail {
+    deployment_id: String,
+    #[serde(default)]
+    event_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResumeOutput {
+    pub kind: Option<ResourceKind>,
+    pub resource: Option<String>,
+    /// True when a waiting task got its result.
+    pub resumed: bool,
+    /// Why nothing was done, when nothing was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+impl ResumeOutput {
+    fn ignored(kind: Option<ResourceKind>, resource: Option<String>, why: String) -> Self {
+        ResumeOutput {
+            kind,
+            resource,
+            resumed: false,
+            ignored: Some(why),
+            status: None,
+        }
+    }
+}
+
 /// Entry point used by [`super::dispatch`]: parses the input and runs the step.
-pub async fn run(_ports: &Ports, _input: Value) -> Result<Value, StepError> {
-    Err(StepError::Internal("step `resume` is not implemented yet".into()))
+pub async fn run(ports: &Ports, input: Value) -> Result<ResumeOutput, StepError> {
+    let event: Event = parse_input(input)?;
+    resume(
+        &*ports.databases,
+        &*ports.services,
+        &*ports.parameters,
+        &*ports.workflows,
+        event,
+    )
+    .await
+}
+
+/// The RDS resource id of an event: from `SourceArn` (`…:db:<id>` / `…:snapshot:<id>`), else
+/// `SourceIdentifier`.
+fn rds_id(detail: &Value) -> Result<String, StepError> {
+    let d: RdsDetail = serde_path_to_error::deserialize(detail)
+        .map_err(|e| StepError::invalid(format!("detail.{}", e.path()), e.to_string()))?;
+    let from_arn = d
+        .source_arn
+        .as_deref()
+        .and_then(|a| a.split_once(":db:").or_else(|| a.split_once(":snapshot:")))
+        .map(|(_, id)| id.to_string());
+    tracing::debug!(event_id = ?d.event_id, "rds event");
+    from_arn.or(d.source_identifier).ok_or_else(|| {
+        StepError::invalid(
+            "detail.SourceIdentifier",
+            "neither SourceArn nor SourceIdentifier",
+        )
+    })
+}
+
+pub async fn resume<
+    D: Databases + ?Sized,
+    S: Services + ?Sized,
+    P: Parameters + ?Sized,
+    W: Workflows + ?Sized,
+>(
+    db: &D,
+    services: &S,
+    params: &P,
+    workflows: &W,
+    event: Event,
+) -> Result<ResumeOutput, StepError> {
+    // Parse everything before the first port call.
+    let (kind, id) = match event.detail_type.as_str() {
+        "RDS DB Instance Event" => (ResourceKind::DbInstance, rds_id(&event.detail)?),
+        "RDS DB Snapshot Event" => (ResourceKind::DbSnapshot, rds_id(&event.detail)?),
+        "ECS Deployment State Change" => {
+            let d: EcsDetail = serde_path_to_error::deserialize(&event.detail)
+                .map_err(|e| StepError::invalid(format!("detail.{}", e.path()), e.to_string()))?;
+            tracing::debug!(event = ?d.event_name, resources = ?event.resources, "ecs event");
+            (ResourceKind::EcsDeployment, d.deployment_id)
+        }
+        other => {
+            return Err(StepError::invalid(
+                "detail-type",
+                format!(
+                    "{other:?} (source {:?}) is not an event resume handles",
+                    event.source
+                ),
+            ))
+        }
+    };
+    let valid = match kind {
+        ResourceKind::DbInstance => InstanceId::parse(&id).is_ok(),
+        ResourceKind::DbSnapshot => SnapshotId::parse(&id).is_ok(),
+        ResourceKind::EcsDeployment => is_safe_resource_id(&id),
+    };
+    if !valid {
+        return Ok(ResumeOutput::ignored(
+            Some(kind),
+            Some(id),
+            "not a resource tenantflow names".into(),
+        ));
+    }
+
+    let path = token_path(kind, &id);
+    let Some(param) = params.get(&path).await? else {
+        return Ok(ResumeOutput::ignored(
+            Some(kind),
+            Some(id),
+            "no task waits on it".into(),
+        ));
+    };
+    let record: WaitRecord = serde_json::from_str(&param.value)
+        .map_err(|e| StepError::Internal(format!("wait record {path}: {e}")))?;
+    let verdict = match kind {
+        ResourceKind::DbInstance => judge_instance(db, &InstanceId::parse(&id)?).await?,
+        ResourceKind::DbSnapshot => judge_snapshot(db, &SnapshotId::parse(&id)?).await?,
+        ResourceKind::EcsDeployment => match &record.service {
+            Some(svc) => judge_deployment(services, svc, &id).await?,
+            None => {
+                return Err(StepError::Internal(format!(
+                    "wait record {path} names no service"
+                )))
+            }
+        },
+    };
+    let resumed = settle(workflows, params, &path, &record.token, &id, &verdict).await?;
+    let status = match &verdict {
+        Verdict::Pending(s) | Verdict::Ready(s) => s.clone(),
+        Verdict::Failed { error } => error.asl_name().to_string(),
+    };
+    tracing::info!(tenant = %record.tenant, kind = kind.as_str(), resource = %id, %status, resumed, "event handled");
+    Ok(ResumeOutput {
+        kind: Some(kind),
+        resource: Some(id),
+        resumed,
+        ignored: None,
+        status: Some(status),
+    })
 }

@@ -1,10 +1,318 @@
-//! `rollback` step (not implemented yet).
+//! `rollback`: undo what this run did to one tenant, in reverse, and report the outcome.
+//!
+//! Input: the `TenantState` with `error` set by a `Catch`. The progress record says what earlier
+//! steps finished; a step that failed half-way recorded nothing, so rollback also looks for what
+//! this run may have made by its deterministic names and run tags (lock holding this run's ARN,
+//! snapshot and candidate `<ns>-<run generation>` tagged with this run, pointer naming the
+//! candidate). Everything it touches is checked to be this run's first.
+//!
+//! `blue-green` / `promote`, in order:
+//! 1. if the pointer names this run's candidate, flip it back to the generation read at the start;
+//! 2. if it flipped back now, or the deployment this run started is still the service's primary
+//!    one, force a new ECS deployment so tasks reconnect to the old generation;
+//! 3. delete the candidate (deletion protection off first; never while the pointer names it);
+//! 4. delete the snapshot this run took (never a promote source snapshot);
+//! 5. clear the maintenance flag and release the lock, if they are this run's.
+//!
+//! `in-place` once the candidate step ran (the active database may be half-migrated): restore
+//! the safety-net snapshot as `<ns>-<run generation>`, fail with `NotReady` until it is available
+//! (the definition retries), then flip the pointer to it with the old release, force a
+//! deployment, clear maintenance and release the lock. The snapshot (now the new generation's
+//! source) and the migrated instance (for inspection; the janitor reports it) are kept.
+//!
+//! Outcomes: `skipped` when the error is `Tenantflow.Locked` and the lock is not this run's
+//! (nothing is touched); `rolled-back`; `rollback-failed` for a non-retryable error. `NotReady` and
+//! `Transient` are raised so the definition retries. Running rollback twice equals running it once.
 
-use super::Ports;
+use super::tenant::{
+    candidate_id, check_state, clear_maintenance, lock_state, need, read_pointer, release_lock,
+    run_owns, run_tags, service_of, snapshot_id, write_pointer, LockState,
+};
+use super::{parse_input, Ports};
 use crate::error::StepError;
+use crate::manifest::Strategy;
+use crate::model::{ActivePointer, Outcome, TenantResult, TenantState};
+use crate::names::tags;
+use crate::ports::{Databases, Parameters, RestoreRequest, Services};
 use serde_json::Value;
 
 /// Entry point used by [`super::dispatch`]: parses the input and runs the step.
-pub async fn run(_ports: &Ports, _input: Value) -> Result<Value, StepError> {
-    Err(StepError::Internal("step `rollback` is not implemented yet".into()))
+pub async fn run(ports: &Ports, input: Value) -> Result<TenantResult, StepError> {
+    let state: TenantState = parse_input(input)?;
+    rollback(
+        &*ports.databases,
+        &*ports.parameters,
+        &*ports.services,
+        &ports.settings.default_cluster,
+        state,
+    )
+    .await
+}
+
+pub async fn rollback<D: Databases + ?Sized, P: Parameters + ?Sized, S: Services + ?Sized>(
+    db: &D,
+    params: &P,
+    services: &S,
+    default_cluster: &str,
+    state: TenantState,
+) -> Result<TenantResult, StepError> {
+    check_state(&state)?;
+    let mut result = TenantResult {
+        tenant: state.tenant.to_string(),
+        outcome: Outcome::RolledBack,
+        release: state.release.id.clone(),
+        from_generation: state
+            .progress
+            .pointer
+            .as_ref()
+            .map(|p| p.value.generation.to_string()),
+        to_generation: state
+            .progress
+            .candidate
+            .as_ref()
+            .map(|c| c.generation.to_string()),
+        error: state.error.as_ref().map(|e| e.error.clone()),
+        cause: state.error.as_ref().map(|e| e.cause.clone()),
+    };
+
+    let locked = result.error.as_deref() == Some("Tenantflow.Locked");
+    if locked && lock_state(params, &state).await? != LockState::Ours {
+        tracing::info!(tenant = %state.tenant, "locked by another run; skipped");
+        result.outcome = Outcome::Skipped;
+        return Ok(result);
+    }
+
+    let in_place = state
+        .progress
+        .candidate
+        .as_ref()
+        .is_some_and(|c| c.in_place);
+    let undone = if in_place {
+        undo_in_place(db, params, services, default_cluster, &state).await
+    } else {
+        undo(db, params, services, default_cluster, &state).await
+    };
+    match undone {
+        Ok(note) => {
+            if let Some(n) = note {
+                let cause = result.cause.take().unwrap_or_default();
+                result.cause = Some(format!("{cause} [{n}]").trim().to_string());
+            }
+            tracing::info!(tenant = %state.tenant, "rolled back");
+            Ok(result)
+        }
+        Err(e @ (StepError::NotReady { .. } | StepError::Transient(_))) => Err(e),
+        Err(e) => {
+            tracing::error!(tenant = %state.tenant, error = %e, "rollback failed");
+            result.outcome = Outcome::RollbackFailed;
+            result.error = Some(e.asl_name().to_string());
+            result.cause = Some(format!(
+                "rollback failed: {e}; original error: {}",
+                state
+                    .error
+                    .as_ref()
+                    .map(|x| format!("{}: {}", x.error, x.cause))
+                    .unwrap_or_default()
+            ));
+            Ok(result)
+        }
+    }
+}
+
+/// Forces a deployment if the pointer was flipped back now, or if the deployment this run
+/// started is still the primary one (a crash between flip-back and redeploy; a second rollback
+/// finds the rollback's own deployment primary and does nothing).
+async fn redeploy<P: Parameters + ?Sized, S: Services + ?Sized>(
+    params: &P,
+    services: &S,
+    default_cluster: &str,
+    state: &TenantState,
+    flipped_now: bool,
+) -> Result<(), StepError> {
+    let ours_primary = match &state.progress.deployment {
+        Some(d) => services
+            .deployment(&d.service, &d.deployment_id)
+            .await?
+            .is_some_and(|x| x.primary),
+        None => false,
+    };
+    if !(flipped_now || ours_primary) {
+        return Ok(());
+    }
+    let service = match &state.progress.deployment {
+        Some(d) => d.service.clone(),
+        None => service_of(params, &state.tenant, default_cluster).await?,
+    };
+    let id = services.force_deployment(&service).await?;
+    tracing::info!(tenant = %state.tenant, deployment = %id, "deployment forced to reconnect to the old generation");
+    Ok(())
+}
+
+async fn undo<D: Databases + ?Sized, P: Parameters + ?Sized, S: Services + ?Sized>(
+    db: &D,
+    params: &P,
+    services: &S,
+    default_cluster: &str,
+    state: &TenantState,
+) -> Result<Option<String>, StepError> {
+    let ns = &state.tenant;
+    let cand = state
+        .progress
+        .candidate
+        .as_ref()
+        .map(|c| c.instance_id.clone())
+        .unwrap_or_else(|| candidate_id(state));
+
+    // 1. Flip back. A pointer that names the candidate is this run's flip (the lock kept others out).
+    let mut flipped_now = false;
+    match read_pointer(params, ns).await {
+        Ok(now) if now.value.instance_id == cand => {
+            let old = need(&state.progress.pointer, "pointer")?;
+            write_pointer(params, ns, &old.value).await?;
+            flipped_now = true;
+            tracing::info!(tenant = %ns, to = %old.value.instance_id, "pointer flipped back");
+        }
+        Ok(_) => {}
+        // No pointer at all: nothing of ours can be active; still clean up below.
+        Err(StepError::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+
+    // 2. Reconnect the app.
+    redeploy(params, services, default_cluster, state, flipped_now).await?;
+
+    // 3. Delete the candidate, if it is this run's and not active.
+    if let Some(inst) = db.describe_instance(&cand).await? {
+        if !run_owns(&inst.tags, state) {
+            tracing::warn!(tenant = %ns, instance = %cand, "instance not made by this run; left alone");
+        } else if inst.status != "deleting" {
+            let active = match read_pointer(params, ns).await {
+                Ok(p) => Some(p.value.instance_id),
+                Err(StepError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            if active.as_ref() == Some(&cand) {
+                return Err(StepError::Conflict(format!(
+                    "candidate {cand} is still the active generation"
+                )));
+            }
+            if inst.deletion_protection {
+                db.set_deletion_protection(&cand, false).await?;
+            }
+            db.delete_instance(&cand).await?;
+            tracing::info!(tenant = %ns, instance = %cand, "candidate deleted");
+        }
+    }
+
+    // 4. Delete the snapshot this run took.
+    if state.release.strategy != Strategy::Promote {
+        delete_own_snapshot(db, state).await?;
+    }
+
+    // 5. Hand the tenant back.
+    clear_maintenance(params, state).await?;
+    release_lock(params, state).await?;
+    Ok(None)
+}
+
+async fn delete_own_snapshot<D: Databases + ?Sized>(
+    db: &D,
+    state: &TenantState,
+) -> Result<(), StepError> {
+    let sid = snapshot_id(state);
+    if let Some(s) = db.describe_snapshot(&sid).await? {
+        if !run_owns(&s.tags, state) {
+            tracing::warn!(tenant = %state.tenant, snapshot = %sid, "snapshot not made by this run; left alone");
+        } else if s.status == "creating" {
+            // RDS deletes only finished snapshots; the definition retries.
+            return Err(StepError::NotReady {
+                resource: format!("snapshot {sid}"),
+                status: s.status,
+            });
+        } else {
+            db.delete_snapshot(&sid).await?;
+            tracing::info!(tenant = %state.tenant, snapshot = %sid, "snapshot deleted");
+        }
+    }
+    Ok(())
+}
+
+async fn undo_in_place<D: Databases + ?Sized, P: Parameters + ?Sized, S: Services + ?Sized>(
+    db: &D,
+    params: &P,
+    services: &S,
+    default_cluster: &str,
+    state: &TenantState,
+) -> Result<Option<String>, StepError> {
+    let ns = &state.tenant;
+    let read = need(&state.progress.pointer, "pointer")?;
+    let snap = need(&state.progress.snapshot, "snapshot")?;
+    let migrated = &read.value.instance_id;
+    let target = candidate_id(state);
+
+    let now = read_pointer(params, ns).await?;
+    let mut flipped_now = false;
+    if now.value.instance_id != target {
+        if now.value.instance_id != *migrated {
+            return Err(StepError::PointerMoved {
+                tenant: ns.to_string(),
+                expected: read.version,
+                found: now.version,
+            });
+        }
+        let inst = match db.describe_instance(&target).await? {
+            Some(i) if run_owns(&i.tags, state) => i,
+            Some(_) => {
+                return Err(StepError::Conflict(format!(
+                    "instance {target} exists but was not made by this run"
+                )))
+            }
+            None => {
+                let req = RestoreRequest {
+                    snapshot: snap.id.clone(),
+                    target: target.clone(),
+                    template: migrated.clone(),
+                    tags: run_tags(state, tags::ROLE_CANDIDATE),
+                };
+                db.restore_instance(&req).await?;
+                tracing::info!(tenant = %ns, instance = %target, snapshot = %snap.id, "in-place rollback: restore started");
+                return Err(StepError::NotReady {
+                    resource: format!("instance {target}"),
+                    status: "creating".into(),
+                });
+            }
+        };
+        if inst.status != "available" {
+            if super::wait::INSTANCE_DEAD.contains(&inst.status.as_str()) {
+                return Err(StepError::Conflict(format!(
+                    "restored instance {target} is {}",
+                    inst.status
+                )));
+            }
+            return Err(StepError::NotReady {
+                resource: format!("instance {target}"),
+                status: inst.status,
+            });
+        }
+        let to = ActivePointer {
+            generation: state.run.generation,
+            instance_id: target.clone(),
+            endpoint: inst.endpoint.clone(),
+            port: inst.port,
+            release: read.value.release.clone(),
+        };
+        write_pointer(params, ns, &to).await?;
+        flipped_now = true;
+        if !inst.deletion_protection {
+            db.set_deletion_protection(&target, true).await?;
+        }
+        tracing::info!(tenant = %ns, to = %target, "in-place rollback: pointer flipped to the restored generation");
+    }
+    redeploy(params, services, default_cluster, state, flipped_now).await?;
+    clear_maintenance(params, state).await?;
+    release_lock(params, state).await?;
+    Ok(Some(format!(
+        "in-place: restored {} as {target}; {migrated} kept for inspection",
+        snap.id
+    )))
 }

@@ -1,10 +1,100 @@
-//! `snapshot` step (not implemented yet).
+//! `snapshot`: lock the tenant, read the active pointer, freeze writes, take the snapshot.
+//!
+//! 1. Lock: create `/tenantflow/<ns>/lock` holding the run's execution ARN. Held by this run
+//!    already (a retry) is fine; held by another run is `Tenantflow.Locked`.
+//! 2. Read the pointer and its SSM version (the flip later checks it has not moved). The active
+//!    instance must exist and be `available` (else `NotReady`, retried).
+//! 3. If the release freezes writes, set `/tenantflow/<ns>/maintenance` (create-if-absent; a flag
+//!    someone else set is left alone and not recorded as ours).
+//! 4. `blue-green` and `in-place`: snapshot the active instance as
+//!    `<ns>-<run generation>`. A snapshot with that id tagged for this run is reused; one with
+//!    other tags is `Conflict`. `promote`: the release's source snapshot must exist; nothing is
+//!    created (`created = false`).
 
-use super::Ports;
+use super::tenant::{
+    acquire_lock, check_state, read_pointer, run_tags, set_maintenance, snapshot_id,
+};
+use super::{parse_input, Ports};
 use crate::error::StepError;
+use crate::manifest::Strategy;
+use crate::model::{Progress, SnapshotRecord, TenantState};
+use crate::names::tags;
+use crate::ports::{Databases, Parameters};
 use serde_json::Value;
 
 /// Entry point used by [`super::dispatch`]: parses the input and runs the step.
-pub async fn run(_ports: &Ports, _input: Value) -> Result<Value, StepError> {
-    Err(StepError::Internal("step `snapshot` is not implemented yet".into()))
+pub async fn run(ports: &Ports, input: Value) -> Result<Progress, StepError> {
+    let state: TenantState = parse_input(input)?;
+    snapshot(&*ports.databases, &*ports.parameters, state).await
+}
+
+pub async fn snapshot<D: Databases + ?Sized, P: Parameters + ?Sized>(
+    db: &D,
+    params: &P,
+    state: TenantState,
+) -> Result<Progress, StepError> {
+    check_state(&state)?;
+    let ns = &state.tenant;
+
+    acquire_lock(params, &state).await?;
+    let mut progress = state.progress.clone();
+    progress.lock = Some(state.run.execution_arn.clone());
+
+    let pointer = read_pointer(params, ns).await?;
+    let active = db
+        .describe_instance(&pointer.value.instance_id)
+        .await?
+        .ok_or_else(|| {
+            StepError::NotFound(format!(
+                "active instance {} named by the pointer of {ns}",
+                pointer.value.instance_id
+            ))
+        })?;
+    if active.status != "available" {
+        return Err(StepError::NotReady {
+            resource: format!("instance {}", active.id),
+            status: active.status,
+        });
+    }
+    progress.pointer = Some(pointer.clone());
+
+    if state.release.write_freeze {
+        progress.maintenance = set_maintenance(params, &state).await?;
+    }
+
+    let record = match state.release.strategy {
+        Strategy::Promote => {
+            let id = state
+                .release
+                .source_snapshot
+                .clone()
+                .ok_or_else(|| StepError::invalid("release.sourceSnapshot", "missing"))?;
+            if db.describe_snapshot(&id).await?.is_none() {
+                return Err(StepError::NotFound(format!("source snapshot {id}")));
+            }
+            SnapshotRecord { id, created: false }
+        }
+        Strategy::BlueGreen | Strategy::InPlace => {
+            let id = snapshot_id(&state);
+            let tags = run_tags(&state, tags::ROLE_SNAPSHOT);
+            match db.describe_snapshot(&id).await? {
+                Some(s) if super::tenant::run_owns(&s.tags, &state) => {
+                    tracing::info!(tenant = %ns, snapshot = %id, "reusing this run's snapshot");
+                }
+                Some(_) => {
+                    return Err(StepError::Conflict(format!(
+                        "snapshot {id} exists but was not made by this run"
+                    )))
+                }
+                None => {
+                    db.create_snapshot(&pointer.value.instance_id, &id, &tags)
+                        .await?;
+                    tracing::info!(tenant = %ns, snapshot = %id, source = %pointer.value.instance_id, "snapshot started");
+                }
+            }
+            SnapshotRecord { id, created: true }
+        }
+    };
+    progress.snapshot = Some(record);
+    Ok(progress)
 }

@@ -1,0 +1,193 @@
+//! The `waitForTaskToken` pair's shared parts (DESIGN §4): where a task token is kept, and how
+//! a resource's state is judged.
+//!
+//! `await-resource` stores `{token, tenant, service?}` at `/tenantflow/_wait/<kind>/<resource-id>`
+//! (kind `db-snapshot`, `db-instance` or `ecs-deployment`), then checks the resource once.
+//! `resume` (EventBridge target) finds the record by resource id and checks again. Whoever sees
+//! a terminal state sends the result and deletes the record. Neither trusts an event alone: the
+//! state is always re-read from the service.
+
+use crate::error::StepError;
+use crate::model::ServiceRef;
+use crate::names::{InstanceId, Namespace, SnapshotId, SSM_WAIT_ROOT};
+use crate::ports::{Databases, Parameters, Services, Workflows};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// What kind of resource a token waits on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceKind {
+    DbSnapshot,
+    DbInstance,
+    EcsDeployment,
+}
+
+impl ResourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::DbSnapshot => "db-snapshot",
+            ResourceKind::DbInstance => "db-instance",
+            ResourceKind::EcsDeployment => "ecs-deployment",
+        }
+    }
+}
+
+/// The SSM parameter that holds the token of a waited-on resource.
+pub fn token_path(kind: ResourceKind, id: &str) -> String {
+    format!("{SSM_WAIT_ROOT}/{}/{id}", kind.as_str())
+}
+
+/// True when `id` can be part of an SSM parameter name (ECS deployment ids contain `/`).
+pub fn is_safe_resource_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 512
+        && !id.contains("//")
+        && !id.starts_with('/')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+}
+
+/// What the token parameter holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitRecord {
+    pub token: String,
+    pub tenant: Namespace,
+    /// For ECS deployments: the service to re-check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceRef>,
+}
+
+/// A resource's state as judged for a waiting task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not terminal yet (`status` as the service reports it).
+    Pending(String),
+    /// Ready: the task succeeds with `{"resource","status"}`.
+    Ready(String),
+    /// Will never become ready: the task fails with this ASL error name and cause.
+    Failed { error: StepError },
+}
+
+/// Instance states that never turn `available` by themselves.
+pub const INSTANCE_DEAD: &[&str] = &[
+    "failed",
+    "incompatible-restore",
+    "incompatible-parameters",
+    "incompatible-network",
+    "incompatible-option-group",
+    "inaccessible-encryption-credentials",
+    "restore-error",
+    "storage-full",
+    "deleting",
+    "stopped",
+];
+/// Snapshot states that never turn `available`.
+pub const SNAPSHOT_DEAD: &[&str] = &["failed", "error", "deleted", "deleting"];
+
+pub async fn judge_snapshot<D: Databases + ?Sized>(
+    db: &D,
+    id: &SnapshotId,
+) -> Result<Verdict, StepError> {
+    Ok(match db.describe_snapshot(id).await? {
+        None => Verdict::Failed {
+            error: StepError::NotFound(format!("snapshot {id}")),
+        },
+        Some(s) if s.status == "available" => Verdict::Ready(s.status),
+        Some(s) if SNAPSHOT_DEAD.contains(&s.status.as_str()) => Verdict::Failed {
+            error: StepError::NotReady {
+                resource: format!("snapshot {id}"),
+                status: s.status,
+            },
+        },
+        Some(s) => Verdict::Pending(s.status),
+    })
+}
+
+pub async fn judge_instance<D: Databases + ?Sized>(
+    db: &D,
+    id: &InstanceId,
+) -> Result<Verdict, StepError> {
+    Ok(match db.describe_instance(id).await? {
+        None => Verdict::Failed {
+            error: StepError::NotFound(format!("instance {id}")),
+        },
+        Some(i) if i.status == "available" => Verdict::Ready(i.status),
+        Some(i) if INSTANCE_DEAD.contains(&i.status.as_str()) => Verdict::Failed {
+            error: StepError::NotReady {
+                resource: format!("instance {id}"),
+                status: i.status,
+            },
+        },
+        Some(i) => Verdict::Pending(i.status),
+    })
+}
+
+/// Judges deployment `id` only (never the service as a whole): COMPLETED with running ==
+/// desired is ready; FAILED, gone, or superseded is `RolloutFailed`.
+pub async fn judge_deployment<S: Services + ?Sized>(
+    services: &S,
+    service: &ServiceRef,
+    id: &str,
+) -> Result<Verdict, StepError> {
+    let failed = |m: String| Verdict::Failed {
+        error: StepError::RolloutFailed(m),
+    };
+    Ok(match services.deployment(service, id).await? {
+        None => failed(format!(
+            "deployment {id} of {}/{} is no longer listed",
+            service.cluster, service.service
+        )),
+        Some(d) if d.rollout_state == "FAILED" => failed(format!(
+            "deployment {id} of {}/{} FAILED",
+            service.cluster, service.service
+        )),
+        Some(d) if !d.primary => failed(format!(
+            "deployment {id} of {}/{} was superseded by a newer deployment",
+            service.cluster, service.service
+        )),
+        Some(d) if d.rollout_state == "COMPLETED" && d.running == d.desired => {
+            Verdict::Ready(d.rollout_state)
+        }
+        Some(d) => Verdict::Pending(format!(
+            "{} ({}/{} running)",
+            d.rollout_state, d.running, d.desired
+        )),
+    })
+}
+
+/// Sends a terminal verdict to the waiting task and deletes the token record. Returns true when
+/// a result was sent. A failed send other than `Transient` means the token is already spent (the
+/// other half of the pair got there first, or the wait timed out): that is logged, not raised.
+pub async fn settle<W: Workflows + ?Sized, P: Parameters + ?Sized>(
+    workflows: &W,
+    params: &P,
+    path: &str,
+    token: &str,
+    resource: &str,
+    verdict: &Verdict,
+) -> Result<bool, StepError> {
+    let sent = match verdict {
+        Verdict::Pending(_) => return Ok(false),
+        Verdict::Ready(status) => {
+            let out = json!({"resource": resource, "status": status}).to_string();
+            workflows.send_task_success(token, &out).await
+        }
+        Verdict::Failed { error } => {
+            workflows
+                .send_task_failure(token, error.asl_name(), &error.to_string())
+                .await
+        }
+    };
+    match sent {
+        Ok(()) => {}
+        Err(e @ StepError::Transient(_)) => return Err(e),
+        Err(e) => {
+            tracing::warn!(%resource, error = %e, "task token already spent; dropping it");
+        }
+    }
+    params.delete(path).await?;
+    Ok(true)
+}
