@@ -11,7 +11,7 @@ use crate::s3::LocalObjects;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::sync::{Arc, Mutex};
-use tenantflow_core::ports::{Migrations, MigrationRequest, MigrationStatus};
+use tenantflow_core::ports::{MigrationRequest, MigrationStatus, Migrations};
 use tenantflow_core::StepError;
 
 const SCHEMA: &str = "
@@ -85,7 +85,9 @@ impl LocalMigrations {
             .map_err(|e| e.to_string())?;
         let mut out = vec![];
         for key in keys {
-            let Some(name) = key.strip_prefix(prefix) else { continue };
+            let Some(name) = key.strip_prefix(prefix) else {
+                continue;
+            };
             if name.contains('/') || !name.ends_with(".sql") {
                 continue;
             }
@@ -107,12 +109,23 @@ impl LocalMigrations {
         let now = self.clock.now();
         let id = self.with("start build", |c| {
             let seq: i64 =
-                c.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM builds", [], |r| r.get(0))?;
-            let id = format!("{MIGRATION_PROJECT}:{:08x}-{seq:06}", now.timestamp() as u32);
+                c.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM builds", [], |r| {
+                    r.get(0)
+                })?;
+            let id = format!(
+                "{MIGRATION_PROJECT}:{:08x}-{seq:06}",
+                now.timestamp() as u32
+            );
             c.execute(
                 "INSERT INTO builds (seq, id, instance_id, release, status, started_at)
                  VALUES (?1, ?2, ?3, ?4, 'IN_PROGRESS', ?5)",
-                params![seq, id, req.instance_id.as_str(), req.release, now.to_rfc3339()],
+                params![
+                    seq,
+                    id,
+                    req.instance_id.as_str(),
+                    req.release,
+                    now.to_rfc3339()
+                ],
             )?;
             Ok(id)
         })?;
@@ -124,7 +137,10 @@ impl LocalMigrations {
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("DB instance {} not found", req.instance_id))?;
             if inst.status != "available" {
-                return Err(format!("DB instance {} is {}", req.instance_id, inst.status));
+                return Err(format!(
+                    "DB instance {} is {}",
+                    req.instance_id, inst.status
+                ));
             }
             let scripts = self.scripts(&req.bucket, &req.prefix)?;
             let path = self.layout.instance_file(req.instance_id.as_str());

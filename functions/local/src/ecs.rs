@@ -88,11 +88,15 @@ impl Inner {
         let file = self.layout.instance_file(ptr.instance_id.as_str());
         let instance = ptr.instance_id.to_string();
         if !file.is_file() {
-            return Err(format!("{instance}: database file {} is missing", file.display()));
+            return Err(format!(
+                "{instance}: database file {} is missing",
+                file.display()
+            ));
         }
         let conn = Connection::open_with_flags(&file, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| format!("{instance}: {e}"))?;
-        run_health_check(&conn, &sql).map_err(|e| format!("health check failed on {instance}: {e}"))?;
+        run_health_check(&conn, &sql)
+            .map_err(|e| format!("health check failed on {instance}: {e}"))?;
         Ok((instance, sql))
     }
 

@@ -50,7 +50,13 @@ impl LocalBus {
         }
     }
 
-    fn envelope(&self, source: &str, detail_type: &str, resources: Vec<String>, detail: Value) -> Value {
+    fn envelope(
+        &self,
+        source: &str,
+        detail_type: &str,
+        resources: Vec<String>,
+        detail: Value,
+    ) -> Value {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         json!({
             "version": "0",
@@ -127,7 +133,14 @@ impl LocalBus {
         self.publish(e).await
     }
 
-    pub async fn deployment_event(&self, cluster: &str, service: &str, deployment_id: &str, state: &str, reason: &str) {
+    pub async fn deployment_event(
+        &self,
+        cluster: &str,
+        service: &str,
+        deployment_id: &str,
+        state: &str,
+        reason: &str,
+    ) {
         let arn = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{service}");
         let detail = json!({
             "eventType": if state == "FAILED" { "ERROR" } else { "INFO" },

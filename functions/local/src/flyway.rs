@@ -336,10 +336,9 @@ pub fn migrate(
         .filter(|res| match &res.name.kind {
             Kind::Versioned(v) => max_applied.as_ref().is_none_or(|m| v > m),
             Kind::Repeatable => {
-                let last = applied
-                    .iter()
-                    .rev()
-                    .find(|r| r.success && r.version.is_none() && r.description == res.name.description);
+                let last = applied.iter().rev().find(|r| {
+                    r.success && r.version.is_none() && r.description == res.name.description
+                });
                 last.is_none_or(|r| r.checksum != Some(res.checksum))
             }
         })

@@ -11,12 +11,17 @@
 //! - [`flyway`]: the Flyway-compatible migration runner;
 //! - [`clock`]: the clock resources become ready on (the engine's virtual clock during a run);
 //! - [`runner`]: the engine `TaskRunner` resolving the definitions' resources locally;
+//! - [`deploy`]: publish + trigger + run the definitions on the engine, with a per-tenant report;
+//! - [`bench`]: the raw work of a deploy (two copies + migration per tenant), for the benchmark;
+//! - [`state`]: `LocalState` (create/open, tenants, publishing releases); [`status`];
 //! - [`ports`]: all adapters built together, and the core `Ports` bundle;
 //! - [`sqlite`]: opening metadata databases and copying databases with the backup API;
 //! - [`error`]: `LocalError`.
 
+pub mod bench;
 pub mod clock;
 pub mod codebuild;
+pub mod deploy;
 pub mod ecs;
 pub mod error;
 pub mod events;
@@ -29,8 +34,13 @@ pub mod s3;
 pub mod secrets;
 pub mod sqlite;
 pub mod ssm;
+pub mod state;
+pub mod status;
 pub mod workflows;
 
+pub use deploy::{deploy, DeployOptions, DeployReport, TenantRow};
 pub use error::LocalError;
 pub use layout::{Layout, StateConfig};
 pub use ports::LocalPorts;
+pub use state::{LocalState, PublishedRelease};
+pub use status::{status, StatusReport};

@@ -16,9 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tenantflow_core::names::{InstanceId, SnapshotId};
-use tenantflow_core::ports::{
-    Databases, DbInstance, DbSnapshot, Headroom, RestoreRequest, Tags,
-};
+use tenantflow_core::ports::{Databases, DbInstance, DbSnapshot, Headroom, RestoreRequest, Tags};
 use tenantflow_core::StepError;
 
 const SCHEMA: &str = "
@@ -84,7 +82,13 @@ impl Inner {
             c.query_row(
                 "SELECT status, deletion_protection, tags FROM instances WHERE id = ?1",
                 [id],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, String>(2)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, bool>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
             )
             .optional()
         })?;
@@ -194,6 +198,11 @@ impl LocalDatabases {
         self.inner.instance_row(id.as_str())
     }
 
+    /// Synchronous describe, for callers outside the async ports.
+    pub fn describe_snapshot_sync(&self, id: &SnapshotId) -> Result<Option<DbSnapshot>, StepError> {
+        self.inner.snapshot_row(id.as_str())
+    }
+
     fn spawn_ready(&self, kind: Kind, id: String, seconds: u64) {
         let inner = self.inner.clone();
         tokio::spawn(async move {
@@ -202,8 +211,9 @@ impl LocalDatabases {
                 Kind::Snapshot => "snapshots",
                 Kind::Instance => "instances",
             };
-            let sql =
-                format!("UPDATE {table} SET status = 'available' WHERE id = ?1 AND status = 'creating'");
+            let sql = format!(
+                "UPDATE {table} SET status = 'available' WHERE id = ?1 AND status = 'creating'"
+            );
             // A resource deleted while it was being created gets no event.
             let changed = inner
                 .with("mark available", |c| c.execute(&sql, [&id]))
@@ -469,8 +479,14 @@ impl Databases for LocalDatabases {
     async fn headroom(&self) -> Result<Headroom, StepError> {
         let inner = &self.inner;
         Ok(Headroom {
-            instances: inner.limits.instances.saturating_sub(inner.count("instances")?),
-            snapshots: inner.limits.snapshots.saturating_sub(inner.count("snapshots")?),
+            instances: inner
+                .limits
+                .instances
+                .saturating_sub(inner.count("instances")?),
+            snapshots: inner
+                .limits
+                .snapshots
+                .saturating_sub(inner.count("snapshots")?),
         })
     }
 }

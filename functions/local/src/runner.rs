@@ -69,7 +69,8 @@ impl Clock for EngineClock {
 
 impl TaskCallbacks for statemachine::Callbacks {
     fn success(&self, token: &str, output: Value) -> Result<(), String> {
-        self.send_task_success(token, output).map_err(|e| e.to_string())
+        self.send_task_success(token, output)
+            .map_err(|e| e.to_string())
     }
     fn failure(&self, token: &str, error: &str, cause: &str) -> Result<(), String> {
         self.send_task_failure(token, error, cause)
@@ -98,7 +99,9 @@ impl LocalRunner {
         let name = input
             .get("FunctionName")
             .and_then(Value::as_str)
-            .ok_or_else(|| TaskFailure::new("States.Runtime", "lambda:invoke needs a FunctionName"))?;
+            .ok_or_else(|| {
+                TaskFailure::new("States.Runtime", "lambda:invoke needs a FunctionName")
+            })?;
         step_of_function(name).ok_or_else(|| {
             TaskFailure::new(
                 "Lambda.ResourceNotFoundException",
@@ -108,7 +111,10 @@ impl LocalRunner {
     }
 
     async fn start_build_sync(&self, input: &Value) -> Result<Value, TaskFailure> {
-        let project = input.get("ProjectName").and_then(Value::as_str).unwrap_or("");
+        let project = input
+            .get("ProjectName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if project != MIGRATION_PROJECT {
             return Err(TaskFailure::new(
                 "CodeBuild.ResourceNotFoundException",
@@ -116,7 +122,10 @@ impl LocalRunner {
             ));
         }
         let mut env = BTreeMap::new();
-        if let Some(vars) = input.get("EnvironmentVariablesOverride").and_then(Value::as_array) {
+        if let Some(vars) = input
+            .get("EnvironmentVariablesOverride")
+            .and_then(Value::as_array)
+        {
             for v in vars {
                 if let (Some(n), Some(val)) = (
                     v.get("Name").and_then(Value::as_str),
@@ -146,7 +155,9 @@ impl LocalRunner {
         // A build takes simulated time; the Flyway run itself takes real time on a blocking thread.
         self.local
             .clock
-            .sleep(Duration::from_secs(self.local.config.durations.build_seconds))
+            .sleep(Duration::from_secs(
+                self.local.config.durations.build_seconds,
+            ))
             .await;
         let result = self
             .local
@@ -214,7 +225,8 @@ impl TaskRunner for LocalRunner {
                     })),
                     Err(e) => Err(TaskFailure::new(
                         e.asl_name(),
-                        json!({"errorType": e.asl_name(), "errorMessage": e.to_string()}).to_string(),
+                        json!({"errorType": e.asl_name(), "errorMessage": e.to_string()})
+                            .to_string(),
                     )),
                 }
             }

@@ -29,7 +29,10 @@ impl LocalObjects {
     fn bucket_dir(&self, bucket: &str) -> Result<PathBuf, StepError> {
         check_segment("bucket", bucket)?;
         if bucket.contains('/') {
-            return Err(StepError::invalid("bucket", format!("{bucket:?} contains `/`")));
+            return Err(StepError::invalid(
+                "bucket",
+                format!("{bucket:?} contains `/`"),
+            ));
         }
         Ok(self.root.join(bucket))
     }

@@ -21,7 +21,11 @@ impl LocalSecrets {
         match std::fs::read_to_string(&self.path) {
             Ok(t) => serde_json::from_str(&t).map_err(|e| {
                 // Never echo the file: it holds secrets.
-                StepError::Internal(format!("{} is not a JSON object of strings: line {}", self.path.display(), e.line()))
+                StepError::Internal(format!(
+                    "{} is not a JSON object of strings: line {}",
+                    self.path.display(),
+                    e.line()
+                ))
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
             Err(e) => Err(crate::error::io_step_error(&self.path, e)),

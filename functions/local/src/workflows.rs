@@ -73,7 +73,8 @@ impl LocalWorkflows {
         if let Ok(mut m) = self.status.lock() {
             m.insert(execution_arn(name), status.to_string());
         }
-        let _ = crate::layout::write_atomic(&self.runs.join(name).join("status"), status.as_bytes());
+        let _ =
+            crate::layout::write_atomic(&self.runs.join(name).join("status"), status.as_bytes());
     }
 
     fn cb(&self) -> Result<Arc<dyn TaskCallbacks>, StepError> {
@@ -81,7 +82,11 @@ impl LocalWorkflows {
             .read()
             .ok()
             .and_then(|g| g.clone())
-            .ok_or_else(|| StepError::NotFound("TaskDoesNotExist: no local run is waiting on task tokens".into()))
+            .ok_or_else(|| {
+                StepError::NotFound(
+                    "TaskDoesNotExist: no local run is waiting on task tokens".into(),
+                )
+            })
     }
 }
 
@@ -97,7 +102,10 @@ fn valid_name(name: &str) -> bool {
 impl Workflows for LocalWorkflows {
     async fn start_execution(&self, name: &str, input: &str) -> Result<Started, StepError> {
         if !valid_name(name) {
-            return Err(StepError::invalid("name", format!("{name:?} is not a valid execution name")));
+            return Err(StepError::invalid(
+                "name",
+                format!("{name:?} is not a valid execution name"),
+            ));
         }
         let value: Value = serde_json::from_str(input)
             .map_err(|e| StepError::invalid("input", format!("not JSON: {e}")))?;
@@ -105,10 +113,14 @@ impl Workflows for LocalWorkflows {
         std::fs::create_dir_all(&dir).map_err(|e| crate::error::io_step_error(&dir, e))?;
         let file = dir.join("request.json");
         let arn = execution_arn(name);
-        let text = serde_json::to_string_pretty(&value)
-            .map_err(|e| StepError::Internal(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&value).map_err(|e| StepError::Internal(e.to_string()))?;
         // create_new makes "first writer wins" atomic.
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&file) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&file)
+        {
             Ok(mut f) => {
                 use std::io::Write;
                 f.write_all(text.as_bytes())
@@ -153,14 +165,27 @@ impl Workflows for LocalWorkflows {
             .map_err(StepError::NotFound)
     }
 
-    async fn send_task_failure(&self, token: &str, error: &str, cause: &str) -> Result<(), StepError> {
+    async fn send_task_failure(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), StepError> {
         self.cb()?
             .failure(token, error, cause)
             .map_err(StepError::NotFound)
     }
 
-    async fn execution_status(&self, execution_arn: &str) -> Result<Option<ExecutionState>, StepError> {
-        if let Some(s) = self.status.lock().ok().and_then(|m| m.get(execution_arn).cloned()) {
+    async fn execution_status(
+        &self,
+        execution_arn: &str,
+    ) -> Result<Option<ExecutionState>, StepError> {
+        if let Some(s) = self
+            .status
+            .lock()
+            .ok()
+            .and_then(|m| m.get(execution_arn).cloned())
+        {
             return Ok(Some(s));
         }
         let Some(name) = execution_arn.rsplit(':').next() else {

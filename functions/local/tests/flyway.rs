@@ -38,7 +38,15 @@ fn rows(conn: &Connection) -> Vec<(i64, Option<String>, String, String, String, 
     )
     .unwrap()
     .query_map([], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+        ))
     })
     .unwrap()
     .collect::<Result<_, _>>()
@@ -49,7 +57,10 @@ fn rows(conn: &Connection) -> Vec<(i64, Option<String>, String, String, String, 
 fn applies_in_flyway_version_order_then_repeatables() {
     let mut conn = Connection::open_in_memory().unwrap();
     let scripts = vec![
-        s("R__view.sql", "CREATE VIEW IF NOT EXISTS v AS SELECT * FROM log;"),
+        s(
+            "R__view.sql",
+            "CREATE VIEW IF NOT EXISTS v AS SELECT * FROM log;",
+        ),
         s("V1.10__c.sql", "INSERT INTO log VALUES ('1.10');"),
         s("V1__a.sql", "CREATE TABLE log (v TEXT);"),
         s("V1.2__b.sql", "INSERT INTO log VALUES ('1.2');"),
@@ -59,7 +70,13 @@ fn applies_in_flyway_version_order_then_repeatables() {
     let applied: Vec<_> = report.applied.iter().map(|a| a.script.as_str()).collect();
     assert_eq!(
         applied,
-        ["V1__a.sql", "V1.2__b.sql", "V1_3__b_b.sql", "V1.10__c.sql", "R__view.sql"]
+        [
+            "V1__a.sql",
+            "V1.2__b.sql",
+            "V1_3__b_b.sql",
+            "V1.10__c.sql",
+            "R__view.sql"
+        ]
     );
     assert_eq!(report.schema_version.as_deref(), Some("1.10"));
     let log: Vec<String> = conn
@@ -72,7 +89,18 @@ fn applies_in_flyway_version_order_then_repeatables() {
     assert_eq!(log, ["1.2", "1.3", "1.10"]);
     let h = rows(&conn);
     assert_eq!(h.len(), 5);
-    assert_eq!(h[2], (3, Some("1.3".into()), "b b".into(), "SQL".into(), "V1_3__b_b.sql".into(), checksum(b"INSERT INTO log VALUES ('1.3');"), true));
+    assert_eq!(
+        h[2],
+        (
+            3,
+            Some("1.3".into()),
+            "b b".into(),
+            "SQL".into(),
+            "V1_3__b_b.sql".into(),
+            checksum(b"INSERT INTO log VALUES ('1.3');"),
+            true
+        )
+    );
     assert_eq!(h[4].1, None, "repeatables have no version");
     // Flyway's columns, in Flyway's order.
     let cols: Vec<String> = conn
@@ -84,7 +112,18 @@ fn applies_in_flyway_version_order_then_repeatables() {
         .unwrap();
     assert_eq!(
         cols,
-        ["installed_rank", "version", "description", "type", "script", "checksum", "installed_by", "installed_on", "execution_time", "success"]
+        [
+            "installed_rank",
+            "version",
+            "description",
+            "type",
+            "script",
+            "checksum",
+            "installed_by",
+            "installed_on",
+            "execution_time",
+            "success"
+        ]
     );
 
     // Second run: nothing pending.
@@ -97,15 +136,30 @@ fn later_release_applies_only_new_versions_and_changed_repeatables() {
     let mut conn = Connection::open_in_memory().unwrap();
     let v1 = vec![
         s("V1__init.sql", "CREATE TABLE t (a INT);"),
-        s("R__count.sql", "DROP VIEW IF EXISTS c; CREATE VIEW c AS SELECT count(*) n FROM t;"),
+        s(
+            "R__count.sql",
+            "DROP VIEW IF EXISTS c; CREATE VIEW c AS SELECT count(*) n FROM t;",
+        ),
     ];
     flyway::migrate(&mut conn, &v1, &opts()).unwrap();
     // Release 2 carries only its new script plus an unchanged repeatable: R is not re-run.
-    let v2 = vec![s("V2__col.sql", "ALTER TABLE t ADD COLUMN b INT;"), v1[1].clone()];
+    let v2 = vec![
+        s("V2__col.sql", "ALTER TABLE t ADD COLUMN b INT;"),
+        v1[1].clone(),
+    ];
     let r = flyway::migrate(&mut conn, &v2, &opts()).unwrap();
-    assert_eq!(r.applied.iter().map(|a| a.script.as_str()).collect::<Vec<_>>(), ["V2__col.sql"]);
+    assert_eq!(
+        r.applied
+            .iter()
+            .map(|a| a.script.as_str())
+            .collect::<Vec<_>>(),
+        ["V2__col.sql"]
+    );
     // A changed repeatable re-runs.
-    let v3 = vec![s("R__count.sql", "DROP VIEW IF EXISTS c; CREATE VIEW c AS SELECT count(*) AS n, 1 AS k FROM t;")];
+    let v3 = vec![s(
+        "R__count.sql",
+        "DROP VIEW IF EXISTS c; CREATE VIEW c AS SELECT count(*) AS n, 1 AS k FROM t;",
+    )];
     let r = flyway::migrate(&mut conn, &v3, &opts()).unwrap();
     assert_eq!(r.applied.len(), 1);
     assert_eq!(r.schema_version.as_deref(), Some("2"));
@@ -115,18 +169,30 @@ fn later_release_applies_only_new_versions_and_changed_repeatables() {
 #[test]
 fn checksum_mismatch_fails_validation_before_anything_is_applied() {
     let mut conn = Connection::open_in_memory().unwrap();
-    flyway::migrate(&mut conn, &[s("V1__init.sql", "CREATE TABLE t (a INT);")], &opts()).unwrap();
+    flyway::migrate(
+        &mut conn,
+        &[s("V1__init.sql", "CREATE TABLE t (a INT);")],
+        &opts(),
+    )
+    .unwrap();
     let edited = vec![
         s("V1__init.sql", "CREATE TABLE t (a INT, b INT);"),
         s("V2__more.sql", "CREATE TABLE u (a INT);"),
     ];
     let e = flyway::migrate(&mut conn, &edited, &opts()).unwrap_err();
     match e {
-        FlywayError::Validation(m) => assert!(m.contains("checksum mismatch for migration version 1"), "{m}"),
+        FlywayError::Validation(m) => assert!(
+            m.contains("checksum mismatch for migration version 1"),
+            "{m}"
+        ),
         other => panic!("expected a validation error, got {other}"),
     }
     let u: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'u'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'u'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(u, 0, "V2 must not run after a failed validation");
     assert_eq!(rows(&conn).len(), 1);
@@ -136,9 +202,15 @@ fn checksum_mismatch_fails_validation_before_anything_is_applied() {
 fn failed_script_is_rolled_back_and_recorded_unsuccessful() {
     let mut conn = Connection::open_in_memory().unwrap();
     let scripts = vec![
-        s("V1__init.sql", "CREATE TABLE t (email TEXT); INSERT INTO t VALUES ('a'), ('a');"),
+        s(
+            "V1__init.sql",
+            "CREATE TABLE t (email TEXT); INSERT INTO t VALUES ('a'), ('a');",
+        ),
         // Creates a table, then fails: the table must not survive (own transaction).
-        s("V2__unique.sql", "CREATE TABLE side (x INT);\nCREATE UNIQUE INDEX t_email ON t (email);"),
+        s(
+            "V2__unique.sql",
+            "CREATE TABLE side (x INT);\nCREATE UNIQUE INDEX t_email ON t (email);",
+        ),
         s("V3__never.sql", "CREATE TABLE never (x INT);"),
     ];
     let e = flyway::migrate(&mut conn, &scripts, &opts()).unwrap_err();
@@ -161,26 +233,48 @@ fn failed_script_is_rolled_back_and_recorded_unsuccessful() {
     assert_eq!(h.len(), 2);
     assert!(h[0].6);
     assert_eq!((h[1].1.as_deref(), h[1].6), (Some("2"), false));
-    assert_eq!(flyway::current_version(&conn).unwrap().as_deref(), Some("1"));
+    assert_eq!(
+        flyway::current_version(&conn).unwrap().as_deref(),
+        Some("1")
+    );
 
     // A failed migration in the history blocks the next run (Flyway: repair first).
     let e = flyway::migrate(&mut conn, &scripts[..1], &opts()).unwrap_err();
-    assert!(matches!(e, FlywayError::Validation(ref m) if m.contains("failed migration to version 2")), "{e}");
+    assert!(
+        matches!(e, FlywayError::Validation(ref m) if m.contains("failed migration to version 2")),
+        "{e}"
+    );
 }
 
 #[test]
 fn out_of_order_and_duplicates_are_rejected() {
     let mut conn = Connection::open_in_memory().unwrap();
-    flyway::migrate(&mut conn, &[s("V2__b.sql", "CREATE TABLE b (x INT);")], &opts()).unwrap();
+    flyway::migrate(
+        &mut conn,
+        &[s("V2__b.sql", "CREATE TABLE b (x INT);")],
+        &opts(),
+    )
+    .unwrap();
     let e = flyway::migrate(
         &mut conn,
-        &[s("V1__a.sql", "CREATE TABLE a (x INT);"), s("V2__b.sql", "CREATE TABLE b (x INT);")],
+        &[
+            s("V1__a.sql", "CREATE TABLE a (x INT);"),
+            s("V2__b.sql", "CREATE TABLE b (x INT);"),
+        ],
         &opts(),
     )
     .unwrap_err();
-    assert!(matches!(e, FlywayError::Validation(ref m) if m.contains("not applied")), "{e}");
+    assert!(
+        matches!(e, FlywayError::Validation(ref m) if m.contains("not applied")),
+        "{e}"
+    );
 
-    let e = flyway::migrate(&mut conn, &[s("V3__a.sql", ""), s("V3.0__b.sql", "")], &opts()).unwrap_err();
+    let e = flyway::migrate(
+        &mut conn,
+        &[s("V3__a.sql", ""), s("V3.0__b.sql", "")],
+        &opts(),
+    )
+    .unwrap_err();
     assert!(matches!(e, FlywayError::Duplicate { .. }), "{e}");
     let e = flyway::migrate(&mut conn, &[s("V3_x__a.sql", "")], &opts()).unwrap_err();
     assert!(matches!(e, FlywayError::Name(_)), "{e}");
@@ -189,8 +283,12 @@ fn out_of_order_and_duplicates_are_rejected() {
 #[test]
 fn migrate_path_requires_an_existing_file() {
     let dir = tempfile::tempdir().unwrap();
-    let e = flyway::migrate_path(&dir.path().join("missing.sqlite"), &[s("V1__a.sql", "")], &opts())
-        .unwrap_err();
+    let e = flyway::migrate_path(
+        &dir.path().join("missing.sqlite"),
+        &[s("V1__a.sql", "")],
+        &opts(),
+    )
+    .unwrap_err();
     assert!(matches!(e, FlywayError::Io { .. }), "{e}");
     assert!(!dir.path().join("missing.sqlite").exists());
 }

@@ -24,7 +24,11 @@ async fn ssm_versions_and_current_value() {
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].2, "one");
     let modified: String = conn
-        .query_row("SELECT modified_at FROM parameter_versions WHERE version = 2", [], |r| r.get(0))
+        .query_row(
+            "SELECT modified_at FROM parameter_versions WHERE version = 2",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert!(modified.starts_with("2026-11-21T12:00:00"), "{modified}");
 
@@ -43,10 +47,20 @@ async fn ssm_versions_and_current_value() {
 async fn ssm_create_if_absent_is_atomic() {
     let env = common::env();
     let p = env.ports.parameters.clone();
-    assert_eq!(p.create("/tenantflow/a-b-c/lock", "run-1").await.unwrap(), Some(1));
-    assert_eq!(p.create("/tenantflow/a-b-c/lock", "run-2").await.unwrap(), None);
     assert_eq!(
-        p.get("/tenantflow/a-b-c/lock").await.unwrap().unwrap().value,
+        p.create("/tenantflow/a-b-c/lock", "run-1").await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        p.create("/tenantflow/a-b-c/lock", "run-2").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        p.get("/tenantflow/a-b-c/lock")
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
         "run-1"
     );
 
@@ -56,7 +70,9 @@ async fn ssm_create_if_absent_is_atomic() {
         .map(|i| {
             let path = path.clone();
             std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
                 let clock = std::sync::Arc::new(tenantflow_local::clock::SystemClock);
                 let own = tenantflow_local::ssm::LocalParameters::open(&path, clock).unwrap();
                 rt.block_on(own.create("/tenantflow/x-y-z/lock", &format!("run-{i}")))
@@ -81,10 +97,16 @@ async fn ssm_list_is_recursive_and_current() {
     p.put("/tenantflow/d-e-f/lock", "x").await.unwrap();
     p.put("/tenantflowX/other", "no").await.unwrap();
     let all = p.list("/tenantflow").await.unwrap();
-    let names: Vec<_> = all.iter().map(|x| (x.name.as_str(), x.value.as_str(), x.version)).collect();
+    let names: Vec<_> = all
+        .iter()
+        .map(|x| (x.name.as_str(), x.value.as_str(), x.version))
+        .collect();
     assert_eq!(
         names,
-        vec![("/tenantflow/a-b-c/db", "2", 2), ("/tenantflow/d-e-f/lock", "x", 1)]
+        vec![
+            ("/tenantflow/a-b-c/db", "2", 2),
+            ("/tenantflow/d-e-f/lock", "x", 1)
+        ]
     );
 }
 
@@ -92,11 +114,20 @@ async fn ssm_list_is_recursive_and_current() {
 async fn s3_folder_objects() {
     let env = common::env();
     let o = &env.ports.objects;
-    o.put("b", "releases/r1/manifest.json", b"{}").await.unwrap();
-    o.put("b", "releases/r1/V1__x.sql", b"select 1;").await.unwrap();
-    o.put("b", "releases/r2/V1__x.sql", b"select 2;").await.unwrap();
+    o.put("b", "releases/r1/manifest.json", b"{}")
+        .await
+        .unwrap();
+    o.put("b", "releases/r1/V1__x.sql", b"select 1;")
+        .await
+        .unwrap();
+    o.put("b", "releases/r2/V1__x.sql", b"select 2;")
+        .await
+        .unwrap();
     assert!(env.dir.path().join("s3/b/releases/r1/V1__x.sql").is_file());
-    assert_eq!(o.get("b", "releases/r1/V1__x.sql").await.unwrap().unwrap(), b"select 1;");
+    assert_eq!(
+        o.get("b", "releases/r1/V1__x.sql").await.unwrap().unwrap(),
+        b"select 1;"
+    );
     assert!(o.get("b", "releases/none").await.unwrap().is_none());
     assert_eq!(
         o.list("b", "releases/r1/").await.unwrap(),

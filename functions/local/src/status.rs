@@ -1,0 +1,216 @@
+//! `status`: per-tenant state read straight from the state directory, plus orphans.
+//!
+//! - A tenant is a `/tenantflow/<ns>/db` pointer. Its `schemaVersion` is the highest successful
+//!   version in the active instance's `flyway_schema_history`, and its `release` is the published
+//!   release whose highest script version equals it (the pointer's own release preferred).
+//! - An orphan instance is an instance (registry entry or file) no pointer names; an orphan
+//!   snapshot is one whose namespace has no tenant, that lacks the tenantflow tags, or whose file
+//!   and registry entry disagree. Snapshots a tenant keeps by its retention policy are not orphans.
+
+use crate::error::LocalError;
+use crate::flyway;
+use crate::layout::RELEASE_BUCKET;
+use crate::state::LocalState;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use tenantflow_core::flyway::{ScriptName, Version};
+use tenantflow_core::manifest::Manifest;
+use tenantflow_core::model::ActivePointer;
+use tenantflow_core::names::{tags, SnapshotId, SsmPaths};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport {
+    pub tenants: Vec<TenantStatus>,
+    pub orphans: Orphans,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantStatus {
+    pub tenant: String,
+    pub active_generation: Option<String>,
+    pub active_instance: Option<String>,
+    pub release: Option<String>,
+    pub schema_version: Option<String>,
+    pub locked: bool,
+    pub maintenance: bool,
+    /// Holder of the lock (an execution ARN), when locked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_holder: Option<String>,
+    /// What is wrong with this tenant, if anything (bad pointer, missing or corrupt database, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Orphans {
+    pub instances: Vec<String>,
+    pub snapshots: Vec<String>,
+}
+
+/// Highest versioned script of every published release: release id → version.
+fn release_versions(state: &LocalState) -> BTreeMap<String, Version> {
+    let objects = crate::s3::LocalObjects::new(&state.layout().s3_dir());
+    let mut out = BTreeMap::new();
+    let Ok(keys) = objects.list_sync(RELEASE_BUCKET, "releases/") else {
+        return out;
+    };
+    for key in keys.iter().filter(|k| k.ends_with("/manifest.json")) {
+        let Some(Ok(m)) = objects
+            .get_sync(RELEASE_BUCKET, key)
+            .ok()
+            .flatten()
+            .map(|b| Manifest::parse(&b))
+        else {
+            continue;
+        };
+        let max = m
+            .scripts
+            .iter()
+            .filter_map(|s| ScriptName::parse(&s.name).ok())
+            .filter_map(|n| n.version().cloned())
+            .max();
+        if let Some(v) = max {
+            out.insert(m.release, v);
+        }
+    }
+    out
+}
+
+fn files_in(dir: &std::path::Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .strip_suffix(".sqlite")
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn status(state: &LocalState) -> Result<StatusReport, LocalError> {
+    let ports = state.ports()?;
+    let layout = state.layout();
+    let params = ports.parameters.list_sync("/tenantflow")?;
+    let by_name: BTreeMap<&str, &str> = params
+        .iter()
+        .map(|p| (p.name.as_str(), p.value.as_str()))
+        .collect();
+    let releases = release_versions(state);
+
+    let mut tenants = vec![];
+    let mut referenced: BTreeSet<String> = BTreeSet::new();
+    let mut namespaces: BTreeSet<String> = BTreeSet::new();
+    for p in &params {
+        let Some(ns) = SsmPaths::tenant_of_pointer(&p.name) else {
+            continue;
+        };
+        namespaces.insert(ns.to_string());
+        let paths = ns.paths();
+        let lock_holder = by_name.get(paths.lock.as_str()).map(|s| s.to_string());
+        let maintenance = by_name.contains_key(paths.maintenance.as_str());
+        let mut row = TenantStatus {
+            tenant: ns.to_string(),
+            active_generation: None,
+            active_instance: None,
+            release: None,
+            schema_version: None,
+            locked: lock_holder.is_some(),
+            maintenance,
+            lock_holder,
+            problem: None,
+        };
+        match serde_json::from_str::<ActivePointer>(&p.value) {
+            Err(e) => row.problem = Some(format!("{}: pointer is not valid: {e}", p.name)),
+            Ok(ptr) => {
+                row.active_generation = Some(ptr.generation.to_string());
+                row.active_instance = Some(ptr.instance_id.to_string());
+                referenced.insert(ptr.instance_id.to_string());
+                let file = layout.instance_file(ptr.instance_id.as_str());
+                let version = crate::sqlite::check_database(&file).and_then(|()| {
+                    let conn = rusqlite::Connection::open_with_flags(
+                        &file,
+                        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                    )
+                    .map_err(|e| e.to_string())?;
+                    flyway::current_version(&conn).map_err(|e| e.to_string())
+                });
+                match version {
+                    Err(e) => {
+                        row.problem = Some(format!(
+                            "{}: tenant database is corrupt or missing: {e}",
+                            file.display()
+                        ))
+                    }
+                    Ok(v) => {
+                        row.schema_version = v.clone();
+                        let v = v.as_deref().and_then(Version::parse);
+                        if let Some(v) = v {
+                            let matches: Vec<&String> = releases
+                                .iter()
+                                .filter(|(_, rv)| **rv == v)
+                                .map(|(id, _)| id)
+                                .collect();
+                            row.release = if matches.contains(&&ptr.release) {
+                                Some(ptr.release.clone())
+                            } else {
+                                matches.first().map(|s| s.to_string())
+                            };
+                            if row.release.is_none() {
+                                row.problem = Some(format!(
+                                    "schema version {v} matches no published release (pointer says {})",
+                                    ptr.release
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        tenants.push(row);
+    }
+
+    let (reg_instances, reg_snapshots) = ports.databases.all_ids()?;
+    let mut instances: BTreeSet<String> = reg_instances.iter().cloned().collect();
+    instances.extend(files_in(&layout.instances_dir()));
+    let orphan_instances = instances
+        .into_iter()
+        .filter(|i| !referenced.contains(i))
+        .collect();
+
+    let file_snaps = files_in(&layout.snapshots_dir());
+    let reg_snaps: BTreeSet<String> = reg_snapshots.iter().cloned().collect();
+    let mut orphan_snapshots = vec![];
+    for s in reg_snaps.union(&file_snaps) {
+        let both = reg_snaps.contains(s) && file_snaps.contains(s);
+        let owner = SnapshotId::parse(s)
+            .ok()
+            .and_then(|id| id.split_generation())
+            .map(|(ns, _)| ns.to_string());
+        let tagged = match SnapshotId::parse(s) {
+            Ok(id) => ports
+                .databases
+                .describe_snapshot_sync(&id)?
+                .map(|d| d.tags.contains_key(tags::NAMESPACE))
+                .unwrap_or(false),
+            Err(_) => false,
+        };
+        let owned = owner.is_some_and(|ns| namespaces.contains(&ns));
+        if !(both && owned && tagged) {
+            orphan_snapshots.push(s.clone());
+        }
+    }
+    Ok(StatusReport {
+        tenants,
+        orphans: Orphans {
+            instances: orphan_instances,
+            snapshots: orphan_snapshots,
+        },
+    })
+}
