@@ -190,9 +190,19 @@ pub struct BenchArgs {
     /// Customers and orders per tenant.
     #[arg(long, default_value_t = 10_000)]
     pub rows: usize,
-    /// Tenants deployed at once (default: the number of CPUs).
+    /// Tenants deployed at once, in the deploy and in the raw work (default: the number of CPUs).
     #[arg(long, value_name = "N")]
     pub max_concurrency: Option<u32>,
+    /// Seed of the data generator.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Where to build the benchmark fleet (default: a new temporary folder, removed afterwards).
+    /// The benchmark never touches --state.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Keep the benchmark fleet afterwards.
+    #[arg(long)]
+    pub keep: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,

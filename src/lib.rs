@@ -8,11 +8,14 @@
 //! - [`fleet`]: example tenant names and the seeded data generator;
 //! - [`pack`]: writing a release folder's `manifest.json`;
 //! - [`examples`]: where the example releases are;
-//! - [`table`]: plain-text tables for terminal output.
+//! - [`progress`]: progress bars drawn from the engine's history events;
+//! - [`table`]: plain-text tables for terminal output; [`output`]: stdout that survives a closed pipe.
 
 pub mod cli;
 pub mod commands;
 pub mod examples;
 pub mod fleet;
+pub mod output;
 pub mod pack;
+pub mod progress;
 pub mod table;

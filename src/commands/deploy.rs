@@ -1,9 +1,227 @@
-//! `tenantflow deploy`.
+//! `tenantflow deploy RELEASE_DIR`: publish the release into the local S3, run the real state
+//! machine definitions on the local backend, and report per tenant.
 
-use crate::cli::DeployArgs;
-use anyhow::{bail, Result};
+use crate::cli::{DeployArgs, EXIT_FAILED, EXIT_OK, EXIT_PARTIAL};
+use crate::progress::RunProgress;
+use crate::table;
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
 use std::path::Path;
+use std::sync::Arc;
+use tenantflow_core::model::Outcome;
+use tenantflow_local::{DeployOptions, DeployReport, LocalState, TenantRow};
 
-pub fn run(_state: &Path, _args: &DeployArgs) -> Result<u8> {
-    bail!("`deploy` is not wired to the local backend yet")
+/// Opens an existing state directory, with an error that says what to do.
+pub fn open_state(state: &Path) -> Result<LocalState> {
+    LocalState::open(state)
+        .with_context(|| format!("cannot use {} as the state directory", state.display()))
+}
+
+pub fn options(args: &DeployArgs) -> DeployOptions {
+    DeployOptions {
+        fleet: args.fleet.map(Into::into),
+        strategy: args.strategy.map(Into::into),
+        canary: args.canary,
+        max_failure_percent: args.max_failure_percent,
+        max_concurrency: args.max_concurrency,
+        seed: args.seed,
+        source_snapshot: args.source_snapshot.clone(),
+    }
+}
+
+/// Runs one deploy on a fresh tokio runtime, with progress bars on a terminal unless `quiet`.
+pub fn deploy_blocking(
+    local: &LocalState,
+    release_dir: &Path,
+    opts: DeployOptions,
+    quiet: bool,
+) -> Result<DeployReport> {
+    let progress = if quiet {
+        None
+    } else {
+        RunProgress::on_terminal().map(Arc::new)
+    };
+    let observer = progress
+        .clone()
+        .map(|p| p as Arc<dyn statemachine::Observer>);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let result = runtime.block_on(tenantflow_local::deploy(local, release_dir, opts, observer));
+    if let Some(p) = &progress {
+        p.finish();
+    }
+    result.with_context(|| format!("deploy of {} failed", release_dir.display()))
+}
+
+/// The exit code a report maps to: 0 every tenant deployed, 2 the run finished but some tenants
+/// did not deploy, 1 the run itself failed.
+pub fn exit_code(report: &DeployReport) -> u8 {
+    let deployed = report
+        .tenants
+        .iter()
+        .filter(|t| t.outcome == Outcome::Deployed)
+        .count();
+    if report.tenants.is_empty() {
+        EXIT_FAILED
+    } else if deployed == report.tenants.len() {
+        if report.status == "SUCCEEDED" {
+            EXIT_OK
+        } else {
+            // Every tenant deployed, yet the run failed: something after the tenants broke.
+            EXIT_FAILED
+        }
+    } else {
+        EXIT_PARTIAL
+    }
+}
+
+pub fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Deployed => "deployed",
+        Outcome::RolledBack => "rolled-back",
+        Outcome::Skipped => "skipped",
+        Outcome::RollbackFailed => "rollback-failed",
+    }
+}
+
+/// What went wrong for a tenant, in words: the error name plus the useful part of the cause
+/// (a failed CodeBuild build's phase message, a Lambda `errorMessage`, or the cause text).
+pub fn tenant_error(t: &TenantRow) -> Option<String> {
+    let error = t.error.as_deref()?;
+    let detail = t.cause.as_deref().and_then(cause_message);
+    Some(match detail {
+        Some(d) if !d.is_empty() && d != error => format!("{error}: {d}"),
+        _ => error.to_string(),
+    })
+}
+
+fn cause_message(cause: &str) -> Option<String> {
+    let Ok(v) = serde_json::from_str::<Value>(cause) else {
+        return Some(cause.trim().to_string());
+    };
+    if let Some(phases) = v.pointer("/Build/Phases").and_then(Value::as_array) {
+        let msg = phases
+            .iter()
+            .filter(|p| p["PhaseStatus"] != "SUCCEEDED")
+            .flat_map(|p| p["Contexts"].as_array().cloned().unwrap_or_default())
+            .filter_map(|c| c["Message"].as_str().map(str::to_string))
+            .find(|m| !m.is_empty());
+        if msg.is_some() {
+            return msg;
+        }
+    }
+    for key in ["errorMessage", "Cause", "cause", "message"] {
+        if let Some(m) = v.get(key).and_then(Value::as_str) {
+            return Some(m.to_string());
+        }
+    }
+    Some(cause.trim().to_string())
+}
+
+/// The `--json` object.
+pub fn report_json(r: &DeployReport) -> Value {
+    let tenants: Vec<Value> = r
+        .tenants
+        .iter()
+        .map(|t| {
+            json!({
+                "tenant": t.tenant,
+                "outcome": outcome_name(t.outcome),
+                "fromGeneration": t.from_generation,
+                "toGeneration": t.to_generation,
+                "error": tenant_error(t),
+            })
+        })
+        .collect();
+    json!({
+        "run": r.run,
+        "release": r.release,
+        "status": r.status,
+        "tenants": tenants,
+        "stateTransitions": r.state_transitions,
+        "maxHistoryEvents": r.max_history_events,
+    })
+}
+
+fn short(e: &str, max: usize) -> String {
+    let one_line = e.lines().next().unwrap_or("").trim();
+    if one_line.chars().count() > max {
+        let cut: String = one_line.chars().take(max - 3).collect();
+        format!("{cut}...")
+    } else {
+        one_line.to_string()
+    }
+}
+
+/// `31m00s`, `45s`, `2h05m`.
+pub fn human_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// The per-tenant table and a summary.
+pub fn render_report(r: &DeployReport) -> String {
+    let rows: Vec<Vec<String>> = r
+        .tenants
+        .iter()
+        .map(|t| {
+            let from = t.from_generation.clone().unwrap_or_else(|| "-".into());
+            let generation = match (t.outcome, &t.to_generation) {
+                (Outcome::Deployed, Some(to)) => format!("{from} → {to}"),
+                (_, Some(to)) if Some(to) != t.from_generation.as_ref() => {
+                    format!("{from} (stays; {to} discarded)")
+                }
+                _ => format!("{from} (stays)"),
+            };
+            vec![
+                t.tenant.clone(),
+                outcome_name(t.outcome).to_string(),
+                generation,
+                t.duration_seconds
+                    .map(human_duration)
+                    .unwrap_or_else(|| "-".into()),
+                tenant_error(t).map(|e| short(&e, 110)).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut out = table::render(
+        &["tenant", "outcome", "generation", "duration*", "error"],
+        &rows,
+    );
+    let count = |o: Outcome| r.tenants.iter().filter(|t| t.outcome == o).count();
+    out.push_str(&format!(
+        "\nrun {}: {} deployed, {} rolled back, {} skipped, {} rollback failed\n",
+        r.run,
+        count(Outcome::Deployed),
+        count(Outcome::RolledBack),
+        count(Outcome::Skipped),
+        count(Outcome::RollbackFailed),
+    ));
+    if r.status != "SUCCEEDED" {
+        let why = match (&r.error, &r.cause) {
+            (Some(e), Some(c)) => format!("{e}: {c}"),
+            (Some(e), None) => e.clone(),
+            _ => String::new(),
+        };
+        out.push_str(&format!("run status {}: {}\n", r.status, short(&why, 300)));
+    }
+    out.push_str(&format!(
+        "{} state transitions, at most {} history events in one execution; *virtual time, the run took {:.2}s\n",
+        r.state_transitions, r.max_history_events, r.wall_seconds
+    ));
+    out
+}
+
+pub fn run(state: &Path, args: &DeployArgs) -> Result<u8> {
+    let local = open_state(state)?;
+    let report = deploy_blocking(&local, &args.release_dir, options(args), args.json)?;
+    if args.json {
+        crate::outln!("{}", report_json(&report));
+    } else {
+        crate::out!("{}", render_report(&report));
+    }
+    Ok(exit_code(&report))
 }

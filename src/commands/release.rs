@@ -14,16 +14,16 @@ pub fn pack(args: &PackArgs) -> Result<u8> {
     };
     let manifest = write_manifest(&args.dir, &opts)?;
     if args.json {
-        println!("{}", serde_json::to_string(&manifest)?);
+        crate::outln!("{}", serde_json::to_string(&manifest)?);
     } else {
-        println!(
+        crate::outln!(
             "wrote {} for release {} ({} scripts):",
             args.dir.join(MANIFEST).display(),
             manifest.release,
             manifest.scripts.len()
         );
         for s in &manifest.scripts {
-            println!("  {}  {}", s.sha256, s.name);
+            crate::outln!("  {}  {}", s.sha256, s.name);
         }
     }
     Ok(EXIT_OK)

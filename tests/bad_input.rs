@@ -1,0 +1,203 @@
+//! Bad input at the CLI: each gets a clear error naming the file, before anything changes; a
+//! corrupt tenant database fails alone and the others deploy.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+
+/// A copy of an example release folder that a test may break.
+fn release_copy(tmp: &Path, id: &str) -> PathBuf {
+    let dst = tmp.join("release").join(id);
+    std::fs::create_dir_all(&dst).unwrap();
+    for e in std::fs::read_dir(example(id)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+    }
+    dst
+}
+
+/// Everything a deploy could change: parameter writes, instance and snapshot files, published objects.
+fn fingerprint(state: &Path) -> (i64, Vec<String>, Vec<String>, Vec<PathBuf>) {
+    let (i, _) = rds_files(state, "instances");
+    let (s, _) = rds_files(state, "snapshots");
+    let mut objects = Vec::new();
+    let mut stack = vec![state.join("s3")];
+    while let Some(d) = stack.pop() {
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    objects.push(p);
+                }
+            }
+        }
+    }
+    objects.sort();
+    (
+        parameter_writes(state),
+        i.into_iter().collect(),
+        s.into_iter().collect(),
+        objects,
+    )
+}
+
+/// Deploys `dir` and asserts exit 1, an error naming `needle`, and no change to the state.
+fn refused(state: &Path, dir: &Path, needle: &str) {
+    let before = fingerprint(state);
+    let out = tenantflow(state, &["deploy", dir.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{}\nstderr:\n{err}",
+        stdout(&out)
+    );
+    assert!(err.contains(needle), "error should name {needle:?}:\n{err}");
+    assert_eq!(
+        fingerprint(state),
+        before,
+        "a refused deploy changed the state"
+    );
+}
+
+fn fleet(tmp: &Path) -> PathBuf {
+    let state = tmp.join("state");
+    init(&state, 3, 10, 1);
+    state
+}
+
+#[test]
+fn missing_script_is_refused_before_any_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = fleet(tmp.path());
+    let dir = release_copy(tmp.path(), "0002-loyalty-points");
+    std::fs::remove_file(dir.join("V2__loyalty_points.sql")).unwrap();
+    refused(&state, &dir, "V2__loyalty_points.sql");
+}
+
+#[test]
+fn extra_script_is_refused_before_any_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = fleet(tmp.path());
+    let dir = release_copy(tmp.path(), "0002-loyalty-points");
+    std::fs::write(dir.join("V9__sneaky.sql"), "DROP TABLE customers;").unwrap();
+    refused(&state, &dir, "V9__sneaky.sql");
+}
+
+#[test]
+fn sha256_mismatch_is_refused_before_any_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = fleet(tmp.path());
+    let dir = release_copy(tmp.path(), "0002-loyalty-points");
+    let script = dir.join("V2__loyalty_points.sql");
+    let mut text = std::fs::read_to_string(&script).unwrap();
+    text.push_str("\nDELETE FROM orders;\n");
+    std::fs::write(&script, text).unwrap();
+    refused(&state, &dir, "V2__loyalty_points.sql");
+}
+
+#[test]
+fn bad_script_name_is_refused_by_deploy_and_by_pack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = fleet(tmp.path());
+    let dir = release_copy(tmp.path(), "0002-loyalty-points");
+    std::fs::rename(
+        dir.join("V2__loyalty_points.sql"),
+        dir.join("V2-loyalty-points.sql"),
+    )
+    .unwrap();
+    // The manifest still names the old file; fix it to name the bad one, sha256 and all.
+    let manifest_path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest_path)
+        .unwrap()
+        .replace("V2__loyalty_points.sql", "V2-loyalty-points.sql");
+    std::fs::write(&manifest_path, text).unwrap();
+    refused(&state, &dir, "V2-loyalty-points.sql");
+
+    let before = std::fs::read_to_string(&manifest_path).unwrap();
+    let out = tenantflow(&state, &["release", "pack", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("V2-loyalty-points.sql"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&manifest_path).unwrap(),
+        before,
+        "pack must not write a manifest for a bad folder"
+    );
+}
+
+#[test]
+fn a_folder_that_is_not_a_state_dir_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let not_state = tmp.path().join("photos");
+    std::fs::create_dir_all(&not_state).unwrap();
+    std::fs::write(not_state.join("cat.jpg"), b"meow").unwrap();
+    let dir = example("0002-loyalty-points");
+    for args in [
+        vec!["deploy", dir.to_str().unwrap()],
+        vec!["status"],
+        vec!["status", "--json"],
+    ] {
+        let out = tenantflow(&not_state, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains("photos"), "{args:?}: {err}");
+        assert!(err.contains("init"), "the error says what to do: {err}");
+        assert!(stdout(&out).is_empty(), "{args:?}: nothing on stdout");
+    }
+    // init refuses a non-empty folder that is not a state dir, and leaves it alone.
+    let out = tenantflow(&not_state, &["init", "--tenants", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let names: Vec<_> = std::fs::read_dir(&not_state).unwrap().collect();
+    assert_eq!(names.len(), 1);
+    // A path that does not exist is not a state dir either.
+    let out = tenantflow(&tmp.path().join("nowhere"), &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_corrupt_tenant_fails_alone_and_the_others_deploy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = fleet(tmp.path());
+    let pointers = pointers(&state);
+    let (victim, p) = pointers.iter().next().unwrap();
+    let file = state
+        .join("rds/instances")
+        .join(format!("{}.sqlite", pointer_field(p, "instanceId")));
+    std::fs::write(
+        &file,
+        b"this is not a SQLite database, it is a cautionary tale",
+    )
+    .unwrap();
+
+    let dir = example("0002-loyalty-points");
+    let (code, report) = tenantflow_json(&state, &["deploy", dir.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 2, "{report:#}");
+    for t in report["tenants"].as_array().unwrap() {
+        if t["tenant"] == victim.as_str() {
+            assert_ne!(t["outcome"], "deployed", "{t}");
+            assert!(
+                !t["error"].as_str().unwrap_or_default().is_empty(),
+                "the corrupt tenant's error is reported: {t}"
+            );
+        } else {
+            assert_eq!(t["outcome"], "deployed", "{t}");
+        }
+    }
+    assert_eq!(report["tenants"].as_array().unwrap().len(), pointers.len());
+    // The others are on 0002; the victim's pointer did not move.
+    let after = common::pointers(&state);
+    for (ns, p) in &after {
+        if ns == victim {
+            assert_eq!(p, &pointers[ns]);
+        } else {
+            assert_eq!(pointer_field(p, "release"), "0002-loyalty-points");
+        }
+    }
+}
