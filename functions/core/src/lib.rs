@@ -16,5 +16,7 @@ pub mod model;
 pub mod names;
 pub mod ports;
 pub mod steps;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use error::{ErrorInfo, StepError, StepResult};

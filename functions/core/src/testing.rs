@@ -1,0 +1,985 @@
+//! Small in-memory fakes of every port, for step-logic tests here and in other crates (enable the
+//! `testing` feature).
+//!
+//! - [`FakeWorld`] bundles one fake per port and builds a [`Ports`]; [`FakeWorld::seed_tenant`]
+//!   creates a tenant (active instance with deletion protection and tags, pointer).
+//! - Every fake records each call as `"<port>.<method> <arg>"` in the shared [`CallLog`], and
+//!   [`Faults`] injects an error into the next call of a named method (to simulate crashes).
+//! - [`Forbidden`] implements every port by failing the test on any call: the proof that bad
+//!   input is rejected before any side effect.
+//!
+//! Resource behaviour mirrors the real services where steps depend on it: restores and snapshots
+//! start `creating` (call `finish_*` to make them available), deleting an instance with deletion
+//! protection is refused, `create` on an existing parameter returns `None`, a forced ECS
+//! deployment becomes the primary one and demotes the previous.
+
+use crate::error::StepError;
+use crate::manifest::{release_prefix, FleetMode, Strategy};
+use crate::model::{
+    ActivePointer, PointerRead, Progress, ReleaseRef, RunContext, ServiceRef, TenantState,
+};
+use crate::names::{tags, GenerationTs, InstanceId, Namespace, SnapshotId};
+use crate::ports::{
+    Databases, DbInstance, DbSnapshot, DeploymentStatus, Events, ExecutionState, Headroom,
+    MigrationRequest, MigrationStatus, Migrations, Objects, Parameter, Parameters, RestoreRequest,
+    SecretString, Secrets, Services, Started, Tags, Workflows,
+};
+use crate::steps::{Ports, Settings};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking test poisons the mutex; the data is still fine for the next assertion.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Every port call, in order.
+#[derive(Debug, Default)]
+pub struct CallLog(Mutex<Vec<String>>);
+
+impl CallLog {
+    pub fn push(&self, call: String) {
+        lock(&self.0).push(call);
+    }
+    pub fn all(&self) -> Vec<String> {
+        lock(&self.0).clone()
+    }
+    /// Calls that change something (everything but describe/get/list/status reads).
+    pub fn writes(&self) -> Vec<String> {
+        self.all()
+            .into_iter()
+            .filter(|c| {
+                let m = c.split_whitespace().next().unwrap_or("");
+                let method = m.rsplit('.').next().unwrap_or("");
+                !(method.starts_with("describe")
+                    || method.starts_with("get")
+                    || method.starts_with("list")
+                    || method == "deployment"
+                    || method == "status"
+                    || method == "headroom"
+                    || method == "execution_status")
+            })
+            .collect()
+    }
+    pub fn clear(&self) {
+        lock(&self.0).clear();
+    }
+    pub fn count(&self, prefix: &str) -> usize {
+        lock(&self.0)
+            .iter()
+            .filter(|c| c.starts_with(prefix))
+            .count()
+    }
+}
+
+/// Errors to return from the next calls of a method, keyed `"<port>.<method>"`.
+#[derive(Debug, Default)]
+pub struct Faults(Mutex<HashMap<String, VecDeque<StepError>>>);
+
+impl Faults {
+    pub fn inject(&self, method: &str, e: StepError) {
+        lock(&self.0)
+            .entry(method.to_string())
+            .or_default()
+            .push_back(e);
+    }
+    fn take(&self, method: &str) -> Result<(), StepError> {
+        match lock(&self.0).get_mut(method).and_then(VecDeque::pop_front) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Shared by the fakes of one world.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub log: CallLog,
+    pub faults: Faults,
+}
+
+impl Shared {
+    fn call(&self, method: &str, arg: impl std::fmt::Display) -> Result<(), StepError> {
+        self.log.push(format!("{method} {arg}"));
+        self.faults.take(method)
+    }
+}
+
+/// RDS.
+#[derive(Debug)]
+pub struct FakeDatabases {
+    shared: Arc<Shared>,
+    pub instances: Mutex<BTreeMap<InstanceId, DbInstance>>,
+    pub snapshots: Mutex<BTreeMap<SnapshotId, DbSnapshot>>,
+    pub headroom: Mutex<Headroom>,
+}
+
+fn owned_by(existing: &Tags, wanted: &Tags) -> bool {
+    existing.get(tags::RUN) == wanted.get(tags::RUN)
+        && existing.get(tags::NAMESPACE) == wanted.get(tags::NAMESPACE)
+}
+
+impl FakeDatabases {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        FakeDatabases {
+            shared,
+            instances: Mutex::default(),
+            snapshots: Mutex::default(),
+            headroom: Mutex::new(Headroom {
+                instances: 40,
+                snapshots: 100,
+            }),
+        }
+    }
+    pub fn add_instance(&self, i: DbInstance) {
+        lock(&self.instances).insert(i.id.clone(), i);
+    }
+    pub fn add_snapshot(&self, s: DbSnapshot) {
+        lock(&self.snapshots).insert(s.id.clone(), s);
+    }
+    pub fn instance(&self, id: &str) -> Option<DbInstance> {
+        lock(&self.instances)
+            .values()
+            .find(|i| i.id.as_str() == id)
+            .cloned()
+    }
+    pub fn snapshot(&self, id: &str) -> Option<DbSnapshot> {
+        lock(&self.snapshots)
+            .values()
+            .find(|s| s.id.as_str() == id)
+            .cloned()
+    }
+    pub fn instance_ids(&self) -> Vec<String> {
+        lock(&self.instances)
+            .keys()
+            .map(|k| k.to_string())
+            .collect()
+    }
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        lock(&self.snapshots)
+            .keys()
+            .map(|k| k.to_string())
+            .collect()
+    }
+    pub fn set_instance_status(&self, id: &str, status: &str) {
+        if let Some(i) = lock(&self.instances)
+            .values_mut()
+            .find(|i| i.id.as_str() == id)
+        {
+            i.status = status.to_string();
+        }
+    }
+    pub fn set_snapshot_status(&self, id: &str, status: &str) {
+        if let Some(s) = lock(&self.snapshots)
+            .values_mut()
+            .find(|s| s.id.as_str() == id)
+        {
+            s.status = status.to_string();
+        }
+    }
+    /// Every `creating` snapshot and instance becomes `available`.
+    pub fn finish_all(&self) {
+        for s in lock(&self.snapshots).values_mut() {
+            if s.status == "creating" {
+                s.status = "available".into();
+            }
+        }
+        for i in lock(&self.instances).values_mut() {
+            if i.status == "creating" {
+                i.status = "available".into();
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Databases for FakeDatabases {
+    async fn describe_instance(&self, id: &InstanceId) -> Result<Option<DbInstance>, StepError> {
+        self.shared.call("databases.describe_instance", id)?;
+        Ok(lock(&self.instances).get(id).cloned())
+    }
+    async fn describe_snapshot(&self, id: &SnapshotId) -> Result<Option<DbSnapshot>, StepError> {
+        self.shared.call("databases.describe_snapshot", id)?;
+        Ok(lock(&self.snapshots).get(id).cloned())
+    }
+    async fn create_snapshot(
+        &self,
+        source: &InstanceId,
+        id: &SnapshotId,
+        tags: &Tags,
+    ) -> Result<DbSnapshot, StepError> {
+        self.shared.call("databases.create_snapshot", id)?;
+        let mut snaps = lock(&self.snapshots);
+        if let Some(s) = snaps.get(id) {
+            return if owned_by(&s.tags, tags) {
+                Ok(s.clone())
+            } else {
+                Err(StepError::Conflict(format!("snapshot {id} exists")))
+            };
+        }
+        if !lock(&self.instances).contains_key(source) {
+            return Err(StepError::NotFound(format!("instance {source}")));
+        }
+        let s = DbSnapshot {
+            id: id.clone(),
+            source_instance: source.to_string(),
+            status: "creating".into(),
+            created_at: None,
+            tags: tags.clone(),
+        };
+        snaps.insert(id.clone(), s.clone());
+        Ok(s)
+    }
+    async fn restore_instance(&self, req: &RestoreRequest) -> Result<DbInstance, StepError> {
+        self.shared
+            .call("databases.restore_instance", &req.target)?;
+        if !lock(&self.snapshots).contains_key(&req.snapshot) {
+            return Err(StepError::NotFound(format!("snapshot {}", req.snapshot)));
+        }
+        let mut insts = lock(&self.instances);
+        if let Some(i) = insts.get(&req.target) {
+            return if owned_by(&i.tags, &req.tags) {
+                Ok(i.clone())
+            } else {
+                Err(StepError::Conflict(format!(
+                    "instance {} exists",
+                    req.target
+                )))
+            };
+        }
+        let port = insts.get(&req.template).map_or(5432, |t| t.port);
+        let i = DbInstance {
+            id: req.target.clone(),
+            status: "creating".into(),
+            endpoint: format!("{}.fake.rds.local", req.target),
+            port,
+            deletion_protection: false,
+            tags: req.tags.clone(),
+        };
+        insts.insert(req.target.clone(), i.clone());
+        Ok(i)
+    }
+    async fn set_deletion_protection(&self, id: &InstanceId, on: bool) -> Result<(), StepError> {
+        self.shared
+            .call("databases.set_deletion_protection", format!("{id} {on}"))?;
+        match lock(&self.instances).get_mut(id) {
+            Some(i) => {
+                i.deletion_protection = on;
+                Ok(())
+            }
+            None => Err(StepError::NotFound(format!("instance {id}"))),
+        }
+    }
+    async fn delete_instance(&self, id: &InstanceId) -> Result<(), StepError> {
+        self.shared.call("databases.delete_instance", id)?;
+        let mut insts = lock(&self.instances);
+        if insts.get(id).is_some_and(|i| i.deletion_protection) {
+            return Err(StepError::Conflict(format!(
+                "instance {id} has deletion protection"
+            )));
+        }
+        insts.remove(id);
+        Ok(())
+    }
+    async fn delete_snapshot(&self, id: &SnapshotId) -> Result<(), StepError> {
+        self.shared.call("databases.delete_snapshot", id)?;
+        lock(&self.snapshots).remove(id);
+        Ok(())
+    }
+    async fn list_instances(&self, prefix: &str) -> Result<Vec<DbInstance>, StepError> {
+        self.shared.call("databases.list_instances", prefix)?;
+        Ok(lock(&self.instances)
+            .values()
+            .filter(|i| i.id.as_str().starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+    async fn list_snapshots(&self, prefix: &str) -> Result<Vec<DbSnapshot>, StepError> {
+        self.shared.call("databases.list_snapshots", prefix)?;
+        Ok(lock(&self.snapshots)
+            .values()
+            .filter(|s| s.id.as_str().starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+    async fn headroom(&self) -> Result<Headroom, StepError> {
+        self.shared.call("databases.headroom", "")?;
+        Ok(*lock(&self.headroom))
+    }
+}
+
+/// SSM Parameter Store with version history.
+#[derive(Debug)]
+pub struct FakeParameters {
+    shared: Arc<Shared>,
+    /// name → (latest version, value). A deleted and recreated parameter restarts at version 1, as in SSM.
+    pub values: Mutex<BTreeMap<String, (i64, String)>>,
+}
+
+impl FakeParameters {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        FakeParameters {
+            shared,
+            values: Mutex::default(),
+        }
+    }
+    pub fn value(&self, name: &str) -> Option<String> {
+        lock(&self.values).get(name).map(|(_, v)| v.clone())
+    }
+    pub fn version(&self, name: &str) -> Option<i64> {
+        lock(&self.values).get(name).map(|(v, _)| *v)
+    }
+    /// Writes without logging a call (test setup).
+    pub fn seed(&self, name: &str, value: &str) {
+        let mut m = lock(&self.values);
+        let v = m.get(name).map_or(1, |(v, _)| v + 1);
+        m.insert(name.to_string(), (v, value.to_string()));
+    }
+    pub fn names(&self) -> Vec<String> {
+        lock(&self.values).keys().cloned().collect()
+    }
+}
+
+#[async_trait]
+impl Parameters for FakeParameters {
+    async fn get(&self, name: &str) -> Result<Option<Parameter>, StepError> {
+        self.shared.call("parameters.get", name)?;
+        Ok(lock(&self.values).get(name).map(|(v, s)| Parameter {
+            name: name.to_string(),
+            value: s.clone(),
+            version: *v,
+        }))
+    }
+    async fn create(&self, name: &str, value: &str) -> Result<Option<i64>, StepError> {
+        self.shared.call("parameters.create", name)?;
+        let mut m = lock(&self.values);
+        if m.contains_key(name) {
+            return Ok(None);
+        }
+        m.insert(name.to_string(), (1, value.to_string()));
+        Ok(Some(1))
+    }
+    async fn put(&self, name: &str, value: &str) -> Result<i64, StepError> {
+        self.shared.call("parameters.put", name)?;
+        let mut m = lock(&self.values);
+        let v = m.get(name).map_or(1, |(v, _)| v + 1);
+        m.insert(name.to_string(), (v, value.to_string()));
+        Ok(v)
+    }
+    async fn delete(&self, name: &str) -> Result<(), StepError> {
+        self.shared.call("parameters.delete", name)?;
+        lock(&self.values).remove(name);
+        Ok(())
+    }
+    async fn list(&self, path: &str) -> Result<Vec<Parameter>, StepError> {
+        self.shared.call("parameters.list", path)?;
+        Ok(lock(&self.values)
+            .iter()
+            .filter(|(k, _)| k.starts_with(path))
+            .map(|(k, (v, s))| Parameter {
+                name: k.clone(),
+                value: s.clone(),
+                version: *v,
+            })
+            .collect())
+    }
+}
+
+/// ECS: deployments per service, newest last.
+#[derive(Debug)]
+pub struct FakeServices {
+    shared: Arc<Shared>,
+    pub deployments: Mutex<BTreeMap<(String, String), Vec<DeploymentStatus>>>,
+    next: Mutex<u64>,
+}
+
+impl FakeServices {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        FakeServices {
+            shared,
+            deployments: Mutex::default(),
+            next: Mutex::new(1),
+        }
+    }
+    /// Sets the state of deployment `id` (any service).
+    pub fn set_rollout(&self, id: &str, state: &str, running: u32, desired: u32) {
+        for list in lock(&self.deployments).values_mut() {
+            for d in list.iter_mut().filter(|d| d.id == id) {
+                d.rollout_state = state.to_string();
+                d.running = running;
+                d.desired = desired;
+            }
+        }
+    }
+    pub fn forced(&self, service: &ServiceRef) -> Vec<DeploymentStatus> {
+        lock(&self.deployments)
+            .get(&(service.cluster.clone(), service.service.clone()))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Services for FakeServices {
+    async fn force_deployment(&self, service: &ServiceRef) -> Result<String, StepError> {
+        self.shared.call(
+            "services.force_deployment",
+            format!("{}/{}", service.cluster, service.service),
+        )?;
+        let mut n = lock(&self.next);
+        let id = format!("ecs-svc/{:019}", *n);
+        *n += 1;
+        let mut all = lock(&self.deployments);
+        let list = all
+            .entry((service.cluster.clone(), service.service.clone()))
+            .or_default();
+        for d in list.iter_mut() {
+            d.primary = false;
+        }
+        list.push(DeploymentStatus {
+            id: id.clone(),
+            rollout_state: "IN_PROGRESS".into(),
+            running: 0,
+            desired: 2,
+            primary: true,
+        });
+        Ok(id)
+    }
+    async fn deployment(
+        &self,
+        service: &ServiceRef,
+        id: &str,
+    ) -> Result<Option<DeploymentStatus>, StepError> {
+        self.shared.call("services.deployment", id)?;
+        Ok(lock(&self.deployments)
+            .get(&(service.cluster.clone(), service.service.clone()))
+            .and_then(|l| l.iter().find(|d| d.id == id).cloned()))
+    }
+}
+
+/// A task-token result the fake Step Functions received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskResult {
+    Success {
+        token: String,
+        output: String,
+    },
+    Failure {
+        token: String,
+        error: String,
+        cause: String,
+    },
+}
+
+/// Step Functions.
+#[derive(Debug)]
+pub struct FakeWorkflows {
+    shared: Arc<Shared>,
+    pub executions: Mutex<BTreeMap<String, (String, String)>>,
+    pub statuses: Mutex<BTreeMap<String, String>>,
+    pub results: Mutex<Vec<TaskResult>>,
+    /// Tokens already completed: sending again fails like `TaskTimedOut`/`InvalidToken`.
+    pub spent: Mutex<Vec<String>>,
+}
+
+impl FakeWorkflows {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        FakeWorkflows {
+            shared,
+            executions: Mutex::default(),
+            statuses: Mutex::default(),
+            results: Mutex::default(),
+            spent: Mutex::default(),
+        }
+    }
+    pub fn results(&self) -> Vec<TaskResult> {
+        lock(&self.results).clone()
+    }
+    pub fn set_status(&self, arn: &str, status: &str) {
+        lock(&self.statuses).insert(arn.to_string(), status.to_string());
+    }
+    fn spend(&self, token: &str) -> Result<(), StepError> {
+        let mut spent = lock(&self.spent);
+        if spent.iter().any(|t| t == token) {
+            return Err(StepError::Conflict("task token already used".into()));
+        }
+        spent.push(token.to_string());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Workflows for FakeWorkflows {
+    async fn start_execution(&self, name: &str, input: &str) -> Result<Started, StepError> {
+        self.shared.call("workflows.start_execution", name)?;
+        let arn = format!("arn:aws:states:local:000000000000:execution:tenantflow-release:{name}");
+        let mut ex = lock(&self.executions);
+        if let Some((a, i)) = ex.get(name) {
+            return if i == input {
+                Ok(Started {
+                    execution_arn: a.clone(),
+                    duplicate: true,
+                })
+            } else {
+                Err(StepError::Conflict(format!(
+                    "execution {name} exists with another input"
+                )))
+            };
+        }
+        ex.insert(name.to_string(), (arn.clone(), input.to_string()));
+        lock(&self.statuses).insert(arn.clone(), "RUNNING".into());
+        Ok(Started {
+            execution_arn: arn,
+            duplicate: false,
+        })
+    }
+    async fn send_task_success(&self, token: &str, output: &str) -> Result<(), StepError> {
+        self.shared.call("workflows.send_task_success", "")?;
+        self.spend(token)?;
+        lock(&self.results).push(TaskResult::Success {
+            token: token.to_string(),
+            output: output.to_string(),
+        });
+        Ok(())
+    }
+    async fn send_task_failure(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), StepError> {
+        self.shared.call("workflows.send_task_failure", error)?;
+        self.spend(token)?;
+        lock(&self.results).push(TaskResult::Failure {
+            token: token.to_string(),
+            error: error.to_string(),
+            cause: cause.to_string(),
+        });
+        Ok(())
+    }
+    async fn execution_status(
+        &self,
+        execution_arn: &str,
+    ) -> Result<Option<ExecutionState>, StepError> {
+        self.shared
+            .call("workflows.execution_status", execution_arn)?;
+        Ok(lock(&self.statuses).get(execution_arn).cloned())
+    }
+}
+
+/// S3.
+#[derive(Debug)]
+pub struct FakeObjects {
+    shared: Arc<Shared>,
+    pub objects: Mutex<BTreeMap<(String, String), Vec<u8>>>,
+}
+
+impl FakeObjects {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        FakeObjects {
+            shared,
+            objects: Mutex::default(),
+        }
+    }
+    pub fn seed(&self, bucket: &str, key: &str, body: &[u8]) {
+        lock(&self.objects).insert((bucket.to_string(), key.to_string()), body.to_vec());
+    }
+    pub fn body(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        lock(&self.objects)
+            .get(&(bucket.to_string(), key.to_string()))
+            .cloned()
+    }
+}
+
+#[async_trait]
+impl Objects for FakeObjects {
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StepError> {
+        self.shared.call("objects.get", format!("{bucket}/{key}"))?;
+        Ok(self.body(bucket, key))
+    }
+    async fn put(&self, bucket: &str, key: &str, body: &[u8]) -> Result<(), StepError> {
+        self.shared.call("objects.put", format!("{bucket}/{key}"))?;
+        self.seed(bucket, key, body);
+        Ok(())
+    }
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StepError> {
+        self.shared
+            .call("objects.list", format!("{bucket}/{prefix}"))?;
+        Ok(lock(&self.objects)
+            .keys()
+            .filter(|(b, k)| b == bucket && k.starts_with(prefix))
+            .map(|(_, k)| k.clone())
+            .collect())
+    }
+}
+
+/// CodeBuild / local Flyway: every build succeeds at once unless a fault is injected.
+#[derive(Debug)]
+pub struct FakeMigrations {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl Migrations for FakeMigrations {
+    async fn start(&self, req: &MigrationRequest) -> Result<MigrationStatus, StepError> {
+        self.shared.call("migrations.start", &req.instance_id)?;
+        Ok(MigrationStatus {
+            build_id: format!("tenantflow-migrate:{}", req.instance_id),
+            status: "SUCCEEDED".into(),
+            message: None,
+        })
+    }
+    async fn status(&self, build_id: &str) -> Result<MigrationStatus, StepError> {
+        self.shared.call("migrations.status", build_id)?;
+        Ok(MigrationStatus {
+            build_id: build_id.to_string(),
+            status: "SUCCEEDED".into(),
+            message: None,
+        })
+    }
+}
+
+/// Secrets Manager: every secret is `s3cr3t-<id>`.
+#[derive(Debug)]
+pub struct FakeSecrets {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl Secrets for FakeSecrets {
+    async fn get_secret(&self, id: &str) -> Result<SecretString, StepError> {
+        self.shared.call("secrets.get_secret", id)?;
+        Ok(SecretString::new(format!("s3cr3t-{id}")))
+    }
+}
+
+/// EventBridge: records every event.
+#[derive(Debug)]
+pub struct FakeEvents {
+    shared: Arc<Shared>,
+    pub events: Mutex<Vec<(String, serde_json::Value)>>,
+}
+
+#[async_trait]
+impl Events for FakeEvents {
+    async fn put_event(
+        &self,
+        detail_type: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StepError> {
+        self.shared.call("events.put_event", detail_type)?;
+        lock(&self.events).push((detail_type.to_string(), detail.clone()));
+        Ok(())
+    }
+}
+
+/// One fake per port, sharing a call log and fault injector.
+pub struct FakeWorld {
+    pub shared: Arc<Shared>,
+    pub db: Arc<FakeDatabases>,
+    pub params: Arc<FakeParameters>,
+    pub services: Arc<FakeServices>,
+    pub workflows: Arc<FakeWorkflows>,
+    pub objects: Arc<FakeObjects>,
+    pub migrations: Arc<FakeMigrations>,
+    pub secrets: Arc<FakeSecrets>,
+    pub events: Arc<FakeEvents>,
+    pub settings: Settings,
+}
+
+impl Default for FakeWorld {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakeWorld {
+    pub fn new() -> Self {
+        let shared = Arc::new(Shared::default());
+        FakeWorld {
+            db: Arc::new(FakeDatabases::new(shared.clone())),
+            params: Arc::new(FakeParameters::new(shared.clone())),
+            services: Arc::new(FakeServices::new(shared.clone())),
+            workflows: Arc::new(FakeWorkflows::new(shared.clone())),
+            objects: Arc::new(FakeObjects::new(shared.clone())),
+            migrations: Arc::new(FakeMigrations {
+                shared: shared.clone(),
+            }),
+            secrets: Arc::new(FakeSecrets {
+                shared: shared.clone(),
+            }),
+            events: Arc::new(FakeEvents {
+                shared: shared.clone(),
+                events: Mutex::default(),
+            }),
+            shared,
+            settings: Settings::default(),
+        }
+    }
+
+    pub fn ports(&self) -> Ports {
+        Ports {
+            databases: self.db.clone(),
+            parameters: self.params.clone(),
+            secrets: self.secrets.clone(),
+            migrations: self.migrations.clone(),
+            services: self.services.clone(),
+            workflows: self.workflows.clone(),
+            objects: self.objects.clone(),
+            events: self.events.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+
+    pub fn log(&self) -> &CallLog {
+        &self.shared.log
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// Creates tenant `ns` on generation `ts` at `release`: an available, deletion-protected,
+    /// tagged instance and its pointer. Returns the instance id.
+    pub fn seed_tenant(&self, ns: &str, ts: &str, release: &str) -> InstanceId {
+        let (ns, ts) = (ns_(ns), ts_(ts));
+        let id = InstanceId::generation(&ns, ts);
+        let tags: Tags = [
+            (tags::NAMESPACE, ns.as_str()),
+            (tags::RELEASE, release),
+            (tags::RUN, "init"),
+            (tags::ROLE, tags::ROLE_ACTIVE),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        self.db.add_instance(DbInstance {
+            id: id.clone(),
+            status: "available".into(),
+            endpoint: format!("{id}.fake.rds.local"),
+            port: 5432,
+            deletion_protection: true,
+            tags,
+        });
+        let pointer = ActivePointer {
+            generation: ts,
+            instance_id: id.clone(),
+            endpoint: format!("{id}.fake.rds.local"),
+            port: 5432,
+            release: release.to_string(),
+        };
+        self.params.seed(
+            &ns.paths().pointer,
+            &serde_json::to_string(&pointer).unwrap_or_default(),
+        );
+        id
+    }
+
+    /// The tenant's pointer as stored now.
+    pub fn pointer(&self, ns: &str) -> Option<PointerRead> {
+        let path = ns_(ns).paths().pointer;
+        let value = self.params.value(&path)?;
+        Some(PointerRead {
+            value: serde_json::from_str(&value).ok()?,
+            version: self.params.version(&path)?,
+        })
+    }
+}
+
+fn ns_(s: &str) -> Namespace {
+    Namespace::parse(s).unwrap_or_else(|e| panic!("test namespace {s}: {e}"))
+}
+fn ts_(s: &str) -> GenerationTs {
+    GenerationTs::parse(s).unwrap_or_else(|e| panic!("test timestamp {s}: {e}"))
+}
+
+/// A run context for tests: name `rel-<n>`, ARN under a fake account, generation `ts`.
+pub fn run_context(name: &str, ts: &str) -> RunContext {
+    RunContext {
+        name: name.to_string(),
+        execution_arn: format!(
+            "arn:aws:states:eu-west-1:123456789012:execution:tenantflow-release:{name}"
+        ),
+        generation: ts_(ts),
+    }
+}
+
+/// A release reference for tests.
+pub fn release_ref(id: &str, strategy: Strategy) -> ReleaseRef {
+    ReleaseRef {
+        id: id.to_string(),
+        bucket: "tenantflow-releases".into(),
+        prefix: release_prefix(id),
+        strategy,
+        fleet: FleetMode::Independent,
+        write_freeze: strategy != Strategy::Promote,
+        bake_seconds: 0,
+        snapshot_retention: 3,
+        source_snapshot: None,
+        health_check: None,
+    }
+}
+
+/// A fresh per-tenant state (empty progress), as the Map's ItemSelector builds it.
+pub fn tenant_state(ns: &str, run: RunContext, release: ReleaseRef) -> TenantState {
+    TenantState {
+        tenant: ns_(ns),
+        run,
+        release,
+        progress: Progress::default(),
+        error: None,
+    }
+}
+
+/// Implements every port by panicking: for tests that prove no port is called.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Forbidden;
+
+impl Forbidden {
+    pub fn ports() -> Ports {
+        let f = Arc::new(Forbidden);
+        Ports {
+            databases: f.clone(),
+            parameters: f.clone(),
+            secrets: f.clone(),
+            migrations: f.clone(),
+            services: f.clone(),
+            workflows: f.clone(),
+            objects: f.clone(),
+            events: f,
+            settings: Settings::default(),
+        }
+    }
+}
+
+macro_rules! forbid {
+    ($what:expr) => {
+        panic!("unexpected port call before input validation: {}", $what)
+    };
+}
+
+#[async_trait]
+impl Databases for Forbidden {
+    async fn describe_instance(&self, id: &InstanceId) -> Result<Option<DbInstance>, StepError> {
+        forbid!(format!("describe_instance {id}"))
+    }
+    async fn describe_snapshot(&self, id: &SnapshotId) -> Result<Option<DbSnapshot>, StepError> {
+        forbid!(format!("describe_snapshot {id}"))
+    }
+    async fn create_snapshot(
+        &self,
+        _: &InstanceId,
+        id: &SnapshotId,
+        _: &Tags,
+    ) -> Result<DbSnapshot, StepError> {
+        forbid!(format!("create_snapshot {id}"))
+    }
+    async fn restore_instance(&self, r: &RestoreRequest) -> Result<DbInstance, StepError> {
+        forbid!(format!("restore_instance {}", r.target))
+    }
+    async fn set_deletion_protection(&self, id: &InstanceId, _: bool) -> Result<(), StepError> {
+        forbid!(format!("set_deletion_protection {id}"))
+    }
+    async fn delete_instance(&self, id: &InstanceId) -> Result<(), StepError> {
+        forbid!(format!("delete_instance {id}"))
+    }
+    async fn delete_snapshot(&self, id: &SnapshotId) -> Result<(), StepError> {
+        forbid!(format!("delete_snapshot {id}"))
+    }
+    async fn list_instances(&self, p: &str) -> Result<Vec<DbInstance>, StepError> {
+        forbid!(format!("list_instances {p}"))
+    }
+    async fn list_snapshots(&self, p: &str) -> Result<Vec<DbSnapshot>, StepError> {
+        forbid!(format!("list_snapshots {p}"))
+    }
+    async fn headroom(&self) -> Result<Headroom, StepError> {
+        forbid!("headroom")
+    }
+}
+
+#[async_trait]
+impl Parameters for Forbidden {
+    async fn get(&self, name: &str) -> Result<Option<Parameter>, StepError> {
+        forbid!(format!("parameters.get {name}"))
+    }
+    async fn create(&self, name: &str, _: &str) -> Result<Option<i64>, StepError> {
+        forbid!(format!("parameters.create {name}"))
+    }
+    async fn put(&self, name: &str, _: &str) -> Result<i64, StepError> {
+        forbid!(format!("parameters.put {name}"))
+    }
+    async fn delete(&self, name: &str) -> Result<(), StepError> {
+        forbid!(format!("parameters.delete {name}"))
+    }
+    async fn list(&self, path: &str) -> Result<Vec<Parameter>, StepError> {
+        forbid!(format!("parameters.list {path}"))
+    }
+}
+
+#[async_trait]
+impl Secrets for Forbidden {
+    async fn get_secret(&self, id: &str) -> Result<SecretString, StepError> {
+        forbid!(format!("get_secret {id}"))
+    }
+}
+
+#[async_trait]
+impl Migrations for Forbidden {
+    async fn start(&self, r: &MigrationRequest) -> Result<MigrationStatus, StepError> {
+        forbid!(format!("migrations.start {}", r.instance_id))
+    }
+    async fn status(&self, id: &str) -> Result<MigrationStatus, StepError> {
+        forbid!(format!("migrations.status {id}"))
+    }
+}
+
+#[async_trait]
+impl Services for Forbidden {
+    async fn force_deployment(&self, s: &ServiceRef) -> Result<String, StepError> {
+        forbid!(format!("force_deployment {}", s.service))
+    }
+    async fn deployment(
+        &self,
+        _: &ServiceRef,
+        id: &str,
+    ) -> Result<Option<DeploymentStatus>, StepError> {
+        forbid!(format!("deployment {id}"))
+    }
+}
+
+#[async_trait]
+impl Workflows for Forbidden {
+    async fn start_execution(&self, name: &str, _: &str) -> Result<Started, StepError> {
+        forbid!(format!("start_execution {name}"))
+    }
+    async fn send_task_success(&self, _: &str, _: &str) -> Result<(), StepError> {
+        forbid!("send_task_success")
+    }
+    async fn send_task_failure(&self, _: &str, _: &str, _: &str) -> Result<(), StepError> {
+        forbid!("send_task_failure")
+    }
+    async fn execution_status(&self, arn: &str) -> Result<Option<ExecutionState>, StepError> {
+        forbid!(format!("execution_status {arn}"))
+    }
+}
+
+#[async_trait]
+impl Objects for Forbidden {
+    async fn get(&self, b: &str, k: &str) -> Result<Option<Vec<u8>>, StepError> {
+        forbid!(format!("objects.get {b}/{k}"))
+    }
+    async fn put(&self, b: &str, k: &str, _: &[u8]) -> Result<(), StepError> {
+        forbid!(format!("objects.put {b}/{k}"))
+    }
+    async fn list(&self, b: &str, p: &str) -> Result<Vec<String>, StepError> {
+        forbid!(format!("objects.list {b}/{p}"))
+    }
+}
+
+#[async_trait]
+impl Events for Forbidden {
+    async fn put_event(&self, t: &str, _: &serde_json::Value) -> Result<(), StepError> {
+        forbid!(format!("put_event {t}"))
+    }
+}
