@@ -10,14 +10,13 @@ mod select;
 
 use super::{parse_input, Ports, Settings};
 use crate::error::StepError;
-use crate::manifest::{release_prefix, FleetMode, Manifest, Strategy};
+use crate::manifest::{release_prefix, validate_release_id, FleetMode, Manifest, Strategy};
 use crate::model::{ReleaseRef, RunContext};
 use crate::names::{GenerationTs, Namespace, SnapshotId, SsmPaths, SSM_ROOT};
 use crate::ports::{Databases, Objects, Parameters};
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 pub use select::select_tenants;
 
@@ -147,27 +146,7 @@ pub fn release_id_of_key(key: &str) -> Result<&str, StepError> {
         .ok_or_else(|| {
             StepError::invalid("key", format!("{key:?} is not releases/<id>/manifest.json"))
         })?;
-    check_release_id(id).map(|()| id)
-}
-
-/// Release ids become S3 folders and execution-name prefixes: letters, digits, `.`, `_`, `-`.
-pub fn check_release_id(id: &str) -> Result<(), StepError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id != "."
-        && id != ".."
-        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(StepError::invalid(
-            "key",
-            format!("release id {id:?} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"),
-        ))
-    }
+    validate_release_id("key", id).map(|()| id)
 }
 
 /// Builds the plan; see the module doc. Writes to S3 only after every check passed.
@@ -199,6 +178,12 @@ where
         return Err(StepError::invalid(
             "fleet",
             "strategy in-place cannot run all-or-nothing: migrating in place serves the new version before the commit phase",
+        ));
+    }
+    if strategy == Strategy::BlueGreen && !manifest.write_freeze {
+        return Err(StepError::invalid(
+            "overrides.strategy",
+            "blue-green must freeze writes, and this manifest says writeFreeze: false",
         ));
     }
     let source_snapshot = match (strategy, &manifest.source_snapshot) {
@@ -351,9 +336,11 @@ async fn load_manifest<O: Objects + ?Sized>(
         .get(bucket, key)
         .await?
         .ok_or_else(|| StepError::NotFound(format!("s3://{bucket}/{key}")))?;
-    let mut de = serde_json::Deserializer::from_slice(&bytes);
-    let manifest: Manifest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        StepError::invalid(format!("manifest.{}", e.path()), e.into_inner().to_string())
+    let manifest = Manifest::parse(&bytes).map_err(|e| match e {
+        StepError::InvalidInput { field, message } => {
+            StepError::invalid(format!("manifest.{field}"), message)
+        }
+        other => other,
     })?;
     if manifest.release != release_id {
         return Err(StepError::invalid(
@@ -364,42 +351,22 @@ async fn load_manifest<O: Objects + ?Sized>(
             ),
         ));
     }
-    if manifest.scripts.is_empty() {
-        return Err(StepError::invalid(
-            "manifest.scripts",
-            "a release needs at least one script",
-        ));
-    }
-    let mut versions = std::collections::HashSet::new();
     for (i, script) in manifest.scripts.iter().enumerate() {
-        let field = format!("manifest.scripts[{i}]");
-        let name = crate::flyway::ScriptName::parse(&script.name)
-            .map_err(|e| StepError::invalid(format!("{field}.name"), e.to_string()))?;
-        if let Some(v) = name.version() {
-            if !versions.insert(v.clone()) {
-                return Err(StepError::invalid(
-                    format!("{field}.name"),
-                    format!("duplicate version {}", v.as_str()),
-                ));
-            }
-        }
         let object_key = format!("{}{}", release_prefix(release_id), script.name);
         let body = objects.get(bucket, &object_key).await?.ok_or_else(|| {
             StepError::invalid(
-                format!("{field}.name"),
+                format!("manifest.scripts[{i}].name"),
                 format!("s3://{bucket}/{object_key} does not exist"),
             )
         })?;
-        let actual = hex::encode(Sha256::digest(&body));
-        if !actual.eq_ignore_ascii_case(&script.sha256) {
-            return Err(StepError::invalid(
-                format!("{field}.sha256"),
-                format!(
-                    "{} has sha256 {actual}, the manifest says {}",
-                    script.name, script.sha256
-                ),
-            ));
-        }
+        manifest
+            .verify_script(&script.name, &body)
+            .map_err(|e| match e {
+                StepError::InvalidInput { field, message } => {
+                    StepError::invalid(format!("manifest.{field}"), message)
+                }
+                other => other,
+            })?;
     }
     Ok(manifest)
 }

@@ -365,10 +365,18 @@ where
                 name,
                 Outcome::RollbackFailed,
                 "Run.LeftInStage",
-                format!("the run ended with the tenant {stage}; its candidate and lock need a person"),
+                format!(
+                    "the run ended with the tenant {stage}; its candidate and lock need a person"
+                ),
             ),
             None => match &ledger.stop_reason {
-                Some(reason) => not_done(plan, name, Outcome::Skipped, "Run.WavesStopped", reason.clone()),
+                Some(reason) => not_done(
+                    plan,
+                    name,
+                    Outcome::Skipped,
+                    "Run.WavesStopped",
+                    reason.clone(),
+                ),
                 None => not_done(
                     plan,
                     name,
@@ -420,7 +428,10 @@ where
     objects.put(&location.bucket, &location.key, &body).await?;
     let url = format!("s3://{}/{}", location.bucket, location.key);
     let cause = if status == "SUCCEEDED" {
-        format!("{} of {} tenants deployed; report {url}", counts.deployed, counts.total)
+        format!(
+            "{} of {} tenants deployed; report {url}",
+            counts.deployed, counts.total
+        )
     } else {
         format!(
             "{} of {} tenants did not deploy (rolled-back {}, skipped {}, rollback-failed {}); report {url}",
@@ -457,7 +468,13 @@ where
     })
 }
 
-fn not_done(plan: &Plan, tenant: &str, outcome: Outcome, error: &str, cause: String) -> TenantResult {
+fn not_done(
+    plan: &Plan,
+    tenant: &str,
+    outcome: Outcome,
+    error: &str,
+    cause: String,
+) -> TenantResult {
     TenantResult {
         tenant: tenant.to_string(),
         outcome,

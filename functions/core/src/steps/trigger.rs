@@ -156,7 +156,10 @@ mod tests {
     #[async_trait]
     impl Workflows for FakeWorkflows {
         async fn start_execution(&self, name: &str, input: &str) -> Result<Started, StepError> {
-            *self.calls.lock().map_err(|e| StepError::Internal(e.to_string()))? += 1;
+            *self
+                .calls
+                .lock()
+                .map_err(|e| StepError::Internal(e.to_string()))? += 1;
             let mut started = self
                 .started
                 .lock()
@@ -191,7 +194,8 @@ mod tests {
     }
 
     fn event(key: &str, version: Option<&str>, etag: &str) -> Value {
-        let mut object = json!({"key": key, "size": 812, "etag": etag, "sequencer": "00617F08299329D189"});
+        let mut object =
+            json!({"key": key, "size": 812, "etag": etag, "sequencer": "00617F08299329D189"});
         if let Some(v) = version {
             object["version-id"] = json!(v);
         }
@@ -271,11 +275,26 @@ mod tests {
     async fn bad_events_fail_before_any_call() {
         let wf = FakeWorkflows::default();
         let cases = [
-            (event("releases/r1/other.json", Some("v"), "e"), "detail.object.key"),
-            (event("uploads/r1/manifest.json", Some("v"), "e"), "detail.object.key"),
-            (event("releases/../manifest.json", Some("v"), "e"), "detail.object.key"),
-            (event("releases/a/b/manifest.json", Some("v"), "e"), "detail.object.key"),
-            (event("releases/r1/manifest.json", None, ""), "detail.object"),
+            (
+                event("releases/r1/other.json", Some("v"), "e"),
+                "detail.object.key",
+            ),
+            (
+                event("uploads/r1/manifest.json", Some("v"), "e"),
+                "detail.object.key",
+            ),
+            (
+                event("releases/../manifest.json", Some("v"), "e"),
+                "detail.object.key",
+            ),
+            (
+                event("releases/a/b/manifest.json", Some("v"), "e"),
+                "detail.object.key",
+            ),
+            (
+                event("releases/r1/manifest.json", None, ""),
+                "detail.object",
+            ),
         ];
         for (ev, field) in cases {
             match fire(&wf, ev).await {
@@ -290,7 +309,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match fire(&wf, json!({"source": "aws.s3"})).await {
-            Err(StepError::InvalidInput { message, .. }) => assert!(message.contains("detail-type")),
+            Err(StepError::InvalidInput { message, .. }) => {
+                assert!(message.contains("detail-type"))
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(*wf.calls.lock().unwrap(), 0);

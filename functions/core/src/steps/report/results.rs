@@ -60,7 +60,10 @@ pub enum ChildOutcome {
     /// A final per-tenant result (`TenantResult`).
     Final(TenantResult),
     /// An all-or-nothing intermediate stage (`prepared`, `committed`) with the tenant's state.
-    Stage { stage: String, state: Box<TenantState> },
+    Stage {
+        stage: String,
+        state: Box<TenantState>,
+    },
 }
 
 impl ChildOutcome {
@@ -115,14 +118,27 @@ fn child_outcome(entry: ChildEntry, release: &str) -> Result<ChildOutcome, StepE
             .map_err(|e| StepError::Internal(format!("child result: {e}")))?;
         return Ok(ChildOutcome::Final(r));
     }
-    // FAILED, TIMED_OUT or ABORTED: the child broke outside its own rollback, so nobody knows
-    // what it left; the janitor and a person must look.
     let tenant = entry
         .input
         .as_deref()
         .and_then(|i| serde_json::from_str::<Value>(i).ok())
         .and_then(|v| v.get("tenant").and_then(Value::as_str).map(str::to_string))
         .unwrap_or_default();
+    if entry.status == "PENDING" {
+        return Ok(ChildOutcome::Final(TenantResult {
+            tenant,
+            outcome: Outcome::Skipped,
+            release: release.to_string(),
+            from_generation: None,
+            to_generation: None,
+            error: Some("Run.NotStarted".to_string()),
+            cause: Some(
+                "the Map Run ended before this tenant's child execution started".to_string(),
+            ),
+        }));
+    }
+    // FAILED, TIMED_OUT or ABORTED: the child broke outside its own rollback, so nobody knows
+    // what it left; the janitor and a person must look.
     let arn = entry.execution_arn.unwrap_or_default();
     Ok(ChildOutcome::Final(TenantResult {
         tenant,

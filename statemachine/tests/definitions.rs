@@ -1,0 +1,737 @@
+//! `deploy.asl.json` on the local engine, with scripted per-tenant handlers and the real fleet
+//! steps: happy paths, a failure injected at every step with its exact rollback path, the
+//! all-or-nothing phases, canary stops, a lost resume event, and the cost budgets.
+
+#[path = "definitions/harness.rs"]
+mod harness;
+
+use harness::{run, run_with, tenant, Release, Script, OLD_GEN, RUN_GEN, WAIT_SECONDS};
+use serde_json::Value;
+
+const LOCK: &str = "Lock tenant and take snapshot";
+const WAIT_SNAPSHOT: &str = "Wait for snapshot";
+const STRATEGY: &str = "Choose strategy";
+const RESTORE: &str = "Restore candidate database";
+const WAIT_CANDIDATE: &str = "Wait for candidate database";
+const MIGRATE: &str = "Migrate candidate database";
+const FLIP: &str = "Switch active pointer";
+const ROLL: &str = "Roll out app";
+const WAIT_ROLLOUT: &str = "Wait for rollout";
+const CHECK: &str = "Check rollout";
+const BAKE: &str = "Bake before teardown";
+const TEARDOWN: &str = "Tear down old generation";
+const UNDO_HOW: &str = "Choose how to undo";
+const ROLL_BACK: &str = "Roll back";
+
+const HAPPY: [&str; 12] = [
+    LOCK,
+    WAIT_SNAPSHOT,
+    STRATEGY,
+    RESTORE,
+    WAIT_CANDIDATE,
+    MIGRATE,
+    FLIP,
+    ROLL,
+    WAIT_ROLLOUT,
+    CHECK,
+    BAKE,
+    TEARDOWN,
+];
+
+fn one_tenant() -> Release {
+    Release {
+        tenants: 1,
+        canary_count: 0,
+        ..Release::default()
+    }
+}
+
+fn progress_keys(v: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = v["progress"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn happy_path_deploys_every_tenant_within_budget() {
+    let out = run(Release::default(), Script::default()).await;
+    assert_eq!(out.result.status.as_str(), "SUCCEEDED", "{:?}", out.result);
+    for i in 0..3 {
+        let t = tenant(i);
+        assert_eq!(out.path(&t), HAPPY.to_vec(), "{t}");
+        let r = out.tenant_result(&t);
+        assert_eq!(r["outcome"], "deployed");
+        assert_eq!(r["fromGeneration"], OLD_GEN);
+        assert_eq!(r["toGeneration"], RUN_GEN);
+    }
+    assert_eq!(out.report["status"], "SUCCEEDED");
+    assert_eq!(out.report["counts"]["deployed"], 3);
+    let waves: Vec<&str> = out.report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(waves, ["canary", "main"]);
+    let output = out.result.output.as_ref().unwrap();
+    assert_eq!(output["status"], "SUCCEEDED");
+    assert_eq!(out.events.len(), 1);
+    assert_eq!(out.events[0].0, "Run Completed");
+    assert_eq!(out.events[0].1["status"], "SUCCEEDED");
+    // The migration ran against the candidate, never against the active database.
+    let build = &out.calls_at(&tenant(0), MIGRATE)[0].input;
+    assert_eq!(
+        build["EnvironmentVariablesOverride"][0]["Value"],
+        format!("{}-{RUN_GEN}", tenant(0))
+    );
+    let per_tenant = out.result.state_transitions as f64 / 3.0;
+    println!(
+        "happy path, 3 tenants: {} transitions ({per_tenant:.1}/tenant), parent {} events, max child {} events, max payload {} B",
+        out.result.state_transitions,
+        out.result.history_events,
+        out.result.max_history_events,
+        out.result.max_payload_bytes
+    );
+    assert!(per_tenant <= 40.0, "{per_tenant} transitions per tenant");
+    assert!(out.result.max_history_events <= 500);
+}
+
+/// A failure at every step of the independent pipeline: the exact path, what rollback was given
+/// to undo, and the tenant's final result.
+#[tokio::test]
+async fn a_failure_at_each_step_takes_the_exact_rollback_path() {
+    struct Case {
+        state: &'static str,
+        error: &'static str,
+        /// States entered after the failing one.
+        then: &'static [&'static str],
+        outcome: &'static str,
+        /// Progress records rollback is handed.
+        undo: &'static [&'static str],
+    }
+    let cases = [
+        Case {
+            state: LOCK,
+            error: "Tenantflow.Conflict",
+            then: &[ROLL_BACK],
+            outcome: "rolled-back",
+            undo: &[],
+        },
+        Case {
+            state: LOCK,
+            error: "Tenantflow.Locked",
+            then: &["Skip tenant locked by another run"],
+            outcome: "skipped",
+            undo: &[],
+        },
+        Case {
+            state: WAIT_SNAPSHOT,
+            error: "Tenantflow.NotFound",
+            then: &[ROLL_BACK],
+            outcome: "rolled-back",
+            undo: &["lock", "maintenance", "pointer", "snapshot"],
+        },
+        Case {
+            state: RESTORE,
+            error: "Tenantflow.Conflict",
+            then: &[ROLL_BACK],
+            outcome: "rolled-back",
+            undo: &["lock", "maintenance", "pointer", "snapshot"],
+        },
+        Case {
+            state: WAIT_CANDIDATE,
+            error: "Tenantflow.NotFound",
+            then: &[ROLL_BACK],
+            outcome: "rolled-back",
+            undo: &["candidate", "lock", "maintenance", "pointer", "snapshot"],
+        },
+        Case {
+            state: MIGRATE,
+            error: "States.TaskFailed",
+            then: &[ROLL_BACK],
+            outcome: "rolled-back",
+            undo: &["candidate", "lock", "maintenance", "pointer", "snapshot"],
+        },
+        Case {
+            state: FLIP,
+            error: "Tenantflow.PointerMoved",
+            then: &[UNDO_HOW, ROLL_BACK],
+            outcome: "rolled-back",
+            undo: &[
+                "candidate",
+                "lock",
+                "maintenance",
+                "migration",
+                "pointer",
+                "snapshot",
+            ],
+        },
+        Case {
+            state: ROLL,
+            error: "Tenantflow.Internal",
+            then: &[UNDO_HOW, ROLL_BACK],
+            outcome: "rolled-back",
+            undo: &[
+                "candidate",
+                "flip",
+                "lock",
+                "maintenance",
+                "migration",
+                "pointer",
+                "snapshot",
+            ],
+        },
+        Case {
+            state: WAIT_ROLLOUT,
+            error: "Tenantflow.RolloutFailed",
+            then: &[UNDO_HOW, ROLL_BACK],
+            outcome: "rolled-back",
+            undo: &[
+                "candidate",
+                "deployment",
+                "flip",
+                "lock",
+                "maintenance",
+                "migration",
+                "pointer",
+                "snapshot",
+            ],
+        },
+        Case {
+            state: CHECK,
+            error: "Tenantflow.RolloutFailed",
+            then: &[UNDO_HOW, ROLL_BACK],
+            outcome: "rolled-back",
+            undo: &[
+                "candidate",
+                "deployment",
+                "flip",
+                "lock",
+                "maintenance",
+                "migration",
+                "pointer",
+                "snapshot",
+            ],
+        },
+        Case {
+            state: TEARDOWN,
+            error: "Tenantflow.Conflict",
+            then: &["Note teardown leftovers"],
+            outcome: "deployed",
+            undo: &[],
+        },
+    ];
+    for case in cases {
+        let t = tenant(0);
+        let out = run(
+            one_tenant(),
+            Script::default().fail(&t, case.state, case.error),
+        )
+        .await;
+        let upto = HAPPY.iter().position(|s| *s == case.state).unwrap();
+        let mut expected: Vec<&str> = HAPPY[..=upto].to_vec();
+        expected.extend_from_slice(case.then);
+        assert_eq!(out.path(&t), expected, "failure at {}", case.state);
+        let r = out.tenant_result(&t);
+        assert_eq!(r["outcome"], case.outcome, "failure at {}", case.state);
+        assert_eq!(r["error"], case.error, "failure at {}", case.state);
+        assert_eq!(r["release"], "r1");
+        let rollbacks = out.calls_at(&t, ROLL_BACK);
+        if case.then.contains(&ROLL_BACK) {
+            assert_eq!(rollbacks.len(), 1, "failure at {}", case.state);
+            let input = &rollbacks[0].input;
+            assert_eq!(progress_keys(input), case.undo, "failure at {}", case.state);
+            assert_eq!(input["error"]["Error"], case.error);
+        } else {
+            assert!(rollbacks.is_empty(), "failure at {}", case.state);
+        }
+        // The run fails unless the tenant still deployed; the report says why either way.
+        let expect_status = if case.outcome == "deployed" {
+            "SUCCEEDED"
+        } else {
+            "FAILED"
+        };
+        assert_eq!(
+            out.result.status.as_str(),
+            expect_status,
+            "failure at {}",
+            case.state
+        );
+        if expect_status == "FAILED" {
+            assert_eq!(out.result.error.as_deref(), Some("TenantsNotDeployed"));
+            assert!(out
+                .result
+                .cause
+                .as_deref()
+                .unwrap_or_default()
+                .contains("1 of 1 tenants did not deploy"));
+        }
+        // Nothing after a failed flip/rollout runs: teardown never deletes the old generation.
+        if case.outcome != "deployed" {
+            assert!(out.calls_at(&t, TEARDOWN).is_empty());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failing_rollback_is_reported_as_rollback_failed() {
+    let t = tenant(0);
+    let script = Script::default()
+        .fail(&t, CHECK, "Tenantflow.RolloutFailed")
+        .fail(&t, ROLL_BACK, "Tenantflow.Internal");
+    let out = run(one_tenant(), script).await;
+    let mut expected: Vec<&str> = HAPPY[..=9].to_vec();
+    expected.extend([UNDO_HOW, ROLL_BACK, "Record failed undo"]);
+    assert_eq!(out.path(&t), expected);
+    let r = out.tenant_result(&t);
+    assert_eq!(r["outcome"], "rollback-failed");
+    assert_eq!(r["error"], "Tenantflow.Internal");
+    assert!(r["cause"]
+        .as_str()
+        .unwrap()
+        .contains("undo after Tenantflow.RolloutFailed failed"));
+    assert_eq!(out.result.status.as_str(), "FAILED");
+}
+
+#[tokio::test]
+async fn promote_and_in_place_happy_paths() {
+    let out = run(
+        Release {
+            strategy: "promote",
+            ..one_tenant()
+        },
+        Script::default(),
+    )
+    .await;
+    assert_eq!(out.result.status.as_str(), "SUCCEEDED");
+    assert_eq!(out.path(&tenant(0)), HAPPY.to_vec());
+    assert_eq!(
+        out.report["release"]["sourceSnapshot"],
+        "qa-app-prod-20261101000000"
+    );
+
+    let out = run(
+        Release {
+            strategy: "in-place",
+            ..one_tenant()
+        },
+        Script::default(),
+    )
+    .await;
+    assert_eq!(out.result.status.as_str(), "SUCCEEDED");
+    let t = tenant(0);
+    assert_eq!(
+        out.path(&t),
+        [
+            LOCK,
+            WAIT_SNAPSHOT,
+            STRATEGY,
+            "Migrate active database in place",
+            FLIP,
+            ROLL,
+            WAIT_ROLLOUT,
+            CHECK,
+            BAKE,
+            TEARDOWN
+        ]
+    );
+    // in-place migrates the active database itself.
+    let build = &out.calls_at(&t, "Migrate active database in place")[0].input;
+    assert_eq!(
+        build["EnvironmentVariablesOverride"][0]["Value"],
+        format!("{t}-{OLD_GEN}")
+    );
+    assert_eq!(out.tenant_result(&t)["outcome"], "deployed");
+}
+
+#[tokio::test]
+async fn in_place_failure_restores_the_safety_snapshot() {
+    let t = tenant(0);
+    let out = run(
+        Release {
+            strategy: "in-place",
+            ..one_tenant()
+        },
+        Script::default().fail(&t, "Migrate active database in place", "States.TaskFailed"),
+    )
+    .await;
+    assert_eq!(
+        out.path(&t),
+        [
+            LOCK,
+            WAIT_SNAPSHOT,
+            STRATEGY,
+            "Migrate active database in place",
+            "Restore safety snapshot",
+            "Wait for restored database",
+            "Point tenant at restored database",
+            "Restart app on restored database",
+            "Wait for restart rollout",
+            "Check restart rollout",
+            "Tear down migrated generation",
+            "Report restored tenant",
+        ]
+    );
+    let r = out.tenant_result(&t);
+    assert_eq!(r["outcome"], "rolled-back");
+    assert_eq!(r["error"], "States.TaskFailed");
+    assert_eq!(r["fromGeneration"], OLD_GEN);
+    assert_eq!(r["toGeneration"], RUN_GEN);
+    // The restore flip was told why (the state carries the error).
+    let flip = &out.calls_at(&t, "Point tenant at restored database")[0].input;
+    assert_eq!(flip["error"]["Error"], "States.TaskFailed");
+    assert!(out.calls_at(&t, ROLL_BACK).is_empty());
+
+    // A rollout failure after an in-place flip also restores rather than flipping back.
+    let out = run(
+        Release {
+            strategy: "in-place",
+            ..one_tenant()
+        },
+        Script::default().fail(&t, CHECK, "Tenantflow.RolloutFailed"),
+    )
+    .await;
+    assert_eq!(
+        out.path(&t),
+        [
+            LOCK,
+            WAIT_SNAPSHOT,
+            STRATEGY,
+            "Migrate active database in place",
+            FLIP,
+            ROLL,
+            WAIT_ROLLOUT,
+            CHECK,
+            UNDO_HOW,
+            "Restore safety snapshot",
+            "Wait for restored database",
+            "Point tenant at restored database",
+            "Restart app on restored database",
+            "Wait for restart rollout",
+            "Check restart rollout",
+            "Tear down migrated generation",
+            "Report restored tenant",
+        ]
+    );
+    assert_eq!(out.tenant_result(&t)["outcome"], "rolled-back");
+}
+
+#[tokio::test]
+async fn canary_failure_stops_later_waves() {
+    let rel = Release {
+        tenants: 5,
+        canary_count: 1,
+        max_failure_percent: 0.0,
+        ..Release::default()
+    };
+    let out = run(
+        rel,
+        Script::default().fail(&tenant(0), MIGRATE, "States.TaskFailed"),
+    )
+    .await;
+    assert_eq!(out.result.status.as_str(), "FAILED");
+    assert_eq!(out.tenant_result(&tenant(0))["outcome"], "rolled-back");
+    for i in 1..5 {
+        let t = tenant(i);
+        assert!(out.path(&t).is_empty(), "{t} must not start");
+        let r = out.tenant_result(&t);
+        assert_eq!(r["outcome"], "skipped");
+        assert_eq!(r["error"], "Run.WavesStopped");
+        assert!(r["cause"].as_str().unwrap().contains("wave canary"));
+    }
+    assert_eq!(out.report["phases"].as_array().unwrap().len(), 1);
+    assert_eq!(out.report["counts"]["skipped"], 4);
+
+    // Within the limit (1 of 2 = 50 %, not above 50 %) the main wave runs.
+    let rel = Release {
+        tenants: 5,
+        canary_count: 2,
+        max_failure_percent: 50.0,
+        ..Release::default()
+    };
+    let out = run(
+        rel,
+        Script::default().fail(&tenant(0), MIGRATE, "States.TaskFailed"),
+    )
+    .await;
+    assert_eq!(out.report["phases"].as_array().unwrap().len(), 2);
+    for i in 1..5 {
+        assert_eq!(out.tenant_result(&tenant(i))["outcome"], "deployed");
+    }
+    assert_eq!(out.result.status.as_str(), "FAILED");
+}
+
+#[tokio::test]
+async fn a_locked_tenant_does_not_stop_the_waves_but_fails_the_run() {
+    let rel = Release {
+        tenants: 3,
+        canary_count: 1,
+        ..Release::default()
+    };
+    let out = run(
+        rel,
+        Script::default().fail(&tenant(0), LOCK, "Tenantflow.Locked"),
+    )
+    .await;
+    assert_eq!(out.tenant_result(&tenant(0))["outcome"], "skipped");
+    assert_eq!(out.tenant_result(&tenant(1))["outcome"], "deployed");
+    assert_eq!(out.tenant_result(&tenant(2))["outcome"], "deployed");
+    assert_eq!(out.result.status.as_str(), "FAILED");
+}
+
+#[allow(non_snake_case)]
+fn P(s: &str) -> String {
+    format!("{s} (prepare)")
+}
+#[allow(non_snake_case)]
+fn C(s: &str) -> String {
+    format!("{s} (commit)")
+}
+
+#[tokio::test]
+async fn all_or_nothing_happy_path() {
+    let rel = Release {
+        tenants: 3,
+        fleet: "all-or-nothing",
+        ..Release::default()
+    };
+    let out = run(rel, Script::default()).await;
+    assert_eq!(out.result.status.as_str(), "SUCCEEDED", "{:?}", out.result);
+    for i in 0..3 {
+        let t = tenant(i);
+        let expected: Vec<String> = [
+            LOCK,
+            WAIT_SNAPSHOT,
+            RESTORE,
+            WAIT_CANDIDATE,
+            MIGRATE,
+            "Candidate prepared",
+        ]
+        .iter()
+        .map(|s| P(s))
+        .chain(
+            [FLIP, ROLL, WAIT_ROLLOUT, CHECK, "Tenant committed"]
+                .iter()
+                .map(|s| C(s)),
+        )
+        .chain(["Tear down old generation (teardown)".to_string()])
+        .collect();
+        assert_eq!(
+            out.path(&t),
+            expected.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        assert_eq!(out.tenant_result(&t)["outcome"], "deployed");
+    }
+    let phases: Vec<&str> = out.report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["prepare", "commit", "teardown"]);
+    // No tenant flipped before every tenant had prepared.
+    let first_flip = out.calls.iter().position(|c| c.state == C(FLIP)).unwrap();
+    let last_migrate = out
+        .calls
+        .iter()
+        .rposition(|c| c.state == P(MIGRATE))
+        .unwrap();
+    assert!(last_migrate < first_flip);
+    println!(
+        "all-or-nothing, 3 tenants: {} transitions ({:.1}/tenant), parent {} events, max child {} events",
+        out.result.state_transitions,
+        out.result.state_transitions as f64 / 3.0,
+        out.result.history_events,
+        out.result.max_history_events
+    );
+    assert!(out.result.state_transitions as f64 / 3.0 <= 40.0);
+}
+
+#[tokio::test]
+async fn all_or_nothing_prepare_failure_discards_every_candidate() {
+    let rel = Release {
+        tenants: 3,
+        fleet: "all-or-nothing",
+        ..Release::default()
+    };
+    let bad = tenant(1);
+    let out = run(
+        rel,
+        Script::default().fail(&bad, &P(MIGRATE), "States.TaskFailed"),
+    )
+    .await;
+    assert_eq!(out.result.status.as_str(), "FAILED");
+    assert_eq!(
+        out.steps_called(":function:flip-ssm"),
+        0,
+        "nothing may be committed"
+    );
+    assert_eq!(out.steps_called(":function:teardown"), 0);
+    // The failing tenant rolled itself back; the others were discarded.
+    let bad_path = out.path(&bad);
+    assert_eq!(bad_path.last(), Some(&"Roll back (prepare)"));
+    assert!(!bad_path.contains(&"Roll back (discard)"));
+    let r = out.tenant_result(&bad);
+    assert_eq!(
+        (r["outcome"].as_str(), r["error"].as_str()),
+        (Some("rolled-back"), Some("States.TaskFailed"))
+    );
+    for i in [0, 2] {
+        let t = tenant(i);
+        assert_eq!(out.path(&t).last(), Some(&"Roll back (discard)"));
+        let undo = &out.calls_at(&t, "Roll back (discard)")[0].input;
+        assert!(
+            undo["progress"]["candidate"].is_object(),
+            "discard is given the candidate"
+        );
+        assert_eq!(undo["error"]["Error"], "AllOrNothing.Discarded");
+        let r = out.tenant_result(&t);
+        assert_eq!(
+            (r["outcome"].as_str(), r["error"].as_str()),
+            (Some("rolled-back"), Some("AllOrNothing.Discarded"))
+        );
+    }
+    let phases: Vec<&str> = out.report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["prepare", "discard"]);
+}
+
+#[tokio::test]
+async fn all_or_nothing_commit_failure_reverts_every_committed_tenant() {
+    let rel = Release {
+        tenants: 3,
+        fleet: "all-or-nothing",
+        ..Release::default()
+    };
+    let bad = tenant(2);
+    let out = run(
+        rel,
+        Script::default().fail(&bad, &C(CHECK), "Tenantflow.RolloutFailed"),
+    )
+    .await;
+    assert_eq!(out.result.status.as_str(), "FAILED");
+    assert_eq!(
+        out.steps_called(":function:teardown"),
+        0,
+        "no old generation may be deleted"
+    );
+    let bad_path = out.path(&bad);
+    assert_eq!(
+        &bad_path[bad_path.len() - 2..],
+        [C(CHECK).as_str(), "Roll back (commit)"]
+    );
+    for i in [0, 1] {
+        let t = tenant(i);
+        assert_eq!(out.path(&t).last(), Some(&"Roll back (revert)"));
+        let undo = &out.calls_at(&t, "Roll back (revert)")[0].input;
+        assert!(undo["progress"]["flip"].is_object() && undo["progress"]["deployment"].is_object());
+        assert_eq!(undo["error"]["Error"], "AllOrNothing.Reverted");
+        assert_eq!(out.tenant_result(&t)["outcome"], "rolled-back");
+    }
+    assert_eq!(out.tenant_result(&bad)["error"], "Tenantflow.RolloutFailed");
+    let phases: Vec<&str> = out.report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["prepare", "commit", "revert"]);
+    // Every tenant ends on the same (old) release.
+    assert_eq!(out.report["counts"]["rolledBack"], 3);
+}
+
+#[tokio::test]
+async fn a_lost_resume_event_is_caught_by_the_timeout_safety_net() {
+    let t = tenant(0);
+    let out = run(one_tenant(), Script::default().lose(&t, "snapshot", 1)).await;
+    assert_eq!(out.result.status.as_str(), "SUCCEEDED");
+    assert_eq!(out.path(&t), HAPPY.to_vec());
+    let waits = out.calls_at(&t, WAIT_SNAPSHOT);
+    assert_eq!(waits.iter().map(|c| c.attempt).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(out.tenant_result(&t)["outcome"], "deployed");
+    // The first wait ran to its 900 s timeout before the re-check resumed it.
+    assert!(out.result.duration_seconds >= 900.0 + WAIT_SECONDS as f64);
+
+    let base = run(one_tenant(), Script::default()).await;
+    println!(
+        "lost event: {} transitions vs {} without, child events {} vs {}",
+        out.result.state_transitions,
+        base.result.state_transitions,
+        out.result.max_history_events,
+        base.result.max_history_events
+    );
+    assert!(out.result.state_transitions <= base.result.state_transitions + 1);
+}
+
+#[tokio::test]
+async fn many_lost_events_stay_far_below_the_child_history_limit() {
+    let t = tenant(0);
+    let script = Script::default()
+        .lose(&t, "snapshot", 15)
+        .lose(&t, "candidate", 15)
+        .lose(&t, "rollout", 5);
+    let out = run(one_tenant(), script).await;
+    assert_eq!(out.tenant_result(&t)["outcome"], "deployed");
+    println!(
+        "35 lost events: child {} history events",
+        out.result.max_history_events
+    );
+    assert!(out.result.max_history_events <= 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_at_ten_thousand_tenants() {
+    let n = 10_000;
+    let rel = Release {
+        tenants: n,
+        canary_count: 100,
+        max_concurrency: 2_000,
+        ..Release::default()
+    };
+    let out = run_with(rel, Script::default(), false).await;
+    assert_eq!(out.result.status.as_str(), "SUCCEEDED", "{:?}", out.result);
+    assert_eq!(out.report["counts"]["deployed"], n as u64);
+    let per_tenant = out.result.state_transitions as f64 / n as f64;
+    println!(
+        "10,000 tenants: {} transitions ({per_tenant:.2}/tenant), parent {} events, max child {} events, max payload {} B, {} child executions",
+        out.result.state_transitions,
+        out.result.history_events,
+        out.result.max_history_events,
+        out.result.max_payload_bytes,
+        out.result.child_executions
+    );
+    assert!(per_tenant <= 40.0);
+    assert!(out.result.history_events <= 2_000);
+    assert!(out.result.max_history_events <= 500);
+    assert!(out.result.max_payload_bytes <= 256 * 1024);
+    assert_eq!(out.result.child_executions, n as u64);
+
+    // all-or-nothing: the parent's history does not grow with the fleet either (five Maps at most).
+    let n = 1_000;
+    let rel = Release {
+        tenants: n,
+        fleet: "all-or-nothing",
+        max_concurrency: 1_000,
+        ..Release::default()
+    };
+    let out = run_with(rel, Script::default(), false).await;
+    assert_eq!(out.result.status.as_str(), "SUCCEEDED", "{:?}", out.result);
+    println!(
+        "1,000 tenants all-or-nothing: {} transitions ({:.2}/tenant), parent {} events, max child {} events, max payload {} B",
+        out.result.state_transitions,
+        out.result.state_transitions as f64 / n as f64,
+        out.result.history_events,
+        out.result.max_history_events,
+        out.result.max_payload_bytes
+    );
+    assert!(out.result.history_events <= 2_000);
+    assert!(out.result.max_history_events <= 500);
+    assert!(out.result.max_payload_bytes <= 256 * 1024);
+}
