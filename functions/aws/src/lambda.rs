@@ -4,7 +4,10 @@
 //! contain the event payload (task tokens, tenant data) or a secret.
 
 use crate::config::ports_from_env;
-use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use lambda_runtime::tower::util::MapRequestLayer;
+use lambda_runtime::{
+    layers::TracingLayer, service_fn, Diagnostic, LambdaEvent, LambdaInvocation, Runtime,
+};
 use serde_json::Value;
 use std::sync::Arc;
 use tenantflow_core::steps::{dispatch, Ports, StepName};
@@ -55,21 +58,54 @@ pub async fn handle_bytes(
     handle(step, ports, input).await
 }
 
+/// Key of the stand-in payload for an invocation body that is not JSON at all.
+const NOT_JSON: &str = "$tenantflow:notJson";
+
+/// The Lambda API rejects non-JSON payloads itself, but a local emulator may not; the runtime
+/// would then fail the invocation with its own, non-ASL error type. This swaps such a body for a
+/// stand-in that [`handle_invocation`] answers with `Tenantflow.InvalidInput`.
+fn guard_not_json(mut inv: LambdaInvocation) -> LambdaInvocation {
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&inv.body) {
+        let stand_in = serde_json::json!({ NOT_JSON: e.to_string() });
+        inv.body = serde_json::to_vec(&stand_in).unwrap_or_default().into();
+    }
+    inv
+}
+
+/// [`handle`] for one runtime invocation (recognises the not-JSON stand-in).
+pub async fn handle_invocation(
+    step: StepName,
+    ports: &Ports,
+    payload: Value,
+) -> Result<Value, StepError> {
+    if let Some(obj) = payload.as_object() {
+        if let (1, Some(e)) = (obj.len(), obj.get(NOT_JSON)) {
+            let e = e.as_str().unwrap_or("");
+            return Err(StepError::invalid("input", format!("not JSON: {e}")));
+        }
+    }
+    handle(step, ports, payload).await
+}
+
 /// The whole `main` of a step's Lambda binary.
 pub async fn run_step(step: StepName) -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let ports = Arc::new(ports_from_env().await?);
     tracing::info!(step = step.as_str(), "tenantflow Lambda ready");
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    let handler = service_fn(move |event: LambdaEvent<Value>| {
         let ports = Arc::clone(&ports);
         async move {
             let request_id = event.context.request_id.clone();
             let span = tracing::info_span!("invocation", step = step.as_str(), request_id);
-            handle(step, &ports, event.payload)
+            handle_invocation(step, &ports, event.payload)
                 .instrument(span)
                 .await
                 .map_err(Diagnostic::from)
         }
-    }))
-    .await
+    });
+    Runtime::new(handler)
+        .layer(TracingLayer::new())
+        .layer(MapRequestLayer::new(guard_not_json))
+        .run()
+        .await
 }

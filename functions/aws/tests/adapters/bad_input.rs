@@ -285,3 +285,15 @@ async fn list_tenants_rejects_a_wrong_script_checksum_before_any_write() {
     }
     report(failures);
 }
+
+#[tokio::test]
+async fn lambda_error_type_is_the_asl_name() {
+    let (ports, n) = common::forbidden_ports();
+    let e = handle_bytes(StepName::Snapshot, &ports, b"{oops")
+        .await
+        .expect_err("invalid");
+    let d = lambda_runtime::Diagnostic::from(e);
+    assert_eq!(d.error_type, "Tenantflow.InvalidInput");
+    assert!(d.error_message.contains("input"), "{}", d.error_message);
+    assert_eq!(n.count(), 0);
+}
