@@ -10,7 +10,6 @@ use serde_json::Value;
 
 const LOCK: &str = "Lock tenant and take snapshot";
 const WAIT_SNAPSHOT: &str = "Wait for snapshot";
-const STRATEGY: &str = "Choose strategy";
 const RESTORE: &str = "Restore candidate database";
 const WAIT_CANDIDATE: &str = "Wait for candidate database";
 const MIGRATE: &str = "Migrate candidate database";
@@ -20,13 +19,11 @@ const WAIT_ROLLOUT: &str = "Wait for rollout";
 const CHECK: &str = "Check rollout";
 const BAKE: &str = "Bake before teardown";
 const TEARDOWN: &str = "Tear down old generation";
-const UNDO_HOW: &str = "Choose how to undo";
 const ROLL_BACK: &str = "Roll back";
 
-const HAPPY: [&str; 12] = [
+const HAPPY: [&str; 11] = [
     LOCK,
     WAIT_SNAPSHOT,
-    STRATEGY,
     RESTORE,
     WAIT_CANDIDATE,
     MIGRATE,
@@ -158,7 +155,7 @@ async fn a_failure_at_each_step_takes_the_exact_rollback_path() {
         Case {
             state: FLIP,
             error: "Tenantflow.PointerMoved",
-            then: &[UNDO_HOW, ROLL_BACK],
+            then: &[ROLL_BACK],
             outcome: "rolled-back",
             undo: &[
                 "candidate",
@@ -172,7 +169,7 @@ async fn a_failure_at_each_step_takes_the_exact_rollback_path() {
         Case {
             state: ROLL,
             error: "Tenantflow.Internal",
-            then: &[UNDO_HOW, ROLL_BACK],
+            then: &[ROLL_BACK],
             outcome: "rolled-back",
             undo: &[
                 "candidate",
@@ -187,7 +184,7 @@ async fn a_failure_at_each_step_takes_the_exact_rollback_path() {
         Case {
             state: WAIT_ROLLOUT,
             error: "Tenantflow.RolloutFailed",
-            then: &[UNDO_HOW, ROLL_BACK],
+            then: &[ROLL_BACK],
             outcome: "rolled-back",
             undo: &[
                 "candidate",
@@ -203,7 +200,7 @@ async fn a_failure_at_each_step_takes_the_exact_rollback_path() {
         Case {
             state: CHECK,
             error: "Tenantflow.RolloutFailed",
-            then: &[UNDO_HOW, ROLL_BACK],
+            then: &[ROLL_BACK],
             outcome: "rolled-back",
             undo: &[
                 "candidate",
@@ -283,8 +280,8 @@ async fn a_failing_rollback_is_reported_as_rollback_failed() {
         .fail(&t, CHECK, "Tenantflow.RolloutFailed")
         .fail(&t, ROLL_BACK, "Tenantflow.Internal");
     let out = run(one_tenant(), script).await;
-    let mut expected: Vec<&str> = HAPPY[..=9].to_vec();
-    expected.extend([UNDO_HOW, ROLL_BACK, "Record failed undo"]);
+    let mut expected: Vec<&str> = HAPPY[..=8].to_vec();
+    expected.extend([ROLL_BACK, "Record failed undo"]);
     assert_eq!(out.path(&t), expected);
     let r = out.tenant_result(&t);
     assert_eq!(r["outcome"], "rollback-failed");
@@ -297,7 +294,7 @@ async fn a_failing_rollback_is_reported_as_rollback_failed() {
 }
 
 #[tokio::test]
-async fn promote_and_in_place_happy_paths() {
+async fn promote_and_in_place_take_the_same_path() {
     let out = run(
         Release {
             strategy: "promote",
@@ -313,6 +310,7 @@ async fn promote_and_in_place_happy_paths() {
         "qa-app-prod-20261101000000"
     );
 
+    let t = tenant(0);
     let out = run(
         Release {
             strategy: "in-place",
@@ -322,24 +320,9 @@ async fn promote_and_in_place_happy_paths() {
     )
     .await;
     assert_eq!(out.result.status.as_str(), "SUCCEEDED");
-    let t = tenant(0);
-    assert_eq!(
-        out.path(&t),
-        [
-            LOCK,
-            WAIT_SNAPSHOT,
-            STRATEGY,
-            "Migrate active database in place",
-            FLIP,
-            ROLL,
-            WAIT_ROLLOUT,
-            CHECK,
-            BAKE,
-            TEARDOWN
-        ]
-    );
-    // in-place migrates the active database itself.
-    let build = &out.calls_at(&t, "Migrate active database in place")[0].input;
+    assert_eq!(out.path(&t), HAPPY.to_vec());
+    // in-place: the candidate step records the active database, so Flyway migrates it in place.
+    let build = &out.calls_at(&t, MIGRATE)[0].input;
     assert_eq!(
         build["EnvironmentVariablesOverride"][0]["Value"],
         format!("{t}-{OLD_GEN}")
@@ -348,75 +331,27 @@ async fn promote_and_in_place_happy_paths() {
 }
 
 #[tokio::test]
-async fn in_place_failure_restores_the_safety_snapshot() {
+async fn in_place_failure_hands_rollback_the_in_place_candidate() {
     let t = tenant(0);
     let out = run(
         Release {
             strategy: "in-place",
             ..one_tenant()
         },
-        Script::default().fail(&t, "Migrate active database in place", "States.TaskFailed"),
+        Script::default().fail(&t, MIGRATE, "States.TaskFailed"),
     )
     .await;
-    assert_eq!(
-        out.path(&t),
-        [
-            LOCK,
-            WAIT_SNAPSHOT,
-            STRATEGY,
-            "Migrate active database in place",
-            "Restore safety snapshot",
-            "Wait for restored database",
-            "Point tenant at restored database",
-            "Restart app on restored database",
-            "Wait for restart rollout",
-            "Check restart rollout",
-            "Tear down migrated generation",
-            "Report restored tenant",
-        ]
-    );
+    let mut expected: Vec<&str> = HAPPY[..=4].to_vec();
+    expected.push(ROLL_BACK);
+    assert_eq!(out.path(&t), expected);
+    // Rollback restores the safety snapshot for an in-place candidate; it is told so.
+    let undo = &out.calls_at(&t, ROLL_BACK)[0].input;
+    assert_eq!(undo["progress"]["candidate"]["inPlace"], true);
+    assert_eq!(undo["progress"]["snapshot"]["created"], true);
+    assert_eq!(undo["release"]["strategy"], "in-place");
     let r = out.tenant_result(&t);
     assert_eq!(r["outcome"], "rolled-back");
     assert_eq!(r["error"], "States.TaskFailed");
-    assert_eq!(r["fromGeneration"], OLD_GEN);
-    assert_eq!(r["toGeneration"], RUN_GEN);
-    // The restore flip was told why (the state carries the error).
-    let flip = &out.calls_at(&t, "Point tenant at restored database")[0].input;
-    assert_eq!(flip["error"]["Error"], "States.TaskFailed");
-    assert!(out.calls_at(&t, ROLL_BACK).is_empty());
-
-    // A rollout failure after an in-place flip also restores rather than flipping back.
-    let out = run(
-        Release {
-            strategy: "in-place",
-            ..one_tenant()
-        },
-        Script::default().fail(&t, CHECK, "Tenantflow.RolloutFailed"),
-    )
-    .await;
-    assert_eq!(
-        out.path(&t),
-        [
-            LOCK,
-            WAIT_SNAPSHOT,
-            STRATEGY,
-            "Migrate active database in place",
-            FLIP,
-            ROLL,
-            WAIT_ROLLOUT,
-            CHECK,
-            UNDO_HOW,
-            "Restore safety snapshot",
-            "Wait for restored database",
-            "Point tenant at restored database",
-            "Restart app on restored database",
-            "Wait for restart rollout",
-            "Check restart rollout",
-            "Tear down migrated generation",
-            "Report restored tenant",
-        ]
-    );
-    assert_eq!(out.tenant_result(&t)["outcome"], "rolled-back");
 }
 
 #[tokio::test]

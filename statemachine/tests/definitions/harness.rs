@@ -152,6 +152,10 @@ impl Scripted {
             "port": 5432,
             "release": "r0",
         });
+        let strategy = state["release"]["strategy"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let lock = state["run"]["executionArn"].clone();
         let freeze = state["release"]["writeFreeze"].clone();
         let error = state["error"].clone();
@@ -163,12 +167,23 @@ impl Scripted {
                 p["pointer"] = json!({"value": old, "version": 1});
                 p["snapshot"] = json!({"id": format!("{tenant}-{RUN_GEN}"), "created": true});
             }
+            "create-db" if strategy == "in-place" => {
+                let active = p["pointer"]["value"].clone();
+                p["candidate"] = json!({
+                    "instanceId": active["instanceId"],
+                    "generation": active["generation"],
+                    "endpoint": active["endpoint"],
+                    "port": 5432,
+                    "inPlace": true,
+                });
+            }
             "create-db" => {
                 p["candidate"] = json!({
                     "instanceId": format!("{tenant}-{RUN_GEN}"),
                     "generation": RUN_GEN,
                     "endpoint": format!("{tenant}-{RUN_GEN}.local"),
                     "port": 5432,
+                    "inPlace": false,
                 });
             }
             "flip-ssm" => {
