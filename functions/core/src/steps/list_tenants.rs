@@ -8,6 +8,9 @@
 
 mod select;
 
+#[cfg(test)]
+pub(crate) mod fixtures;
+
 use super::{parse_input, Ports, Settings};
 use crate::error::StepError;
 use crate::manifest::{release_prefix, validate_release_id, FleetMode, Manifest, Strategy};
@@ -399,4 +402,186 @@ async fn put_items<O: Objects + ?Sized>(
     let body = serde_json::to_vec(&items)
         .map_err(|e| StepError::Internal(format!("serialize tenant list: {e}")))?;
     objects.put(bucket, key, &body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{input, planned, tenant, world, BUCKET, RUN};
+    use super::*;
+    use crate::testing::{FakeWorld, Forbidden};
+    use serde_json::json;
+
+    fn items(w: &FakeWorld, key: &str) -> Vec<String> {
+        let body = w.objects.body(BUCKET, key).unwrap_or_default();
+        let v: Vec<TenantItem> = serde_json::from_slice(&body).unwrap();
+        v.into_iter().map(|i| i.tenant.to_string()).collect()
+    }
+
+    async fn plan_err(w: &FakeWorld, overrides: Value) -> StepError {
+        plan(
+            &*w.objects,
+            &*w.params,
+            &*w.db,
+            &w.settings,
+            input(overrides),
+        )
+        .await
+        .unwrap_err()
+    }
+
+    fn field(e: &StepError) -> &str {
+        match e {
+            StepError::InvalidInput { field, .. } => field,
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn plans_a_canary_and_a_main_wave_in_s3() {
+        let w = world(
+            5,
+            json!({"waves": {"canaryCount": 2, "maxFailurePercent": 20}}),
+        );
+        let p = planned(&w, json!({})).await;
+        assert_eq!(p.tenant_count, 5);
+        assert_eq!(p.run.name, RUN);
+        assert_eq!(p.run.generation.as_string(), "20261103101500");
+        assert_eq!(p.release.prefix, "releases/r1/");
+        assert_eq!(p.max_failure_percent, 20.0);
+        assert_eq!(p.wave_count, 2);
+        assert_eq!(p.result_prefix, format!("runs/{RUN}/results"));
+        let names: Vec<(&str, u64)> = p.waves.iter().map(|w| (w.name.as_str(), w.count)).collect();
+        assert_eq!(names, [("canary", 2), ("main", 3)]);
+        assert_eq!(items(&w, &p.waves[0].key), [tenant(0), tenant(1)]);
+        assert_eq!(
+            items(&w, &p.waves[1].key),
+            [tenant(2), tenant(3), tenant(4)]
+        );
+        assert_eq!(items(&w, &p.all_tenants.key).len(), 5);
+        assert!(p
+            .waves
+            .iter()
+            .all(|w| w.tolerated_failure_percentage == 100.0));
+        // min(default cap 10, build concurrency 20, instance headroom 40, snapshot headroom 100)
+        assert_eq!(p.max_concurrency, 10);
+    }
+
+    #[tokio::test]
+    async fn concurrency_is_the_smallest_headroom() {
+        let w = world(3, json!({"maxConcurrency": 8}));
+        assert_eq!(planned(&w, json!({})).await.max_concurrency, 8);
+        assert_eq!(
+            planned(&w, json!({"maxConcurrency": 4}))
+                .await
+                .max_concurrency,
+            4
+        );
+        w.db.headroom.lock().unwrap().instances = 2;
+        assert_eq!(planned(&w, json!({})).await.max_concurrency, 2);
+        w.db.headroom.lock().unwrap().instances = 0;
+        let before = w.log().writes().len();
+        assert_eq!(
+            plan_err(&w, json!({})).await.asl_name(),
+            "Tenantflow.QuotaExceeded"
+        );
+        assert_eq!(
+            w.log().writes().len(),
+            before,
+            "nothing written without headroom"
+        );
+    }
+
+    #[tokio::test]
+    async fn selection_by_globs_or_list() {
+        let w = world(
+            4,
+            json!({"tenants": {"include": ["c00[0-2]-*"], "exclude": ["c001-*"]}}),
+        );
+        let p = planned(&w, json!({})).await;
+        assert_eq!(items(&w, &p.all_tenants.key), [tenant(0), tenant(2)]);
+
+        let w = world(4, json!({"tenants": {"tenants": [tenant(3), tenant(1)]}}));
+        let p = planned(&w, json!({})).await;
+        assert_eq!(items(&w, &p.all_tenants.key), [tenant(1), tenant(3)]);
+
+        let w = world(2, json!({"tenants": {"tenants": ["zz-app-prod"]}}));
+        assert_eq!(
+            field(&plan_err(&w, json!({})).await),
+            "manifest.tenants.tenants[0]"
+        );
+    }
+
+    #[tokio::test]
+    async fn canary_percent_rounds_up_and_all_or_nothing_has_no_waves() {
+        let w = world(10, json!({"waves": {"canaryPercent": 15}}));
+        let p = planned(&w, json!({})).await;
+        assert_eq!(p.waves[0].count, 2);
+        let p = planned(&w, json!({"canaryCount": 10})).await;
+        assert_eq!(p.wave_count, 1);
+        assert_eq!(p.waves[0].name, "canary");
+        let p = planned(&w, json!({"fleet": "all-or-nothing"})).await;
+        assert_eq!((p.wave_count, p.all_tenants.count), (0, 10));
+        assert_eq!(p.fleet, FleetMode::AllOrNothing);
+    }
+
+    #[tokio::test]
+    async fn no_tenants_is_an_empty_plan() {
+        let w = world(0, json!({}));
+        let p = planned(&w, json!({})).await;
+        assert_eq!((p.tenant_count, p.wave_count), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_rejected_before_any_write() {
+        let cases: [(Value, Value, &str); 5] = [
+            (
+                json!({"scripts": [{"name": "V1__points.sql", "sha256": "0".repeat(64)}]}),
+                json!({}),
+                "manifest.scripts[0].sha256",
+            ),
+            (
+                json!({"scripts": [{"name": "../V1__x.sql", "sha256": "0".repeat(64)}]}),
+                json!({}),
+                "manifest.scripts[0].name",
+            ),
+            (json!({"surprise": true}), json!({}), "manifest"),
+            (
+                json!({}),
+                json!({"fleet": "all-or-nothing", "strategy": "in-place"}),
+                "fleet",
+            ),
+            (json!({}), json!({"strategy": "promote"}), "sourceSnapshot"),
+        ];
+        for (extra, overrides, expected) in cases {
+            let w = world(2, extra);
+            let e = plan_err(&w, overrides).await;
+            assert!(field(&e).starts_with(expected), "{e}");
+            assert!(w.log().writes().is_empty(), "{:?}", w.log().writes());
+        }
+        let w = world(2, json!({"release": "r2"}));
+        assert_eq!(field(&plan_err(&w, json!({})).await), "manifest.release");
+    }
+
+    #[tokio::test]
+    async fn a_bad_key_or_start_time_touches_no_port() {
+        let ports = Forbidden::ports();
+        let mut bad = serde_json::to_value(input(json!({}))).unwrap();
+        bad["input"]["key"] = json!("releases/../manifest.json");
+        match run(&ports, bad).await {
+            Err(StepError::InvalidInput { field, .. }) => assert_eq!(field, "key"),
+            other => panic!("{other:?}"),
+        }
+        let mut bad = serde_json::to_value(input(json!({}))).unwrap();
+        bad["execution"]["startTime"] = json!("yesterday");
+        match run(&ports, bad).await {
+            Err(StepError::InvalidInput { field, .. }) => assert_eq!(field, "execution.startTime"),
+            other => panic!("{other:?}"),
+        }
+        let mut bad = serde_json::to_value(input(json!({}))).unwrap();
+        bad["input"]["overrides"] = json!({"canary": 3});
+        assert_eq!(
+            run(&ports, bad).await.unwrap_err().asl_name(),
+            "Tenantflow.InvalidInput"
+        );
+    }
 }
