@@ -97,6 +97,8 @@ pub struct ExecutionResult {
     pub history_events: u64,
     /// Max over this execution and every distributed child.
     pub max_history_events: u64,
+    /// Sum over this execution and every distributed child.
+    pub total_history_events: u64,
     /// Largest state input/output seen in any execution.
     pub max_payload_bytes: u64,
     pub child_executions: u64,
@@ -229,6 +231,7 @@ impl Engine {
                     state_transitions: 0,
                     history_events: 0,
                     max_history_events: 0,
+                    total_history_events: 0,
                     max_payload_bytes: 0,
                     child_executions: 0,
                     started_at: now,

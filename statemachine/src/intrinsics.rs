@@ -395,9 +395,11 @@ impl Call {
                     "SHA-256" => to_hex(&sha2::Sha256::digest(bytes)),
                     "SHA-384" => to_hex(&sha2::Sha384::digest(bytes)),
                     "SHA-512" => to_hex(&sha2::Sha512::digest(bytes)),
-                    other => return fail(format!(
+                    other => {
+                        return fail(format!(
                         "unsupported algorithm '{other}' (MD5, SHA-1, SHA-256, SHA-384, SHA-512)"
-                    )),
+                    ))
+                    }
                 };
                 Ok(Value::String(hex))
             }

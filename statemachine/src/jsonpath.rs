@@ -11,6 +11,14 @@ use crate::error::{names, StatesError};
 pub(crate) trait Env {
     fn input(&self) -> &Value;
     fn context(&self) -> &Value;
+    /// The context object without `Execution.Input`, which can be large and is rarely read.
+    fn context_light(&self) -> &Value {
+        self.context()
+    }
+    /// `$$.Execution.Input`, when the environment can give it without building the context.
+    fn execution_input(&self) -> Option<&Value> {
+        None
+    }
     /// Next deterministic random number for this execution.
     fn random_u64(&self) -> u64;
 }
@@ -78,12 +86,23 @@ impl Path {
 
     /// The selected value, or `None` when a definite path matches nothing.
     pub fn select(&self, env: &dyn Env) -> Option<Value> {
-        let root = if self.context {
-            env.context()
-        } else {
-            env.input()
-        };
-        self.select_in(root)
+        if !self.context {
+            return self.select_in(env.input());
+        }
+        if let Compiled::Simple(segs) = &self.compiled {
+            match segs.as_slice() {
+                [Seg::Key(e), Seg::Key(i), rest @ ..] if e == "Execution" && i == "Input" => {
+                    if let Some(input) = env.execution_input() {
+                        return walk(input, rest).cloned();
+                    }
+                }
+                [Seg::Key(e), ..] if e != "Execution" => {
+                    return walk(env.context_light(), segs).cloned();
+                }
+                _ => {}
+            }
+        }
+        self.select_in(env.context())
     }
 
     pub fn select_in(&self, root: &Value) -> Option<Value> {

@@ -117,6 +117,8 @@ pub(crate) async fn attempt(
             .fetch_max(result.max_history_events, Ordering::Relaxed);
         ch.max_payload
             .fetch_max(result.max_payload_bytes, Ordering::Relaxed);
+        ch.total_history
+            .fetch_add(result.total_history_events, Ordering::Relaxed);
         if result.status != ExecutionStatus::Succeeded {
             failed += 1;
             if over_threshold(failed, n, tol_count, tol_pct) {

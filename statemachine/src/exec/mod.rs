@@ -38,6 +38,7 @@ pub(crate) struct ChildTotals {
     pub transitions: AtomicU64,
     pub count: AtomicU64,
     pub max_history: AtomicU64,
+    pub total_history: AtomicU64,
     pub max_payload: AtomicU64,
 }
 
@@ -166,6 +167,7 @@ pub(crate) struct Ctx<'a> {
     pub token: Option<&'a str>,
     pub item: Option<(usize, &'a Value)>,
     cell: OnceCell<Value>,
+    light: OnceCell<Value>,
 }
 
 impl<'a> Ctx<'a> {
@@ -178,17 +180,26 @@ impl<'a> Ctx<'a> {
             token: None,
             item: None,
             cell: OnceCell::new(),
+            light: OnceCell::new(),
         }
     }
 
     pub fn value(&self) -> &Value {
         self.cell.get_or_init(|| {
+            let mut v = self.light().clone();
+            v["Execution"]["Input"] = self.exec.input.clone();
+            v
+        })
+    }
+
+    /// The context object without `Execution.Input`.
+    pub fn light(&self) -> &Value {
+        self.light.get_or_init(|| {
             let e = self.exec;
             let c = &e.shared.config;
             let mut v = json!({
                 "Execution": {
                     "Id": e.arn,
-                    "Input": e.input,
                     "Name": e.name,
                     "RoleArn": format!("arn:aws:iam::{}:role/StepFunctionsLocal", c.account),
                     "StartTime": fmt_ts(&e.start_time),
@@ -227,6 +238,12 @@ impl Env for StateEnv<'_> {
     }
     fn context(&self) -> &Value {
         self.ctx.value()
+    }
+    fn context_light(&self) -> &Value {
+        self.ctx.light()
+    }
+    fn execution_input(&self) -> Option<&Value> {
+        Some(&self.ctx.exec.input)
     }
     fn random_u64(&self) -> u64 {
         self.ctx.exec.random_u64()
@@ -588,6 +605,7 @@ pub(crate) async fn run_execution(exec: Arc<Execution>) -> ExecutionResult {
             + exec.children.transitions.load(Ordering::Relaxed),
         history_events: own_history,
         max_history_events: own_history.max(exec.children.max_history.load(Ordering::Relaxed)),
+        total_history_events: own_history + exec.children.total_history.load(Ordering::Relaxed),
         max_payload_bytes: exec.max_payload(),
         child_executions: exec.children.count.load(Ordering::Relaxed),
         started_at: exec.start_time,
