@@ -188,7 +188,13 @@ pub fn render_report(r: &DeployReport) -> String {
         })
         .collect();
     let mut out = table::render(
-        &["tenant", "outcome", "generation", "duration*", "error"],
+        &[
+            "tenant",
+            "outcome",
+            "generation",
+            "duration (virtual)",
+            "error",
+        ],
         &rows,
     );
     let count = |o: Outcome| r.tenants.iter().filter(|t| t.outcome == o).count();
@@ -209,7 +215,7 @@ pub fn render_report(r: &DeployReport) -> String {
         out.push_str(&format!("run status {}: {}\n", r.status, short(&why, 300)));
     }
     out.push_str(&format!(
-        "{} state transitions, at most {} history events in one execution; *virtual time, the run took {:.2}s\n",
+        "{} state transitions, at most {} history events in one execution; the run took {:.2}s\n",
         r.state_transitions, r.max_history_events, r.wall_seconds
     ));
     out

@@ -1,14 +1,10 @@
-//! `tenantflow sfn run`: the engine's own command (see the `statemachine` crate).
+//! `tenantflow sfn run`: the engine's own command (`statemachine::cli`), run as is.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
+pub use statemachine::cli::SfnRunArgs;
 
-/// Placeholder until the engine's `SfnRunArgs` lands.
-#[derive(Debug, clap::Args)]
-pub struct SfnRunArgs {
-    /// The definition file.
-    pub definition: std::path::PathBuf,
-}
-
-pub fn run(_args: SfnRunArgs) -> Result<u8> {
-    bail!("`sfn run` is not wired to the engine yet")
+/// Runs a definition; the exit code is the engine command's (0 SUCCEEDED, 1 other, 2 bad input).
+pub fn run(args: SfnRunArgs) -> Result<u8> {
+    let code = statemachine::cli::sfn_run_main(args);
+    Ok(u8::try_from(code).unwrap_or(1))
 }

@@ -56,6 +56,18 @@ pub fn render(status: &Value) -> String {
         ],
         &rows,
     );
+    let problems: Vec<String> = tenants
+        .iter()
+        .filter_map(|t| {
+            let p = t.get("problem")?.as_str()?;
+            Some(format!("  {}: {p}", text(t, "tenant")))
+        })
+        .collect();
+    if !problems.is_empty() {
+        out.push_str("\nproblems:\n");
+        out.push_str(&problems.join("\n"));
+        out.push('\n');
+    }
     let list = |k: &str| -> Vec<String> {
         status["orphans"][k]
             .as_array()
