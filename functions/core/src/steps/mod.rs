@@ -28,6 +28,9 @@ pub mod tenant;
 pub mod trigger;
 pub mod wait;
 
+#[cfg(test)]
+mod tenant_tests;
+
 /// Deployment settings that are not per-run input (Lambda environment, local defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {

@@ -87,11 +87,20 @@ pub async fn run(ports: &Ports, input: Value) -> Result<ResumeOutput, StepError>
     .await
 }
 
+fn detail_error(e: serde_path_to_error::Error<serde_json::Error>) -> StepError {
+    let path = e.path().to_string();
+    let field = if path == "." {
+        "detail".to_string()
+    } else {
+        format!("detail.{path}")
+    };
+    StepError::invalid(field, e.into_inner().to_string())
+}
+
 /// The RDS resource id of an event: from `SourceArn` (`…:db:<id>` / `…:snapshot:<id>`), else
 /// `SourceIdentifier`.
 fn rds_id(detail: &Value) -> Result<String, StepError> {
-    let d: RdsDetail = serde_path_to_error::deserialize(detail)
-        .map_err(|e| StepError::invalid(format!("detail.{}", e.path()), e.to_string()))?;
+    let d: RdsDetail = serde_path_to_error::deserialize(detail).map_err(detail_error)?;
     let from_arn = d
         .source_arn
         .as_deref()
@@ -123,8 +132,8 @@ pub async fn resume<
         "RDS DB Instance Event" => (ResourceKind::DbInstance, rds_id(&event.detail)?),
         "RDS DB Snapshot Event" => (ResourceKind::DbSnapshot, rds_id(&event.detail)?),
         "ECS Deployment State Change" => {
-            let d: EcsDetail = serde_path_to_error::deserialize(&event.detail)
-                .map_err(|e| StepError::invalid(format!("detail.{}", e.path()), e.to_string()))?;
+            let d: EcsDetail =
+                serde_path_to_error::deserialize(&event.detail).map_err(detail_error)?;
             tracing::debug!(event = ?d.event_name, resources = ?event.resources, "ecs event");
             (ResourceKind::EcsDeployment, d.deployment_id)
         }

@@ -127,7 +127,7 @@ async fn prune_snapshots<D: Databases + ?Sized>(
             _ => None,
         })
         .collect();
-    mine.sort_by(|a, b| b.0.cmp(&a.0));
+    mine.sort_by_key(|s| std::cmp::Reverse(s.0));
     let keep = state.release.snapshot_retention as usize;
     let mut pruned = Vec::new();
     for (_, id) in mine.into_iter().skip(keep) {

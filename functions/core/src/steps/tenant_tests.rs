@@ -1,0 +1,954 @@
+//! Step-logic tests of the per-tenant pipeline against the in-memory fakes of [`crate::testing`].
+
+use super::{dispatch, StepName};
+use crate::error::{ErrorInfo, StepError};
+use crate::manifest::Strategy;
+use crate::model::{MigrationRecord, Outcome, Progress, TenantResult, TenantState};
+use crate::names::SnapshotId;
+use crate::ports::DbSnapshot;
+use crate::testing::{release_ref, run_context, tenant_state, FakeWorld, Forbidden, TaskResult};
+use serde_json::{json, Value};
+
+const NS: &str = "xy-0146-prod";
+const OLD_TS: &str = "20261020083000";
+const RUN_TS: &str = "20261121120000";
+const OLD: &str = "xy-0146-prod-20261020083000";
+const NEW: &str = "xy-0146-prod-20261121120000";
+const REL: &str = "2026-11-21.points";
+
+fn setup(strategy: Strategy) -> (FakeWorld, TenantState) {
+    let w = FakeWorld::new();
+    w.seed_tenant(NS, OLD_TS, "2026-10-20.base");
+    let state = tenant_state(NS, run_context("r1", RUN_TS), release_ref(REL, strategy));
+    (w, state)
+}
+
+async fn call(w: &FakeWorld, step: StepName, input: &TenantState) -> Result<Value, StepError> {
+    dispatch(step, &w.ports(), json!(input)).await
+}
+
+async fn progress(w: &FakeWorld, step: StepName, state: &TenantState) -> TenantState {
+    let out = call(w, step, state)
+        .await
+        .unwrap_or_else(|e| panic!("{} failed: {e}", step.as_str()));
+    let mut next = state.clone();
+    next.progress = serde_json::from_value::<Progress>(out).expect("progress");
+    next
+}
+
+/// The pipeline stages, in order; [`advance`] runs up to and including one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    Snapshot,
+    CreateDb,
+    Migrate,
+    Flip,
+    Roll,
+    Check,
+}
+
+const STAGES: [Stage; 6] = [
+    Stage::Snapshot,
+    Stage::CreateDb,
+    Stage::Migrate,
+    Stage::Flip,
+    Stage::Roll,
+    Stage::Check,
+];
+
+async fn run_stage(w: &FakeWorld, mut s: TenantState, stage: Stage) -> TenantState {
+    match stage {
+        Stage::Snapshot => progress(w, StepName::Snapshot, &s).await,
+        Stage::CreateDb => {
+            w.db.finish_all();
+            progress(w, StepName::CreateDb, &s).await
+        }
+        Stage::Migrate => {
+            w.db.finish_all();
+            s.progress.migration = Some(MigrationRecord {
+                build_id: "tenantflow-migrate:1".into(),
+                status: "SUCCEEDED".into(),
+            });
+            s
+        }
+        Stage::Flip => progress(w, StepName::FlipSsm, &s).await,
+        Stage::Roll => progress(w, StepName::RollEcs, &s).await,
+        Stage::Check => {
+            let id = s
+                .progress
+                .deployment
+                .as_ref()
+                .expect("deployment")
+                .deployment_id
+                .clone();
+            w.services.set_rollout(&id, "COMPLETED", 2, 2);
+            progress(w, StepName::CheckEcs, &s).await
+        }
+    }
+}
+
+/// Runs the stages after the last one `s` has done, up to and including `upto`.
+async fn advance(w: &FakeWorld, mut s: TenantState, upto: Stage) -> TenantState {
+    let p = &s.progress;
+    let done = if p
+        .deployment
+        .as_ref()
+        .is_some_and(|d| d.rollout_state == "COMPLETED")
+    {
+        Some(Stage::Check)
+    } else if p.deployment.is_some() {
+        Some(Stage::Roll)
+    } else if p.flip.is_some() {
+        Some(Stage::Flip)
+    } else if p.migration.is_some() {
+        Some(Stage::Migrate)
+    } else if p.candidate.is_some() {
+        Some(Stage::CreateDb)
+    } else if p.snapshot.is_some() {
+        Some(Stage::Snapshot)
+    } else {
+        None
+    };
+    for stage in STAGES.into_iter().filter(|x| *x <= upto && Some(*x) > done) {
+        s = run_stage(w, s, stage).await;
+    }
+    s
+}
+
+fn fail(mut s: TenantState, error: &str) -> TenantState {
+    s.error = Some(ErrorInfo {
+        error: error.into(),
+        cause: "injected".into(),
+    });
+    s
+}
+
+async fn result(w: &FakeWorld, step: StepName, s: &TenantState) -> TenantResult {
+    let out = call(w, step, s)
+        .await
+        .unwrap_or_else(|e| panic!("{} failed: {e}", step.as_str()));
+    serde_json::from_value(out).expect("tenant result")
+}
+
+fn paths() -> crate::names::SsmPaths {
+    crate::names::Namespace::parse(NS).expect("ns").paths()
+}
+
+/// A snapshot of everything the fakes hold, to compare "twice" with "once".
+fn world_state(w: &FakeWorld) -> Value {
+    json!({
+        "instances": w.db.instances.lock().expect("lock").clone(),
+        "snapshots": w.db.snapshot_ids(),
+        "params": w.params.values.lock().expect("lock").clone(),
+    })
+}
+
+#[tokio::test]
+async fn happy_path_blue_green() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Snapshot).await;
+    assert_eq!(
+        w.params.value(&paths().lock).as_deref(),
+        Some(s.run.execution_arn.as_str())
+    );
+    assert!(w.params.value(&paths().maintenance).is_some());
+    assert!(s.progress.maintenance);
+    assert_eq!(w.db.snapshot(NEW).expect("snapshot").source_instance, OLD);
+
+    let s = advance(&w, s, Stage::CreateDb).await;
+    let cand = w.db.instance(NEW).expect("candidate");
+    assert_eq!(
+        cand.tags.get("tenantflow:role").map(String::as_str),
+        Some("candidate")
+    );
+    assert_eq!(cand.tags.get("tenantflow:run"), Some(&s.run.execution_arn));
+
+    let s = advance(&w, s, Stage::Check).await;
+    let p = w.pointer(NS).expect("pointer");
+    assert_eq!(p.value.instance_id.as_str(), NEW);
+    assert_eq!(p.value.release, REL);
+    assert_eq!(p.version, 2);
+    assert!(w.db.instance(NEW).expect("new").deletion_protection);
+    assert_eq!(
+        s.progress.deployment.as_ref().expect("dep").rollout_state,
+        "COMPLETED"
+    );
+
+    let r = result(&w, StepName::Teardown, &s).await;
+    assert_eq!(r.outcome, Outcome::Deployed);
+    assert_eq!(r.from_generation.as_deref(), Some(OLD_TS));
+    assert_eq!(r.to_generation.as_deref(), Some(RUN_TS));
+    assert_eq!(w.db.instance_ids(), [NEW]);
+    assert_eq!(
+        w.db.snapshot_ids(),
+        [NEW],
+        "retention 3 keeps the run's snapshot"
+    );
+    assert!(w.params.value(&paths().lock).is_none());
+    assert!(w.params.value(&paths().maintenance).is_none());
+}
+
+#[tokio::test]
+async fn every_step_twice_equals_once() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    // Every step but roll-ecs (documented: a retry forces a newer deployment and records it).
+    let mut state = s;
+    for (stage, step) in [
+        (Stage::Snapshot, StepName::Snapshot),
+        (Stage::CreateDb, StepName::CreateDb),
+        (Stage::Flip, StepName::FlipSsm),
+        (Stage::Check, StepName::CheckEcs),
+    ] {
+        // Bring the world to just before `stage`, then run it twice on the same input.
+        let before = STAGES.iter().copied().filter(|x| *x < stage).max();
+        if let Some(b) = before {
+            state = advance(&w, state, b).await;
+        }
+        if stage == Stage::Check {
+            let id = state
+                .progress
+                .deployment
+                .as_ref()
+                .expect("dep")
+                .deployment_id
+                .clone();
+            w.services.set_rollout(&id, "COMPLETED", 2, 2);
+        }
+        w.db.finish_all();
+        let first = call(&w, step, &state).await.expect("first");
+        let after_first = world_state(&w);
+        let second = call(&w, step, &state).await.expect("second");
+        assert_eq!(first, second, "{} output", step.as_str());
+        assert_eq!(after_first, world_state(&w), "{} effect", step.as_str());
+        state.progress = serde_json::from_value(second).expect("progress");
+    }
+    let once = call(&w, StepName::Teardown, &state)
+        .await
+        .expect("teardown");
+    let after = world_state(&w);
+    let twice = call(&w, StepName::Teardown, &state)
+        .await
+        .expect("teardown again");
+    assert_eq!(once, twice);
+    assert_eq!(after, world_state(&w));
+}
+
+#[tokio::test]
+async fn snapshot_retry_after_crash_reuses_lock_and_snapshot() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    // The first attempt dies at the snapshot call, after taking the lock and the maintenance flag.
+    w.faults().inject(
+        "databases.create_snapshot",
+        StepError::Transient("lambda timed out".into()),
+    );
+    let e = call(&w, StepName::Snapshot, &s).await.unwrap_err();
+    assert_eq!(e.asl_name(), "Tenantflow.Transient");
+    assert_eq!(
+        w.params.value(&paths().lock).as_deref(),
+        Some(s.run.execution_arn.as_str())
+    );
+    let s2 = progress(&w, StepName::Snapshot, &s).await;
+    assert_eq!(
+        s2.progress.snapshot.as_ref().expect("snap").id.as_str(),
+        NEW
+    );
+    assert!(s2.progress.snapshot.as_ref().expect("snap").created);
+    assert_eq!(w.log().count("databases.create_snapshot"), 2);
+    assert_eq!(w.db.snapshot_ids(), [NEW]);
+}
+
+#[tokio::test]
+async fn flip_retry_after_crash_is_a_no_op() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Migrate).await;
+    // The pointer write succeeds, then the step dies before it returns.
+    w.faults().inject(
+        "databases.set_deletion_protection",
+        StepError::Transient("crash".into()),
+    );
+    assert!(call(&w, StepName::FlipSsm, &s).await.is_err());
+    assert_eq!(w.pointer(NS).expect("p").version, 2);
+    let s2 = progress(&w, StepName::FlipSsm, &s).await;
+    assert_eq!(w.pointer(NS).expect("p").version, 2, "no second write");
+    assert_eq!(s2.progress.flip.as_ref().expect("flip").version, 2);
+    assert!(w.db.instance(NEW).expect("new").deletion_protection);
+}
+
+#[tokio::test]
+async fn create_db_refuses_a_foreign_instance_with_the_candidate_name() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Snapshot).await;
+    let mut foreign = w.db.instance(OLD).expect("old");
+    foreign.id = crate::names::InstanceId::parse(NEW).expect("id");
+    foreign
+        .tags
+        .insert("tenantflow:run".into(), "someone-else".into());
+    w.db.add_instance(foreign);
+    let e = call(&w, StepName::CreateDb, &s).await.unwrap_err();
+    assert_eq!(e.asl_name(), "Tenantflow.Conflict");
+    w.db.finish_all();
+    // Rollback must leave that foreign instance alone.
+    let r = result(&w, StepName::Rollback, &fail(s, "Tenantflow.Conflict")).await;
+    assert_eq!(r.outcome, Outcome::RolledBack);
+    assert!(w.db.instance(NEW).is_some());
+}
+
+#[tokio::test]
+async fn locked_by_another_run_is_skipped_and_untouched() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let other = "arn:aws:states:eu-west-1:123456789012:execution:tenantflow-release:r0";
+    w.params.seed(&paths().lock, other);
+    let e = call(&w, StepName::Snapshot, &s).await.unwrap_err();
+    assert_eq!(e.asl_name(), "Tenantflow.Locked");
+    assert!(e.to_string().contains(other));
+    w.log().clear();
+    let r = result(&w, StepName::Rollback, &fail(s, "Tenantflow.Locked")).await;
+    assert_eq!(r.outcome, Outcome::Skipped);
+    assert_eq!(w.params.value(&paths().lock).as_deref(), Some(other));
+    assert!(w.log().writes().is_empty(), "{:?}", w.log().writes());
+}
+
+#[tokio::test]
+async fn pointer_moved_fails_the_flip() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Migrate).await;
+    let mut p = w.pointer(NS).expect("p").value;
+    p.endpoint = "moved.example".into();
+    w.params
+        .seed(&paths().pointer, &serde_json::to_string(&p).expect("json"));
+    let e = call(&w, StepName::FlipSsm, &s).await.unwrap_err();
+    assert_eq!(
+        e,
+        StepError::PointerMoved {
+            tenant: NS.into(),
+            expected: 1,
+            found: 2
+        }
+    );
+}
+
+#[tokio::test]
+async fn rollback_from_every_point_restores_the_tenant() {
+    for upto in STAGES {
+        let (w, s) = setup(Strategy::BlueGreen);
+        let original = w.pointer(NS).expect("pointer").value;
+        let mut s = advance(&w, s, upto).await;
+        if let Some(d) = &s.progress.deployment {
+            w.services.set_rollout(&d.deployment_id, "FAILED", 0, 2);
+        }
+        // RDS deletes only finished snapshots; rollback retries on NotReady until then.
+        w.db.finish_all();
+        s = fail(s, "Tenantflow.RolloutFailed");
+        let deployments_before = w.log().count("services.force_deployment");
+        let r = result(&w, StepName::Rollback, &s).await;
+        assert_eq!(r.outcome, Outcome::RolledBack, "{upto:?}: {r:?}");
+        assert_eq!(w.pointer(NS).expect("p").value, original, "{upto:?}");
+        assert_eq!(w.db.instance_ids(), [OLD], "{upto:?}: candidate deleted");
+        assert!(
+            w.db.instance(OLD).expect("old").deletion_protection,
+            "{upto:?}"
+        );
+        assert!(w.db.snapshot_ids().is_empty(), "{upto:?}: snapshot deleted");
+        assert!(
+            w.params.value(&paths().lock).is_none(),
+            "{upto:?}: lock released"
+        );
+        assert!(w.params.value(&paths().maintenance).is_none(), "{upto:?}");
+        let redeployed = w.log().count("services.force_deployment") - deployments_before;
+        assert_eq!(
+            redeployed,
+            usize::from(upto >= Stage::Flip),
+            "{upto:?}: redeploy"
+        );
+
+        // Twice equals once: the second rollback changes nothing.
+        w.log().clear();
+        let again = result(&w, StepName::Rollback, &s).await;
+        assert_eq!(again, r, "{upto:?}");
+        assert!(
+            w.log().writes().is_empty(),
+            "{upto:?}: {:?}",
+            w.log().writes()
+        );
+    }
+}
+
+#[tokio::test]
+async fn rollback_after_a_half_done_step_finds_what_it_made() {
+    // Snapshot step crashed after locking and snapshotting: progress records nothing.
+    let (w, s) = setup(Strategy::BlueGreen);
+    w.faults().inject(
+        "databases.create_snapshot",
+        StepError::Transient("x".into()),
+    );
+    let _ = call(&w, StepName::Snapshot, &s).await;
+    let _ = progress(&w, StepName::Snapshot, &s).await; // made the snapshot
+    w.db.finish_all();
+    let r = result(&w, StepName::Rollback, &fail(s.clone(), "States.Timeout")).await;
+    assert_eq!(r.outcome, Outcome::RolledBack);
+    assert!(w.db.snapshot_ids().is_empty());
+    assert!(w.params.value(&paths().lock).is_none());
+    assert!(w.params.value(&paths().maintenance).is_none());
+
+    // Flip crashed after writing the pointer: progress has no flip, the pointer names the candidate.
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Migrate).await;
+    w.faults().inject(
+        "databases.set_deletion_protection",
+        StepError::Transient("x".into()),
+    );
+    let _ = call(&w, StepName::FlipSsm, &s).await;
+    assert_eq!(w.pointer(NS).expect("p").value.instance_id.as_str(), NEW);
+    let r = result(&w, StepName::Rollback, &fail(s, "States.TaskFailed")).await;
+    assert_eq!(r.outcome, Outcome::RolledBack);
+    assert_eq!(w.pointer(NS).expect("p").value.instance_id.as_str(), OLD);
+    assert_eq!(w.db.instance_ids(), [OLD]);
+    assert_eq!(w.log().count("services.force_deployment"), 1);
+}
+
+#[tokio::test]
+async fn rollback_waits_for_a_snapshot_still_being_created() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Snapshot).await;
+    let e = call(&w, StepName::Rollback, &fail(s.clone(), "States.Timeout"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.asl_name(), "Tenantflow.NotReady");
+    w.db.finish_all();
+    let r = result(&w, StepName::Rollback, &fail(s, "States.Timeout")).await;
+    assert_eq!(r.outcome, Outcome::RolledBack);
+    assert!(w.db.snapshot_ids().is_empty());
+}
+
+#[tokio::test]
+async fn teardown_refuses_the_active_or_untagged_generation() {
+    // Active: the pointer names the old generation again.
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Check).await;
+    let flip = s.progress.flip.clone().expect("flip");
+    w.params.seed(
+        &paths().pointer,
+        &serde_json::to_string(&flip.from).expect("json"),
+    );
+    let r = result(&w, StepName::Teardown, &s).await;
+    assert!(r.cause.as_deref().unwrap_or("").contains("active"), "{r:?}");
+    let old = w.db.instance(OLD).expect("old kept");
+    assert!(old.deletion_protection, "protection untouched");
+    assert!(w.params.value(&paths().lock).is_none());
+
+    // Untagged: the old generation is not tenantflow's.
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Check).await;
+    let mut old = w.db.instance(OLD).expect("old");
+    old.tags.clear();
+    w.db.add_instance(old);
+    let r = result(&w, StepName::Teardown, &s).await;
+    assert!(r.cause.as_deref().unwrap_or("").contains("tags"), "{r:?}");
+    assert!(w.db.instance(OLD).expect("old kept").deletion_protection);
+    assert_eq!(
+        w.log()
+            .count("databases.set_deletion_protection xy-0146-prod-20261020083000"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn teardown_needs_a_completed_rollout() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Roll).await;
+    let e = call(&w, StepName::Teardown, &s).await.unwrap_err();
+    assert!(
+        matches!(e, StepError::InvalidInput { ref field, .. } if field == "progress.deployment.rolloutState")
+    );
+    assert!(w.db.instance(OLD).is_some());
+}
+
+#[tokio::test]
+async fn teardown_prunes_snapshots_beyond_retention() {
+    let (w, mut s) = setup(Strategy::BlueGreen);
+    s.release.snapshot_retention = 2;
+    for ts in ["20260101000000", "20260201000000", "20260301000000"] {
+        let mut tags = crate::ports::Tags::new();
+        tags.insert("tenantflow:namespace".into(), NS.into());
+        w.db.add_snapshot(DbSnapshot {
+            id: SnapshotId::parse(&format!("{NS}-{ts}")).expect("id"),
+            source_instance: OLD.into(),
+            status: "available".into(),
+            created_at: None,
+            tags,
+        });
+    }
+    // Untagged and other-tenant snapshots are never pruned.
+    w.db.add_snapshot(DbSnapshot {
+        id: SnapshotId::parse(&format!("{NS}-20250101000000")).expect("id"),
+        source_instance: OLD.into(),
+        status: "available".into(),
+        created_at: None,
+        tags: Default::default(),
+    });
+    let s = advance(&w, s, Stage::Check).await;
+    let r = result(&w, StepName::Teardown, &s).await;
+    assert_eq!(r.outcome, Outcome::Deployed);
+    assert_eq!(
+        w.db.snapshot_ids(),
+        [
+            format!("{NS}-20250101000000"),
+            format!("{NS}-20260301000000"),
+            NEW.to_string()
+        ]
+    );
+}
+
+#[tokio::test]
+async fn check_ecs_judges_only_the_recorded_deployment() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Roll).await;
+    let id = s
+        .progress
+        .deployment
+        .as_ref()
+        .expect("dep")
+        .deployment_id
+        .clone();
+    let e = call(&w, StepName::CheckEcs, &s).await.unwrap_err();
+    assert_eq!(e.asl_name(), "Tenantflow.NotReady");
+    w.services.set_rollout(&id, "COMPLETED", 1, 2);
+    let e = call(&w, StepName::CheckEcs, &s).await.unwrap_err();
+    assert_eq!(e.asl_name(), "Tenantflow.NotReady", "running < desired");
+    w.services.set_rollout(&id, "FAILED", 0, 2);
+    let e = call(&w, StepName::CheckEcs, &s).await.unwrap_err();
+    assert_eq!(e.asl_name(), "Tenantflow.RolloutFailed");
+    // A newer deployment (e.g. a circuit-breaker rollback) completing is not ours.
+    let svc = s.progress.deployment.as_ref().expect("dep").service.clone();
+    let newer = crate::ports::Services::force_deployment(&*w.services, &svc)
+        .await
+        .expect("force");
+    w.services.set_rollout(&newer, "COMPLETED", 2, 2);
+    w.services.set_rollout(&id, "COMPLETED", 2, 2);
+    let e = call(&w, StepName::CheckEcs, &s).await.unwrap_err();
+    assert_eq!(e.asl_name(), "Tenantflow.RolloutFailed");
+}
+
+#[tokio::test]
+async fn in_place_migrates_the_active_instance_and_deletes_nothing() {
+    let (w, s) = setup(Strategy::InPlace);
+    let s = advance(&w, s, Stage::CreateDb).await;
+    let c = s.progress.candidate.as_ref().expect("candidate");
+    assert!(c.in_place);
+    assert_eq!(c.instance_id.as_str(), OLD);
+    assert_eq!(w.log().count("databases.restore_instance"), 0);
+    let s = advance(&w, s, Stage::Check).await;
+    let p = w.pointer(NS).expect("p");
+    assert_eq!(
+        (p.value.instance_id.as_str(), p.value.release.as_str()),
+        (OLD, REL)
+    );
+    let r = result(&w, StepName::Teardown, &s).await;
+    assert_eq!(r.outcome, Outcome::Deployed);
+    assert_eq!(w.db.instance_ids(), [OLD]);
+    assert_eq!(w.db.snapshot_ids(), [NEW], "the safety net is kept");
+}
+
+#[tokio::test]
+async fn in_place_rollback_restores_the_safety_net() {
+    let (w, s) = setup(Strategy::InPlace);
+    let s = fail(advance(&w, s, Stage::Migrate).await, "States.TaskFailed");
+    let e = call(&w, StepName::Rollback, &s).await.unwrap_err();
+    assert_eq!(e.asl_name(), "Tenantflow.NotReady", "restore started");
+    let e = call(&w, StepName::Rollback, &s).await.unwrap_err();
+    assert_eq!(e.asl_name(), "Tenantflow.NotReady", "still creating");
+    assert_eq!(w.log().count("databases.restore_instance"), 1);
+    w.db.finish_all();
+    let r = result(&w, StepName::Rollback, &s).await;
+    assert_eq!(r.outcome, Outcome::RolledBack);
+    let p = w.pointer(NS).expect("p").value;
+    assert_eq!(p.instance_id.as_str(), NEW);
+    assert_eq!(p.release, "2026-10-20.base", "back on the old release");
+    assert!(
+        w.db.instance(OLD).is_some(),
+        "migrated instance kept for inspection"
+    );
+    assert!(w.db.instance(NEW).expect("restored").deletion_protection);
+    assert!(w.params.value(&paths().lock).is_none());
+    assert_eq!(w.log().count("services.force_deployment"), 1);
+    w.log().clear();
+    assert_eq!(result(&w, StepName::Rollback, &s).await, r);
+    assert!(w.log().writes().is_empty(), "{:?}", w.log().writes());
+}
+
+#[tokio::test]
+async fn promote_restores_the_given_snapshot_and_never_deletes_it() {
+    let (w, mut s) = setup(Strategy::Promote);
+    let source = "xy-0146-qa-20261120100000";
+    s.release.source_snapshot = Some(SnapshotId::parse(source).expect("id"));
+    w.db.add_snapshot(DbSnapshot {
+        id: SnapshotId::parse(source).expect("id"),
+        source_instance: "xy-0146-qa-20261101000000".into(),
+        status: "available".into(),
+        created_at: None,
+        tags: Default::default(),
+    });
+    let s = advance(&w, s, Stage::CreateDb).await;
+    let snap = s.progress.snapshot.as_ref().expect("snap");
+    assert!(!snap.created);
+    assert_eq!(snap.id.as_str(), source);
+    assert!(
+        w.params.value(&paths().maintenance).is_none(),
+        "promote does not freeze by default"
+    );
+    let r = result(&w, StepName::Rollback, &fail(s, "States.TaskFailed")).await;
+    assert_eq!(r.outcome, Outcome::RolledBack);
+    assert_eq!(w.db.snapshot_ids(), [source]);
+    assert_eq!(w.db.instance_ids(), [OLD]);
+}
+
+// ---- await-resource / resume ----
+
+fn await_input(token: &str, wait: &str, s: &TenantState) -> Value {
+    json!({"token": token, "wait": wait, "state": s})
+}
+
+fn rds_instance_event(id: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": "68f6e973-1a0c-d37b-f2f2-94a7f62ffd4e",
+        "detail-type": "RDS DB Instance Event",
+        "source": "aws.rds",
+        "account": "123456789012",
+        "time": "2026-11-21T12:20:43Z",
+        "region": "eu-west-1",
+        "resources": [format!("arn:aws:rds:eu-west-1:123456789012:db:{id}")],
+        "detail": {
+            "EventCategories": ["creation"],
+            "SourceType": "DB_INSTANCE",
+            "SourceArn": format!("arn:aws:rds:eu-west-1:123456789012:db:{id}"),
+            "Date": "2026-11-21T12:20:43.292Z",
+            "Message": "DB instance restored",
+            "SourceIdentifier": id,
+            "EventID": "RDS-EVENT-0043"
+        }
+    })
+}
+
+fn rds_snapshot_event(id: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": "844e2571-85d4-695f-b930-0153b71dcb42",
+        "detail-type": "RDS DB Snapshot Event",
+        "source": "aws.rds",
+        "account": "123456789012",
+        "time": "2026-11-21T12:05:12Z",
+        "region": "eu-west-1",
+        "resources": [format!("arn:aws:rds:eu-west-1:123456789012:snapshot:{id}")],
+        "detail": {
+            "EventCategories": ["creation"],
+            "SourceType": "SNAPSHOT",
+            "SourceArn": format!("arn:aws:rds:eu-west-1:123456789012:snapshot:{id}"),
+            "Date": "2026-11-21T12:05:12.000Z",
+            "Message": "Manual snapshot created",
+            "SourceIdentifier": id,
+            "EventID": "RDS-EVENT-0042"
+        }
+    })
+}
+
+fn ecs_event(deployment: &str, name: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": "ddca6449-b258-46c0-8653-e0e3a6EXAMPLE",
+        "detail-type": "ECS Deployment State Change",
+        "source": "aws.ecs",
+        "account": "123456789012",
+        "time": "2026-11-21T12:31:14Z",
+        "region": "eu-west-1",
+        "resources": [format!("arn:aws:ecs:eu-west-1:123456789012:service/tenantflow/{NS}")],
+        "detail": {
+            "eventType": if name.ends_with("FAILED") { "ERROR" } else { "INFO" },
+            "eventName": name,
+            "deploymentId": deployment,
+            "updatedAt": "2026-11-21T12:31:10Z",
+            "reason": "ECS deployment in progress."
+        }
+    })
+}
+
+#[tokio::test]
+async fn await_resumes_at_once_when_the_resource_is_ready() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Snapshot).await;
+    w.db.finish_all();
+    let out = dispatch(
+        StepName::AwaitResource,
+        &w.ports(),
+        await_input("tok-1", "snapshot", &s),
+    )
+    .await
+    .expect("await");
+    assert_eq!(out["resumed"], json!(true));
+    assert_eq!(
+        w.workflows.results(),
+        [TaskResult::Success {
+            token: "tok-1".into(),
+            output: json!({"resource": NEW, "status": "available"}).to_string()
+        }]
+    );
+    assert!(w
+        .params
+        .value(&format!("/tenantflow/_wait/db-snapshot/{NEW}"))
+        .is_none());
+}
+
+#[tokio::test]
+async fn await_registers_and_resume_completes_each_kind() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    // Snapshot.
+    let s = advance(&w, s, Stage::Snapshot).await;
+    let out = dispatch(
+        StepName::AwaitResource,
+        &w.ports(),
+        await_input("tok-s", "snapshot", &s),
+    )
+    .await
+    .expect("await");
+    assert_eq!(
+        (out["registered"].clone(), out["resumed"].clone()),
+        (json!(true), json!(false))
+    );
+    let path = format!("/tenantflow/_wait/db-snapshot/{NEW}");
+    assert!(w
+        .params
+        .value(&path)
+        .expect("token stored")
+        .contains("tok-s"));
+    // An early event while still creating does nothing.
+    let out = dispatch(StepName::Resume, &w.ports(), rds_snapshot_event(NEW))
+        .await
+        .expect("resume");
+    assert_eq!(out["resumed"], json!(false));
+    assert!(w.workflows.results().is_empty());
+    w.db.finish_all();
+    dispatch(StepName::Resume, &w.ports(), rds_snapshot_event(NEW))
+        .await
+        .expect("resume");
+    assert!(w.params.value(&path).is_none());
+    assert!(
+        matches!(&w.workflows.results()[..], [TaskResult::Success { token, .. }] if token == "tok-s")
+    );
+
+    // Candidate instance: restore fails.
+    let s = progress(&w, StepName::CreateDb, &s).await;
+    dispatch(
+        StepName::AwaitResource,
+        &w.ports(),
+        await_input("tok-c", "candidate", &s),
+    )
+    .await
+    .expect("await");
+    w.db.set_instance_status(NEW, "incompatible-restore");
+    dispatch(StepName::Resume, &w.ports(), rds_instance_event(NEW))
+        .await
+        .expect("resume");
+    assert!(matches!(
+        &w.workflows.results()[1],
+        TaskResult::Failure { token, error, .. } if token == "tok-c" && error == "Tenantflow.NotReady"
+    ));
+
+    // Rollout: FAILED is RolloutFailed; COMPLETED succeeds.
+    w.db.set_instance_status(NEW, "available");
+    let s = advance(&w, s, Stage::Flip).await;
+    let s = progress(&w, StepName::RollEcs, &s).await;
+    let dep = s
+        .progress
+        .deployment
+        .as_ref()
+        .expect("dep")
+        .deployment_id
+        .clone();
+    dispatch(
+        StepName::AwaitResource,
+        &w.ports(),
+        await_input("tok-r", "rollout", &s),
+    )
+    .await
+    .expect("await");
+    w.services.set_rollout(&dep, "FAILED", 0, 2);
+    dispatch(
+        StepName::Resume,
+        &w.ports(),
+        ecs_event(&dep, "SERVICE_DEPLOYMENT_FAILED"),
+    )
+    .await
+    .expect("resume");
+    assert!(matches!(
+        &w.workflows.results()[2],
+        TaskResult::Failure { token, error, .. } if token == "tok-r" && error == "Tenantflow.RolloutFailed"
+    ));
+    let s = progress(&w, StepName::RollEcs, &s).await;
+    let dep = s
+        .progress
+        .deployment
+        .as_ref()
+        .expect("dep")
+        .deployment_id
+        .clone();
+    dispatch(
+        StepName::AwaitResource,
+        &w.ports(),
+        await_input("tok-r2", "rollout", &s),
+    )
+    .await
+    .expect("await");
+    w.services.set_rollout(&dep, "COMPLETED", 2, 2);
+    dispatch(
+        StepName::Resume,
+        &w.ports(),
+        ecs_event(&dep, "SERVICE_DEPLOYMENT_COMPLETED"),
+    )
+    .await
+    .expect("resume");
+    assert!(
+        matches!(&w.workflows.results()[3], TaskResult::Success { token, .. } if token == "tok-r2")
+    );
+}
+
+#[tokio::test]
+async fn resume_ignores_resources_nobody_waits_on() {
+    let w = FakeWorld::new();
+    for event in [
+        rds_instance_event("some-other-db"),
+        rds_snapshot_event("rds:some-other-db-2026-11-21-03-00"),
+        ecs_event("ecs-svc/123", "SERVICE_DEPLOYMENT_COMPLETED"),
+    ] {
+        let out = dispatch(StepName::Resume, &w.ports(), event)
+            .await
+            .expect("resume");
+        assert_eq!(out["resumed"], json!(false));
+        assert!(out["ignored"].is_string());
+    }
+    assert!(w.log().writes().is_empty());
+}
+
+// ---- bad input: typed error, no port call ----
+
+fn valid_state() -> Value {
+    json!(tenant_state(
+        NS,
+        run_context("r1", RUN_TS),
+        release_ref(REL, Strategy::BlueGreen)
+    ))
+}
+
+fn field(e: StepError) -> String {
+    match e {
+        StepError::InvalidInput { field, .. } => field,
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_input_is_rejected_before_any_port_call() {
+    let ports = Forbidden::ports();
+    let bad_names = [
+        "Xy--0146-prod".to_string(),
+        "a".repeat(70),
+        "xy-0146-prod-".to_string(),
+    ];
+    let steps = [
+        StepName::Snapshot,
+        StepName::CreateDb,
+        StepName::FlipSsm,
+        StepName::RollEcs,
+        StepName::CheckEcs,
+        StepName::Teardown,
+        StepName::Rollback,
+    ];
+    for step in steps {
+        for name in &bad_names {
+            let mut input = valid_state();
+            input["tenant"] = json!(name);
+            let e = dispatch(step, &ports, input).await.unwrap_err();
+            assert_eq!(field(e), "tenant", "{} {name}", step.as_str());
+        }
+        for malformed in [json!("{\"tenant\": "), json!([1, 2]), json!({"tenant": NS})] {
+            let e = dispatch(step, &ports, malformed).await.unwrap_err();
+            assert_eq!(e.asl_name(), "Tenantflow.InvalidInput", "{}", step.as_str());
+        }
+        let mut input = valid_state();
+        input["release"]["id"] = json!("../etc");
+        assert_eq!(
+            field(dispatch(step, &ports, input).await.unwrap_err()),
+            "release.id"
+        );
+        let mut input = valid_state();
+        input["run"]["generation"] = json!("2026-11-21");
+        assert_eq!(
+            field(dispatch(step, &ports, input).await.unwrap_err()),
+            "run.generation"
+        );
+    }
+    // Steps that need an earlier step's record say which.
+    let e = dispatch(StepName::FlipSsm, &ports, valid_state())
+        .await
+        .unwrap_err();
+    assert_eq!(field(e), "progress.pointer");
+    let e = dispatch(StepName::CheckEcs, &ports, valid_state())
+        .await
+        .unwrap_err();
+    assert_eq!(field(e), "progress.deployment");
+
+    for name in &bad_names {
+        let mut state = valid_state();
+        state["tenant"] = json!(name);
+        let e = dispatch(
+            StepName::AwaitResource,
+            &ports,
+            json!({"token": "t", "wait": "snapshot", "state": state}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(field(e), "state.tenant");
+    }
+    let e = dispatch(
+        StepName::AwaitResource,
+        &ports,
+        json!({"token": "t", "wait": "forever", "state": valid_state()}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(field(e), "wait");
+    let e = dispatch(
+        StepName::AwaitResource,
+        &ports,
+        json!({"token": "t", "wait": "snapshot", "state": valid_state()}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(field(e), "progress.snapshot");
+
+    let e = dispatch(
+        StepName::Resume,
+        &ports,
+        json!({"detail-type": "RDS DB Instance Event"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("detail"), "{e}");
+    assert_eq!(e.asl_name(), "Tenantflow.InvalidInput");
+    let e = dispatch(
+        StepName::Resume,
+        &ports,
+        json!({"detail-type": "Object Created", "detail": {}}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(field(e), "detail-type");
+    let e = dispatch(
+        StepName::Resume,
+        &ports,
+        json!({"detail-type": "ECS Deployment State Change", "detail": {"eventName": "X"}}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("deploymentId"), "{e}");
+    assert_eq!(field(e), "detail");
+}
