@@ -485,3 +485,411 @@ fn not_done(
         cause: Some(cause),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::list_tenants::fixtures::{planned, tenant, world, BUCKET, RUN};
+    use super::*;
+    use crate::testing::FakeWorld;
+    use serde_json::json;
+
+    fn result(t: &str, outcome: &str, error: Option<&str>) -> Value {
+        json!({"tenant": t, "outcome": outcome, "release": "r1", "fromGeneration": "20260101000000",
+               "toGeneration": if outcome == "deployed" { json!("20261103101500") } else { Value::Null },
+               "error": error, "cause": error.map(|e| format!("because {e}"))})
+    }
+
+    fn stage(plan: &Plan, t: &str, stage: &str) -> Value {
+        let state = json!({"tenant": t, "run": plan.run, "release": plan.release, "progress": {"lock": plan.run.execution_arn}});
+        json!({"stage": stage, "tenant": t, "state": state})
+    }
+
+    /// Writes a Map Run's ResultWriter output the way Step Functions does; returns the Map output.
+    fn map_run(
+        w: &FakeWorld,
+        id: &str,
+        succeeded: &[Value],
+        failed: &[(&str, &str)],
+    ) -> MapRunOutput {
+        let base = format!("runs/{RUN}/results/{id}");
+        let ok: Vec<Value> = succeeded
+            .iter()
+            .map(|o| json!({"Status": "SUCCEEDED", "Input": "{}", "Output": o.to_string(), "ExecutionArn": "arn:x"}))
+            .collect();
+        let bad: Vec<Value> = failed
+            .iter()
+            .map(|(t, e)| json!({"Status": "FAILED", "Input": json!({"tenant": t}).to_string(), "Error": e, "Cause": "boom", "ExecutionArn": format!("arn:child:{t}")}))
+            .collect();
+        w.objects.seed(
+            BUCKET,
+            &format!("{base}/SUCCEEDED_0.json"),
+            Value::Array(ok).to_string().as_bytes(),
+        );
+        w.objects.seed(
+            BUCKET,
+            &format!("{base}/FAILED_0.json"),
+            Value::Array(bad).to_string().as_bytes(),
+        );
+        let manifest = json!({"DestinationBucket": BUCKET, "MapRunArn": format!("arn:maprun:{id}"), "ResultFiles": {
+            "SUCCEEDED": [{"Key": format!("{base}/SUCCEEDED_0.json"), "Size": 1}],
+            "FAILED": [{"Key": format!("{base}/FAILED_0.json"), "Size": 1}],
+            "PENDING": []}});
+        w.objects.seed(
+            BUCKET,
+            &format!("{base}/manifest.json"),
+            manifest.to_string().as_bytes(),
+        );
+        MapRunOutput {
+            map_run_arn: format!("arn:maprun:{id}"),
+            result_writer_details: ObjectLocation {
+                bucket: BUCKET.into(),
+                key: format!("{base}/manifest.json"),
+            },
+        }
+    }
+
+    async fn tally(
+        w: &FakeWorld,
+        phase: Phase,
+        plan: &Plan,
+        ledger: Ledger,
+        wave: Option<usize>,
+        run: MapRunOutput,
+    ) -> Ledger {
+        let input = ReportInput {
+            phase,
+            plan: plan.clone(),
+            ledger,
+            wave: wave.map(|i| plan.waves[i].clone()),
+            map_run: Some(run),
+        };
+        match report(&*w.objects, &*w.events, input).await.unwrap() {
+            ReportOutput::Ledger(l) => l,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    async fn finish(w: &FakeWorld, plan: &Plan, ledger: Ledger) -> (ReportSummary, RunReport) {
+        let input = ReportInput {
+            phase: Phase::Final,
+            plan: plan.clone(),
+            ledger,
+            wave: None,
+            map_run: None,
+        };
+        let summary = match report(&*w.objects, &*w.events, input).await.unwrap() {
+            ReportOutput::Summary(s) => s,
+            other => panic!("{other:?}"),
+        };
+        let body = w.objects.body(BUCKET, &summary.report.key).unwrap();
+        (summary, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_canary_over_the_failure_limit_stops_later_waves_and_the_report_says_so() {
+        let w = world(
+            4,
+            json!({"waves": {"canaryCount": 2, "maxFailurePercent": 25}}),
+        );
+        let plan = planned(&w, json!({})).await;
+        let run = map_run(
+            &w,
+            "canary",
+            &[
+                result(&tenant(0), "deployed", None),
+                result(&tenant(1), "rolled-back", Some("States.TaskFailed")),
+            ],
+            &[],
+        );
+        let ledger = tally(&w, Phase::Wave, &plan, Ledger::default(), Some(0), run).await;
+        assert_eq!(
+            (ledger.decision, ledger.stop, ledger.next_wave),
+            (Decision::Stop, true, 1)
+        );
+        assert!(ledger
+            .stop_reason
+            .as_deref()
+            .unwrap()
+            .contains("50.0% > maxFailurePercent 25%"));
+
+        let (summary, rep) = finish(&w, &plan, ledger).await;
+        assert_eq!(summary.status, "FAILED");
+        assert_eq!(rep.tenants.len(), 4);
+        let outcome = |t: &str| {
+            rep.tenants
+                .iter()
+                .find(|r| r.tenant == t)
+                .map(|r| (r.outcome, r.error.clone()))
+                .unwrap()
+        };
+        assert_eq!(outcome(&tenant(0)), (Outcome::Deployed, None));
+        assert_eq!(
+            outcome(&tenant(1)),
+            (Outcome::RolledBack, Some("States.TaskFailed".into()))
+        );
+        assert_eq!(
+            outcome(&tenant(3)),
+            (Outcome::Skipped, Some("Run.WavesStopped".into()))
+        );
+        assert_eq!(
+            (
+                rep.counts.deployed,
+                rep.counts.rolled_back,
+                rep.counts.skipped
+            ),
+            (1, 1, 2)
+        );
+        assert!(
+            summary.cause.starts_with("3 of 4 tenants did not deploy"),
+            "{}",
+            summary.cause
+        );
+        let events = w.events.events.lock().unwrap().clone();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].0, RUN_COMPLETED);
+        assert_eq!(events[0].1["status"], "FAILED");
+        assert_eq!(
+            events[0].1["report"]["key"],
+            format!("runs/{RUN}/report.json")
+        );
+    }
+
+    #[tokio::test]
+    async fn within_the_limit_and_skipped_tenants_do_not_stop_waves() {
+        let w = world(
+            4,
+            json!({"waves": {"canaryCount": 2, "maxFailurePercent": 50}}),
+        );
+        let plan = planned(&w, json!({})).await;
+        let run = map_run(
+            &w,
+            "canary",
+            &[
+                result(&tenant(0), "skipped", Some("Tenantflow.Locked")),
+                result(&tenant(1), "rolled-back", Some("X")),
+            ],
+            &[],
+        );
+        let ledger = tally(&w, Phase::Wave, &plan, Ledger::default(), Some(0), run).await;
+        assert_eq!((ledger.decision, ledger.stop), (Decision::Continue, false));
+        let run = map_run(
+            &w,
+            "main",
+            &[
+                result(&tenant(2), "deployed", None),
+                result(&tenant(3), "deployed", None),
+            ],
+            &[],
+        );
+        let ledger = tally(&w, Phase::Wave, &plan, ledger, Some(1), run).await;
+        assert_eq!((ledger.next_wave, ledger.phases.len()), (2, 2));
+        let (summary, rep) = finish(&w, &plan, ledger).await;
+        assert_eq!(summary.status, "FAILED");
+        assert_eq!(rep.counts.deployed, 2);
+    }
+
+    #[tokio::test]
+    async fn a_crashed_child_is_rollback_failed_and_every_deploy_succeeds_the_run() {
+        let w = world(2, json!({}));
+        let plan = planned(&w, json!({})).await;
+        let run = map_run(
+            &w,
+            "main",
+            &[result(&tenant(0), "deployed", None)],
+            &[(&tenant(1), "States.Runtime")],
+        );
+        let ledger = tally(&w, Phase::Wave, &plan, Ledger::default(), Some(0), run).await;
+        let (_, rep) = finish(&w, &plan, ledger).await;
+        let crashed = rep.tenants.iter().find(|r| r.tenant == tenant(1)).unwrap();
+        assert_eq!(crashed.outcome, Outcome::RollbackFailed);
+        assert_eq!(crashed.error.as_deref(), Some("States.Runtime"));
+        assert!(crashed.cause.as_deref().unwrap().contains("arn:child:"));
+
+        let w = world(2, json!({}));
+        let plan = planned(&w, json!({})).await;
+        let run = map_run(
+            &w,
+            "main",
+            &[
+                result(&tenant(0), "deployed", None),
+                result(&tenant(1), "deployed", None),
+            ],
+            &[],
+        );
+        let ledger = tally(&w, Phase::Wave, &plan, Ledger::default(), Some(0), run).await;
+        let (summary, _) = finish(&w, &plan, ledger).await;
+        assert_eq!(summary.status, "SUCCEEDED");
+        assert_eq!(summary.counts.deployed, 2);
+    }
+
+    #[tokio::test]
+    async fn all_or_nothing_prepare_and_commit_decisions() {
+        let w = world(3, json!({"fleet": "all-or-nothing"}));
+        let plan = planned(&w, json!({})).await;
+        let states = |stage_name: &str| -> Vec<Value> {
+            (0..3)
+                .map(|i| stage(&plan, &tenant(i), stage_name))
+                .collect()
+        };
+
+        // Everyone prepared → the commit list holds every tenant's state.
+        let ledger = tally(
+            &w,
+            Phase::Prepare,
+            &plan,
+            Ledger::default(),
+            None,
+            map_run(&w, "p1", &states("prepared"), &[]),
+        )
+        .await;
+        assert_eq!(ledger.decision, Decision::Commit);
+        let next = ledger.next.clone().unwrap();
+        assert_eq!(
+            (next.key.as_str(), next.count),
+            (format!("runs/{RUN}/phases/commit.json").as_str(), 3)
+        );
+        let listed: Vec<TenantState> =
+            serde_json::from_slice(&w.objects.body(BUCKET, &next.key).unwrap()).unwrap();
+        assert_eq!(listed.len(), 3);
+        assert_eq!(
+            listed[0].progress.lock.as_deref(),
+            Some(plan.run.execution_arn.as_str())
+        );
+
+        // One failed to prepare → only the prepared candidates are discarded.
+        let mut mixed = states("prepared");
+        mixed[1] = result(&tenant(1), "rolled-back", Some("States.TaskFailed"));
+        let ledger = tally(
+            &w,
+            Phase::Prepare,
+            &plan,
+            Ledger::default(),
+            None,
+            map_run(&w, "p2", &mixed, &[]),
+        )
+        .await;
+        assert_eq!(ledger.decision, Decision::Discard);
+        assert_eq!(ledger.next.as_ref().map(|n| n.count), Some(2));
+
+        // Nobody prepared → nothing to discard.
+        let none: Vec<Value> = (0..3)
+            .map(|i| result(&tenant(i), "skipped", Some("Tenantflow.Locked")))
+            .collect();
+        let ledger = tally(
+            &w,
+            Phase::Prepare,
+            &plan,
+            Ledger::default(),
+            None,
+            map_run(&w, "p3", &none, &[]),
+        )
+        .await;
+        assert_eq!(
+            (ledger.decision, ledger.next.is_none()),
+            (Decision::Done, true)
+        );
+
+        // Commit: all → teardown; one failed → revert the committed ones.
+        let ledger = tally(
+            &w,
+            Phase::Commit,
+            &plan,
+            Ledger::default(),
+            None,
+            map_run(&w, "c1", &states("committed"), &[]),
+        )
+        .await;
+        assert_eq!(ledger.decision, Decision::Teardown);
+        let mut mixed = states("committed");
+        mixed[2] = result(&tenant(2), "rolled-back", Some("Tenantflow.RolloutFailed"));
+        let ledger = tally(
+            &w,
+            Phase::Commit,
+            &plan,
+            Ledger::default(),
+            None,
+            map_run(&w, "c2", &mixed, &[]),
+        )
+        .await;
+        assert_eq!(ledger.decision, Decision::Revert);
+        assert_eq!(
+            ledger.next.as_ref().map(|n| n.key.ends_with("revert.json")),
+            Some(true)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_final_report_takes_each_tenants_last_phase() {
+        let w = world(2, json!({"fleet": "all-or-nothing"}));
+        let plan = planned(&w, json!({})).await;
+        let prepared: Vec<Value> = (0..2)
+            .map(|i| stage(&plan, &tenant(i), "prepared"))
+            .collect();
+        let ledger = tally(
+            &w,
+            Phase::Prepare,
+            &plan,
+            Ledger::default(),
+            None,
+            map_run(&w, "p", &prepared, &[]),
+        )
+        .await;
+        let committed = vec![
+            stage(&plan, &tenant(0), "committed"),
+            result(&tenant(1), "rolled-back", Some("Tenantflow.RolloutFailed")),
+        ];
+        let ledger = tally(
+            &w,
+            Phase::Commit,
+            &plan,
+            ledger,
+            None,
+            map_run(&w, "c", &committed, &[]),
+        )
+        .await;
+        assert_eq!(ledger.decision, Decision::Revert);
+        let reverted = vec![result(
+            &tenant(0),
+            "rolled-back",
+            Some("AllOrNothing.Reverted"),
+        )];
+        let ledger = tally(
+            &w,
+            Phase::Revert,
+            &plan,
+            ledger,
+            None,
+            map_run(&w, "r", &reverted, &[]),
+        )
+        .await;
+        assert_eq!(ledger.decision, Decision::Done);
+        let (summary, rep) = finish(&w, &plan, ledger).await;
+        assert_eq!(summary.status, "FAILED");
+        let errors: Vec<Option<String>> = rep.tenants.iter().map(|r| r.error.clone()).collect();
+        assert_eq!(
+            errors,
+            [
+                Some("AllOrNothing.Reverted".into()),
+                Some("Tenantflow.RolloutFailed".into())
+            ]
+        );
+        assert_eq!(rep.counts.rolled_back, 2);
+        let names: Vec<&str> = rep.phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["prepare", "commit", "revert"]);
+    }
+
+    #[tokio::test]
+    async fn a_tally_without_its_map_output_is_invalid_input() {
+        let w = world(1, json!({}));
+        let plan = planned(&w, json!({})).await;
+        let input = ReportInput {
+            phase: Phase::Wave,
+            plan,
+            ledger: Ledger::default(),
+            wave: None,
+            map_run: None,
+        };
+        let e = report(&*w.objects, &*w.events, input).await.unwrap_err();
+        assert_eq!(e.asl_name(), "Tenantflow.InvalidInput");
+    }
+}
