@@ -232,3 +232,125 @@ async fn run_is_running<W: Workflows + ?Sized>(
     }
     Ok(running_names.contains(run))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::{InstanceId, SnapshotId};
+    use crate::ports::{DbInstance, DbSnapshot};
+    use crate::testing::FakeWorld;
+
+    const DONE: &str = "arn:aws:states:eu-west-1:1:execution:tenantflow-release:r1-aaaa";
+    const LIVE: &str = "arn:aws:states:eu-west-1:1:execution:tenantflow-release:r2-bbbb";
+
+    fn run_tags(ns: &str, run: &str) -> Tags {
+        [
+            (tags::NAMESPACE, ns),
+            (tags::RUN, run),
+            (tags::ROLE, tags::ROLE_CANDIDATE),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    fn candidate(w: &FakeWorld, id: &str, ns: &str, run: &str) {
+        w.db.add_instance(DbInstance {
+            id: InstanceId::parse(id).unwrap(),
+            status: "available".into(),
+            endpoint: String::new(),
+            port: 5432,
+            deletion_protection: false,
+            tags: run_tags(ns, run),
+        });
+    }
+
+    fn snapshot(w: &FakeWorld, id: &str, ns: &str, run: &str) {
+        w.db.add_snapshot(DbSnapshot {
+            id: SnapshotId::parse(id).unwrap(),
+            source_instance: String::new(),
+            status: "available".into(),
+            created_at: None,
+            tags: run_tags(ns, run),
+        });
+    }
+
+    /// Tenant a: a failed run left its lock, a candidate and a snapshot; an old retained snapshot.
+    /// Tenant b: a running run holds the lock and its candidate.
+    fn world() -> FakeWorld {
+        let w = FakeWorld::new();
+        w.seed_tenant("a-app-prod", "20260101000000", "r0");
+        w.seed_tenant("b-app-prod", "20260101000000", "r0");
+        w.params.seed("/tenantflow/a-app-prod/lock", DONE);
+        w.params.seed("/tenantflow/b-app-prod/lock", LIVE);
+        w.workflows.set_status(DONE, "FAILED");
+        w.workflows.set_status(LIVE, "RUNNING");
+        candidate(&w, "a-app-prod-20261103101500", "a-app-prod", "r1-aaaa");
+        snapshot(&w, "a-app-prod-20261103101500", "a-app-prod", "r1-aaaa");
+        snapshot(&w, "a-app-prod-20251201000000", "a-app-prod", "r0-old");
+        candidate(&w, "b-app-prod-20261103120000", "b-app-prod", "r2-bbbb");
+        snapshot(&w, "b-app-prod-20261103120000", "b-app-prod", "r2-bbbb");
+        w
+    }
+
+    #[tokio::test]
+    async fn reports_orphans_and_releases_stale_locks() {
+        let w = world();
+        let input = JanitorInput {
+            release_stale_locks: true,
+        };
+        let r = janitor(&*w.params, &*w.db, &*w.workflows, &input)
+            .await
+            .unwrap();
+        assert_eq!(r.orphan_instances, ["a-app-prod-20261103101500"]);
+        assert_eq!(r.orphan_snapshots, ["a-app-prod-20261103101500"]);
+        assert_eq!(r.orphan_count, 2);
+        assert_eq!(
+            r.stale_locks,
+            [StaleLock {
+                tenant: "a-app-prod".into(),
+                holder: DONE.into(),
+                status: "FAILED".into(),
+                released: true
+            }]
+        );
+        assert!(w.params.value("/tenantflow/a-app-prod/lock").is_none());
+        assert_eq!(
+            w.params.value("/tenantflow/b-app-prod/lock").as_deref(),
+            Some(LIVE)
+        );
+        // Orphans are reported, never deleted; active generations are untouched.
+        assert_eq!(w.db.instance_ids().len(), 4);
+        assert_eq!(w.log().count("databases.delete"), 0);
+    }
+
+    #[tokio::test]
+    async fn report_only_mode_keeps_the_locks() {
+        let w = world();
+        let input = JanitorInput {
+            release_stale_locks: false,
+        };
+        let r = janitor(&*w.params, &*w.db, &*w.workflows, &input)
+            .await
+            .unwrap();
+        assert!(!r.stale_locks[0].released);
+        assert!(w.log().writes().is_empty(), "{:?}", w.log().writes());
+    }
+
+    #[tokio::test]
+    async fn a_lock_whose_execution_is_gone_is_stale_and_bad_input_is_rejected() {
+        let w = FakeWorld::new();
+        w.seed_tenant("a-app-prod", "20260101000000", "r0");
+        w.params.seed(
+            "/tenantflow/a-app-prod/lock",
+            "arn:aws:states:eu-west-1:1:execution:x:gone",
+        );
+        let r = run(&w.ports(), Value::Null).await.unwrap();
+        assert_eq!(r.stale_locks[0].status, "MISSING");
+        assert!(r.stale_locks[0].released);
+        let e = run(&w.ports(), serde_json::json!({"dryRun": true}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.asl_name(), "Tenantflow.InvalidInput");
+    }
+}
