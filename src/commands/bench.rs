@@ -3,69 +3,21 @@
 //!
 //! The raw work of one tenant is what no orchestration can avoid: copy its database twice (the
 //! snapshot and the restore, with the SQLite online backup API) and run the release's Flyway
-//! migration on the second copy. It runs with the same concurrency as the deploy, on the fleet's
-//! `0001` databases, before the deploy; its copies are deleted afterwards.
+//! migration on the second copy (`tenantflow_local::bench::raw_work`). It runs with the same
+//! concurrency as the deploy, on the fleet's `0001` databases, before the deploy; its copies are
+//! deleted as it goes.
 
 use crate::cli::{BenchArgs, EXIT_FAILED, EXIT_OK};
 use crate::commands::deploy::{deploy_blocking, open_state};
 use crate::commands::init::{absolute, create_fleet};
 use crate::examples;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::json;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::path::Path;
 use std::time::Instant;
 use tenantflow_core::model::Outcome;
-use tenantflow_local::flyway::{load_dir, migrate_path, MigrateOptions};
-use tenantflow_local::sqlite::backup_copy;
-use tenantflow_local::{DeployOptions, Layout};
-
-/// Copies each database twice and migrates the second copy, `workers` tenants at a time.
-/// Returns the wall time in seconds.
-pub fn raw_work(
-    databases: &[PathBuf],
-    release_dir: &Path,
-    scratch: &Path,
-    workers: usize,
-) -> Result<f64> {
-    let scripts = load_dir(release_dir)
-        .map_err(|e| anyhow!("cannot load the scripts of {}: {e}", release_dir.display()))?;
-    std::fs::create_dir_all(scratch)
-        .with_context(|| format!("cannot create {}", scratch.display()))?;
-    let next = AtomicUsize::new(0);
-    let failure: Mutex<Option<String>> = Mutex::new(None);
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..workers.max(1) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(db) = databases.get(i) else { break };
-                let snapshot = scratch.join(format!("snapshot-{i}.sqlite"));
-                let candidate = scratch.join(format!("candidate-{i}.sqlite"));
-                let result = backup_copy(db, &snapshot)
-                    .and_then(|()| backup_copy(&snapshot, &candidate))
-                    .and_then(|()| {
-                        migrate_path(&candidate, &scripts, &MigrateOptions::default())
-                            .map(|_| ())
-                            .map_err(|e| e.to_string())
-                    });
-                if let Err(e) = result {
-                    if let Ok(mut f) = failure.lock() {
-                        f.get_or_insert(format!("{}: {e}", db.display()));
-                    }
-                    break;
-                }
-            });
-        }
-    });
-    let elapsed = started.elapsed().as_secs_f64();
-    let _ = std::fs::remove_dir_all(scratch);
-    if let Some(e) = failure.into_inner().ok().flatten() {
-        bail!("raw work failed: {e}");
-    }
-    Ok(elapsed)
-}
+use tenantflow_local::bench::raw_work;
+use tenantflow_local::DeployOptions;
 
 pub fn run(_state: &Path, args: &BenchArgs) -> Result<u8> {
     let workers = args.max_concurrency.map(|n| n as usize).unwrap_or_else(|| {
@@ -101,23 +53,19 @@ pub fn run(_state: &Path, args: &BenchArgs) -> Result<u8> {
         root.display()
     ));
     let t = Instant::now();
-    let fleet = create_fleet(&state, args.tenants, args.rows, args.seed)?;
+    create_fleet(&state, args.tenants, args.rows, args.seed)?;
     let setup = t.elapsed().as_secs_f64();
     log(format!("  fleet created in {setup:.1}s"));
 
-    let layout = Layout::new(&state);
-    let databases: Vec<PathBuf> = fleet
-        .tenants
-        .iter()
-        .map(|(t, _)| layout.instance_file(&format!("{t}-{}", fleet.generation)))
-        .collect();
-    let release = examples::release(examples::LOYALTY)?;
-    let raw = raw_work(&databases, &release, &root.join("raw-work"), workers)?;
-    log(format!(
-        "  raw work (2 copies + migration per tenant): {raw:.2}s"
-    ));
-
     let local = open_state(&state)?;
+    let release = examples::release(examples::LOYALTY)?;
+    let raw_report = raw_work(&local, &release, &root.join("raw-work"), workers)
+        .context("the raw-work measurement failed")?;
+    let raw = raw_report.seconds;
+    log(format!(
+        "  raw work (2 copies + migration per tenant): {raw:.2}s (summed over threads: copying {:.2}s, migrating {:.2}s)",
+        raw_report.copy_seconds, raw_report.migrate_seconds
+    ));
     let opts = DeployOptions {
         fleet: None,
         strategy: None,
@@ -150,6 +98,8 @@ pub fn run(_state: &Path, args: &BenchArgs) -> Result<u8> {
                 "concurrency": workers,
                 "setupSeconds": setup,
                 "rawWorkSeconds": raw,
+                "rawCopySeconds": raw_report.copy_seconds,
+                "rawMigrateSeconds": raw_report.migrate_seconds,
                 "deploySeconds": deploy,
                 "overheadPercent": overhead,
                 "deployed": deployed,
