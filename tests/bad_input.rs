@@ -205,3 +205,18 @@ fn a_corrupt_tenant_fails_alone_and_the_others_deploy() {
         }
     }
 }
+
+#[test]
+fn init_refuses_a_state_dir_that_already_has_a_fleet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = fleet(tmp.path());
+    let before = fingerprint(&state);
+    let out = tenantflow(&state, &["init", "--tenants", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("already holds a fleet"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fingerprint(&state), before);
+}

@@ -27,6 +27,15 @@ pub fn create_fleet(state: &Path, tenants: usize, rows: usize, seed: u64) -> Res
             state.display()
         )
     })?;
+    let existing = tenantflow_local::status(&local)
+        .with_context(|| format!("cannot read the tenants of {}", state.display()))?;
+    if !existing.tenants.is_empty() {
+        bail!(
+            "{} already holds a fleet of {} tenants; pick a new folder with --state (or remove this one) to start over",
+            state.display(),
+            existing.tenants.len()
+        );
+    }
     let release = examples::release(examples::INITIAL)?;
     let generation = GenerationTs::from_datetime(chrono::Utc::now());
     let mut made = Vec::with_capacity(tenants);
