@@ -34,6 +34,7 @@ pub struct LocalMigrations {
     clock: Arc<dyn Clock>,
     objects: Arc<LocalObjects>,
     databases: Arc<LocalDatabases>,
+    heavy: crate::sqlite::Heavy,
 }
 
 /// A finished build.
@@ -52,6 +53,7 @@ impl LocalMigrations {
         clock: Arc<dyn Clock>,
         objects: Arc<LocalObjects>,
         databases: Arc<LocalDatabases>,
+        heavy: crate::sqlite::Heavy,
     ) -> rusqlite::Result<Self> {
         if let Some(dir) = layout.builds().parent() {
             let _ = std::fs::create_dir_all(dir);
@@ -62,6 +64,7 @@ impl LocalMigrations {
             clock,
             objects,
             databases,
+            heavy,
         })
     }
 
@@ -148,10 +151,11 @@ impl LocalMigrations {
                 installed_by: "tenantflow".into(),
                 installed_on: Some(now.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
             };
-            tokio::task::spawn_blocking(move || flyway::migrate_path(&path, &scripts, &opts))
-                .await
-                .map_err(|e| format!("build task failed: {e}"))?
-                .map_err(|e: FlywayError| e.to_string())
+            crate::sqlite::run_heavy(&self.heavy, move || {
+                flyway::migrate_path(&path, &scripts, &opts)
+            })
+            .await?
+            .map_err(|e: FlywayError| e.to_string())
         }
         .await;
 

@@ -36,6 +36,7 @@ impl LocalPorts {
     pub fn open(layout: &Layout, config: StateConfig) -> Result<LocalPorts, LocalError> {
         let clock = SwitchClock::new(Arc::new(SystemClock));
         let dyn_clock: Arc<dyn Clock> = clock.clone();
+        let heavy = crate::sqlite::heavy_limiter();
         let bus = LocalBus::new(layout.events_log(), dyn_clock.clone());
         let databases = Arc::new(
             LocalDatabases::open(
@@ -44,6 +45,7 @@ impl LocalPorts {
                 bus.clone(),
                 config.limits,
                 config.durations,
+                heavy.clone(),
             )
             .map_err(|e| LocalError::sqlite(&layout.rds_registry(), e))?,
         );
@@ -65,7 +67,7 @@ impl LocalPorts {
             .map_err(|e| LocalError::sqlite(&layout.ecs_registry(), e))?,
         );
         let migrations = Arc::new(
-            LocalMigrations::open(layout, dyn_clock, objects.clone(), databases.clone())
+            LocalMigrations::open(layout, dyn_clock, objects.clone(), databases.clone(), heavy)
                 .map_err(|e| LocalError::sqlite(&layout.builds(), e))?,
         );
         let workflows = Arc::new(LocalWorkflows::new(&layout.runs_dir()));

@@ -48,6 +48,7 @@ struct Inner {
     bus: Arc<LocalBus>,
     limits: Limits,
     durations: Durations,
+    heavy: crate::sqlite::Heavy,
 }
 
 fn parse_tags(s: &str) -> Tags {
@@ -146,6 +147,7 @@ impl LocalDatabases {
         bus: Arc<LocalBus>,
         limits: Limits,
         durations: Durations,
+        heavy: crate::sqlite::Heavy,
     ) -> rusqlite::Result<Self> {
         let conn = crate::sqlite::open_meta(&layout.rds_registry(), SCHEMA)?;
         Ok(LocalDatabases {
@@ -156,6 +158,7 @@ impl LocalDatabases {
                 bus,
                 limits,
                 durations,
+                heavy,
             }),
         })
     }
@@ -240,10 +243,12 @@ enum Kind {
     Instance,
 }
 
-async fn copy_file(src: std::path::PathBuf, dst: std::path::PathBuf) -> Result<(), String> {
-    tokio::task::spawn_blocking(move || crate::sqlite::backup_copy(&src, &dst))
-        .await
-        .map_err(|e| format!("copy task failed: {e}"))?
+async fn copy_file(
+    heavy: &crate::sqlite::Heavy,
+    src: std::path::PathBuf,
+    dst: std::path::PathBuf,
+) -> Result<(), String> {
+    crate::sqlite::run_heavy(heavy, move || crate::sqlite::backup_copy(&src, &dst)).await?
 }
 
 #[async_trait]
@@ -305,7 +310,7 @@ impl Databases for LocalDatabases {
         }
         let src_file = inner.layout.instance_file(source.as_str());
         let dst_file = inner.layout.snapshot_file(id.as_str());
-        if let Err(e) = copy_file(src_file.clone(), dst_file).await {
+        if let Err(e) = copy_file(&inner.heavy, src_file.clone(), dst_file).await {
             let _ = inner.with("drop failed snapshot", |c| {
                 c.execute("DELETE FROM snapshots WHERE id = ?1", [id.as_str()])
             });
@@ -376,7 +381,7 @@ impl Databases for LocalDatabases {
         }
         let src = inner.layout.snapshot_file(req.snapshot.as_str());
         let dst = inner.layout.instance_file(req.target.as_str());
-        if let Err(e) = copy_file(src, dst).await {
+        if let Err(e) = copy_file(&inner.heavy, src, dst).await {
             let _ = inner.with("drop failed restore", |c| {
                 c.execute("DELETE FROM instances WHERE id = ?1", [req.target.as_str()])
             });
