@@ -83,11 +83,14 @@ impl DeployReport {
     }
 }
 
+/// A tenant's first child-execution start and last stop.
+type Span = (DateTime<Utc>, Option<DateTime<Utc>>);
+
 /// Tracks each tenant's child executions (first start, last stop) and forwards to the caller's observer.
 struct TenantTimes {
     inner: Option<Arc<dyn Observer>>,
     exec_tenant: Mutex<HashMap<String, String>>,
-    spans: Mutex<HashMap<String, (DateTime<Utc>, Option<DateTime<Utc>>)>>,
+    spans: Mutex<HashMap<String, Span>>,
 }
 
 impl Observer for TenantTimes {

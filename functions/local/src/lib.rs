@@ -16,7 +16,7 @@
 //! - [`state`]: `LocalState` (create/open, tenants, publishing releases); [`status`];
 //! - [`ports`]: all adapters built together, and the core `Ports` bundle;
 //! - [`sqlite`]: opening metadata databases and copying databases with the backup API;
-//! - [`error`]: `LocalError`.
+//! - [`error`] defines `LocalError`, the error type of the local API.
 
 pub mod bench;
 pub mod clock;

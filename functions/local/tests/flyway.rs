@@ -31,7 +31,10 @@ fn checksum_is_crc32_of_lines_without_terminators() {
     assert_ne!(checksum(b"select 1;"), checksum(b"select  1;"));
 }
 
-fn rows(conn: &Connection) -> Vec<(i64, Option<String>, String, String, String, i32, bool)> {
+/// installed_rank, version, description, type, script, checksum, success
+type Row = (i64, Option<String>, String, String, String, i32, bool);
+
+fn rows(conn: &Connection) -> Vec<Row> {
     conn.prepare(
         "SELECT installed_rank, version, description, type, script, checksum, success
          FROM flyway_schema_history ORDER BY installed_rank",
