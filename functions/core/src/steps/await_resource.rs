@@ -7,10 +7,7 @@
 //! `States.Timeout` retry) overwrites the old token.
 
 use super::tenant::{check_state, need};
-use super::wait::{
-    judge_deployment, judge_instance, judge_snapshot, settle, token_path, ResourceKind, Verdict,
-    WaitRecord,
-};
+use super::wait::{is_safe_resource_id, settle, token_path, ResourceKind, WaitRecord, Waited};
 use super::{parse_input, Ports};
 use crate::error::StepError;
 use crate::model::TenantState;
@@ -80,63 +77,39 @@ pub async fn await_resource<
         return Err(StepError::invalid("token", "must not be empty"));
     }
     let p = &state.progress;
-    let (kind, resource, service) = match input.wait {
-        WaitFor::Snapshot => (
-            ResourceKind::DbSnapshot,
-            need(&p.snapshot, "snapshot")?.id.to_string(),
-            None,
-        ),
-        WaitFor::Candidate => (
-            ResourceKind::DbInstance,
-            need(&p.candidate, "candidate")?.instance_id.to_string(),
-            None,
-        ),
+    let waited = match input.wait {
+        WaitFor::Snapshot => Waited::Snapshot(need(&p.snapshot, "snapshot")?.id.clone()),
+        WaitFor::Candidate => {
+            Waited::Instance(need(&p.candidate, "candidate")?.instance_id.clone())
+        }
         WaitFor::Rollout => {
             let d = need(&p.deployment, "deployment")?;
-            if !super::wait::is_safe_resource_id(&d.deployment_id) {
+            if !is_safe_resource_id(&d.deployment_id) {
                 return Err(StepError::invalid(
                     "state.progress.deployment.deploymentId",
                     format!("{:?} is not a deployment id", d.deployment_id),
                 ));
             }
-            (
-                ResourceKind::EcsDeployment,
-                d.deployment_id.clone(),
-                Some(d.service.clone()),
-            )
+            Waited::Deployment {
+                service: d.service.clone(),
+                id: d.deployment_id.clone(),
+            }
         }
     };
+    let (kind, resource) = (waited.kind(), waited.id().to_string());
     let path = token_path(kind, &resource);
     let record = WaitRecord {
         token: input.token.clone(),
         tenant: state.tenant.clone(),
-        service: service.clone(),
+        service: waited.service().cloned(),
     };
     let body = serde_json::to_string(&record)
         .map_err(|e| StepError::Internal(format!("serialize wait record: {e}")))?;
     params.put(&path, &body).await?;
 
-    let verdict = match (kind, &service) {
-        (ResourceKind::DbSnapshot, _) => {
-            judge_snapshot(db, &need(&p.snapshot, "snapshot")?.id).await?
-        }
-        (ResourceKind::DbInstance, _) => {
-            judge_instance(db, &need(&p.candidate, "candidate")?.instance_id).await?
-        }
-        (ResourceKind::EcsDeployment, Some(svc)) => {
-            judge_deployment(services, svc, &resource).await?
-        }
-        (ResourceKind::EcsDeployment, None) => {
-            return Err(StepError::Internal(
-                "deployment wait without a service".into(),
-            ))
-        }
-    };
+    let verdict = waited.judge(db, services).await?;
     let resumed = settle(workflows, params, &path, &input.token, &resource, &verdict).await?;
-    let status = match &verdict {
-        Verdict::Pending(s) | Verdict::Ready(s) => s.clone(),
-        Verdict::Failed { error } => error.asl_name().to_string(),
-    };
+    let status = verdict.status();
     tracing::info!(tenant = %state.tenant, kind = kind.as_str(), %resource, %status, resumed, "wait registered");
     Ok(AwaitOutput {
         registered: true,

@@ -6,10 +6,7 @@
 //! resources nobody waits on (other databases, automated snapshots, other services) are ignored
 //! with success, so EventBridge does not retry them. A malformed event is `InvalidInput`.
 
-use super::wait::{
-    is_safe_resource_id, judge_deployment, judge_instance, judge_snapshot, settle, token_path,
-    ResourceKind, Verdict, WaitRecord,
-};
+use super::wait::{is_safe_resource_id, settle, token_path, ResourceKind, WaitRecord, Waited};
 use super::{parse_input, Ports};
 use crate::error::StepError;
 use crate::names::{InstanceId, SnapshotId};
@@ -170,11 +167,14 @@ pub async fn resume<
     };
     let record: WaitRecord = serde_json::from_str(&param.value)
         .map_err(|e| StepError::Internal(format!("wait record {path}: {e}")))?;
-    let verdict = match kind {
-        ResourceKind::DbInstance => judge_instance(db, &InstanceId::parse(&id)?).await?,
-        ResourceKind::DbSnapshot => judge_snapshot(db, &SnapshotId::parse(&id)?).await?,
-        ResourceKind::EcsDeployment => match &record.service {
-            Some(svc) => judge_deployment(services, svc, &id).await?,
+    let waited = match kind {
+        ResourceKind::DbInstance => Waited::Instance(InstanceId::parse(&id)?),
+        ResourceKind::DbSnapshot => Waited::Snapshot(SnapshotId::parse(&id)?),
+        ResourceKind::EcsDeployment => match record.service {
+            Some(service) => Waited::Deployment {
+                service,
+                id: id.clone(),
+            },
             None => {
                 return Err(StepError::Internal(format!(
                     "wait record {path} names no service"
@@ -182,11 +182,9 @@ pub async fn resume<
             }
         },
     };
+    let verdict = waited.judge(db, services).await?;
     let resumed = settle(workflows, params, &path, &record.token, &id, &verdict).await?;
-    let status = match &verdict {
-        Verdict::Pending(s) | Verdict::Ready(s) => s.clone(),
-        Verdict::Failed { error } => error.asl_name().to_string(),
-    };
+    let status = verdict.status();
     tracing::info!(tenant = %record.tenant, kind = kind.as_str(), resource = %id, %status, resumed, "event handled");
     Ok(ResumeOutput {
         kind: Some(kind),

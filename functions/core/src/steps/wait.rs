@@ -158,6 +158,64 @@ pub async fn judge_deployment<S: Services + ?Sized>(
     })
 }
 
+impl Verdict {
+    /// The status reported to the caller: the service's word, or the ASL name of the failure.
+    pub fn status(&self) -> String {
+        match self {
+            Verdict::Pending(s) | Verdict::Ready(s) => s.clone(),
+            Verdict::Failed { error } => error.asl_name().to_string(),
+        }
+    }
+}
+
+/// One waited-on resource: what both halves of the pair judge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waited {
+    Snapshot(SnapshotId),
+    Instance(InstanceId),
+    Deployment { service: ServiceRef, id: String },
+}
+
+impl Waited {
+    pub fn kind(&self) -> ResourceKind {
+        match self {
+            Waited::Snapshot(_) => ResourceKind::DbSnapshot,
+            Waited::Instance(_) => ResourceKind::DbInstance,
+            Waited::Deployment { .. } => ResourceKind::EcsDeployment,
+        }
+    }
+
+    /// The resource id the token is stored under.
+    pub fn id(&self) -> &str {
+        match self {
+            Waited::Snapshot(id) => id.as_str(),
+            Waited::Instance(id) => id.as_str(),
+            Waited::Deployment { id, .. } => id,
+        }
+    }
+
+    /// The service to record with the token (deployments only).
+    pub fn service(&self) -> Option<&ServiceRef> {
+        match self {
+            Waited::Deployment { service, .. } => Some(service),
+            _ => None,
+        }
+    }
+
+    /// Reads the resource's state now and judges it.
+    pub async fn judge<D: Databases + ?Sized, S: Services + ?Sized>(
+        &self,
+        db: &D,
+        services: &S,
+    ) -> Result<Verdict, StepError> {
+        match self {
+            Waited::Snapshot(id) => judge_snapshot(db, id).await,
+            Waited::Instance(id) => judge_instance(db, id).await,
+            Waited::Deployment { service, id } => judge_deployment(services, service, id).await,
+        }
+    }
+}
+
 /// Sends a terminal verdict to the waiting task and deletes the token record. Returns true when
 /// a result was sent. A failed send other than `Transient` means the token is already spent (the
 /// other half of the pair got there first, or the wait timed out): that is logged, not raised.
