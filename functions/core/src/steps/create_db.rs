@@ -9,13 +9,12 @@
 //!   it where it stands. Rollback and teardown never delete an in-place candidate; on failure
 //!   rollback restores the safety-net snapshot instead (see [`super::rollback`]).
 
-use super::tenant::{candidate_id, check_state, need, run_owns, run_tags};
+use super::tenant::{candidate_id, check_state, need, restore_or_reuse};
 use super::{parse_input, Ports};
 use crate::error::StepError;
 use crate::manifest::Strategy;
 use crate::model::{CandidateRecord, Progress, TenantState};
-use crate::names::tags;
-use crate::ports::{Databases, RestoreRequest};
+use crate::ports::Databases;
 use serde_json::Value;
 
 /// Entry point used by [`super::dispatch`]: parses the input and runs the step.
@@ -51,28 +50,19 @@ pub async fn create_db<D: Databases + ?Sized>(
             "candidate {target} would be the active generation"
         )));
     }
-    let instance = match db.describe_instance(&target).await? {
-        Some(i) if run_owns(&i.tags, &state) => {
-            tracing::info!(tenant = %state.tenant, instance = %target, "reusing this run's candidate");
-            i
-        }
-        Some(_) => {
-            return Err(StepError::Conflict(format!(
-                "instance {target} exists but was not made by this run"
-            )))
-        }
-        None => {
-            let req = RestoreRequest {
-                snapshot: snapshot.id.clone(),
-                target: target.clone(),
-                template: pointer.value.instance_id.clone(),
-                tags: run_tags(&state, tags::ROLE_CANDIDATE),
-            };
-            let i = db.restore_instance(&req).await?;
-            tracing::info!(tenant = %state.tenant, instance = %target, snapshot = %snapshot.id, "restore started");
-            i
-        }
-    };
+    let (instance, started) = restore_or_reuse(
+        db,
+        &state,
+        &snapshot.id,
+        &target,
+        &pointer.value.instance_id,
+    )
+    .await?;
+    if started {
+        tracing::info!(tenant = %state.tenant, instance = %target, snapshot = %snapshot.id, "restore started");
+    } else {
+        tracing::info!(tenant = %state.tenant, instance = %target, "reusing this run's candidate");
+    }
     progress.candidate = Some(CandidateRecord {
         instance_id: target,
         generation: state.run.generation,

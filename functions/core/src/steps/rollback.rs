@@ -26,14 +26,13 @@
 
 use super::tenant::{
     candidate_id, check_state, clear_maintenance, lock_state, need, read_pointer, release_lock,
-    run_owns, run_tags, service_of, snapshot_id, write_pointer, LockState,
+    restore_or_reuse, run_owns, service_of, snapshot_id, write_pointer, LockState,
 };
 use super::{parse_input, Ports};
 use crate::error::StepError;
 use crate::manifest::Strategy;
 use crate::model::{ActivePointer, Outcome, TenantResult, TenantState};
-use crate::names::tags;
-use crate::ports::{Databases, Parameters, RestoreRequest, Services};
+use crate::ports::{Databases, Parameters, Services};
 use serde_json::Value;
 
 /// Entry point used by [`super::dispatch`]: parses the input and runs the step.
@@ -260,28 +259,14 @@ async fn undo_in_place<D: Databases + ?Sized, P: Parameters + ?Sized, S: Service
                 found: now.version,
             });
         }
-        let inst = match db.describe_instance(&target).await? {
-            Some(i) if run_owns(&i.tags, state) => i,
-            Some(_) => {
-                return Err(StepError::Conflict(format!(
-                    "instance {target} exists but was not made by this run"
-                )))
-            }
-            None => {
-                let req = RestoreRequest {
-                    snapshot: snap.id.clone(),
-                    target: target.clone(),
-                    template: migrated.clone(),
-                    tags: run_tags(state, tags::ROLE_CANDIDATE),
-                };
-                db.restore_instance(&req).await?;
-                tracing::info!(tenant = %ns, instance = %target, snapshot = %snap.id, "in-place rollback: restore started");
-                return Err(StepError::NotReady {
-                    resource: format!("instance {target}"),
-                    status: "creating".into(),
-                });
-            }
-        };
+        let (inst, started) = restore_or_reuse(db, state, &snap.id, &target, migrated).await?;
+        if started {
+            tracing::info!(tenant = %ns, instance = %target, snapshot = %snap.id, "in-place rollback: restore started");
+            return Err(StepError::NotReady {
+                resource: format!("instance {target}"),
+                status: "creating".into(),
+            });
+        }
         if inst.status != "available" {
             if super::wait::INSTANCE_DEAD.contains(&inst.status.as_str()) {
                 return Err(StepError::Conflict(format!(

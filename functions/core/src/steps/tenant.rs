@@ -8,8 +8,8 @@
 use crate::error::StepError;
 use crate::manifest::{release_prefix, validate_release_id, Strategy};
 use crate::model::{ActivePointer, PointerRead, ServiceRef, TenantState};
-use crate::names::{tags, GenerationTs, InstanceId, Namespace, SnapshotId};
-use crate::ports::{Parameters, Tags};
+use crate::names::{tags, InstanceId, Namespace, SnapshotId};
+use crate::ports::{Databases, DbInstance, Parameters, RestoreRequest, Tags};
 use serde::{Deserialize, Serialize};
 
 /// Checks what serde cannot: release id, prefix, strategy needs, run identity. Called by every
@@ -89,9 +89,31 @@ pub fn snapshot_id(state: &TenantState) -> SnapshotId {
     SnapshotId::for_generation(&state.tenant, state.run.generation)
 }
 
-/// The generation timestamp of this run.
-pub fn generation(state: &TenantState) -> GenerationTs {
-    state.run.generation
+/// Restores `snapshot` as `target`, copying `template`'s settings, tagged as this run's
+/// candidate. An instance with that id made by this run is returned as it is (a retry); one made
+/// by anyone else is `Conflict`. The flag is true when the restore was started now.
+pub async fn restore_or_reuse<D: Databases + ?Sized>(
+    db: &D,
+    state: &TenantState,
+    snapshot: &SnapshotId,
+    target: &InstanceId,
+    template: &InstanceId,
+) -> Result<(DbInstance, bool), StepError> {
+    match db.describe_instance(target).await? {
+        Some(i) if run_owns(&i.tags, state) => Ok((i, false)),
+        Some(_) => Err(StepError::Conflict(format!(
+            "instance {target} exists but was not made by this run"
+        ))),
+        None => {
+            let req = RestoreRequest {
+                snapshot: snapshot.clone(),
+                target: target.clone(),
+                template: template.clone(),
+                tags: run_tags(state, tags::ROLE_CANDIDATE),
+            };
+            Ok((db.restore_instance(&req).await?, true))
+        }
+    }
 }
 
 /// Reads and parses the active pointer. Absent is `NotFound`: a tenant without a pointer is not
