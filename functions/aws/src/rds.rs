@@ -6,7 +6,9 @@ use aws_sdk_rds::types::{DbInstance as SdkInstance, DbSnapshot as SdkSnapshot, T
 use aws_sdk_rds::Client;
 use aws_smithy_types::date_time::Format;
 use tenantflow_core::names::{InstanceId, SnapshotId};
-use tenantflow_core::ports::{Databases, DbInstance, DbSnapshot, Headroom, RestoreRequest, Tags};
+use tenantflow_core::ports::{
+    same_run, Databases, DbInstance, DbSnapshot, Headroom, RestoreRequest, Tags,
+};
 use tenantflow_core::StepError;
 
 /// RDS adapter.
@@ -19,20 +21,6 @@ impl RdsDatabases {
     pub fn new(client: Client) -> Self {
         RdsDatabases { client }
     }
-}
-
-/// Tag prefix of everything tenantflow owns.
-const TAG_PREFIX: &str = "tenantflow:";
-
-/// True when every tenantflow tag in `wanted` has the same value in `existing`: the resource
-/// was made by this run, so a retry may reuse it.
-pub(crate) fn owned_by(existing: &Tags, wanted: &Tags) -> bool {
-    let mut ours = wanted
-        .iter()
-        .filter(|(k, _)| k.starts_with(TAG_PREFIX))
-        .peekable();
-    // With no tenantflow tags to compare, nothing proves ownership.
-    ours.peek().is_some() && ours.all(|(k, v)| existing.get(k) == Some(v))
 }
 
 fn tags_of(list: &[Tag]) -> Tags {
@@ -156,7 +144,7 @@ impl Databases for RdsDatabases {
         };
         match service(&err) {
             Some(E::DbSnapshotAlreadyExistsFault(_)) => match self.describe_snapshot(id).await? {
-                Some(s) if owned_by(&s.tags, tags) => Ok(s),
+                Some(s) if same_run(&s.tags, tags) => Ok(s),
                 Some(s) => Err(StepError::Conflict(format!(
                     "snapshot {id} exists but is not this run's (tags {:?})",
                     s.tags
@@ -254,7 +242,7 @@ impl Databases for RdsDatabases {
         match service(&err) {
             Some(E::DbInstanceAlreadyExistsFault(_)) => {
                 match self.describe_instance(&req.target).await? {
-                    Some(i) if owned_by(&i.tags, &req.tags) => Ok(i),
+                    Some(i) if same_run(&i.tags, &req.tags) => Ok(i),
                     Some(i) => Err(StepError::Conflict(format!(
                         "instance {} exists but is not this run's (tags {:?})",
                         req.target, i.tags

@@ -6,13 +6,22 @@
 
 use crate::error::StepError;
 use crate::model::ServiceRef;
-use crate::names::{InstanceId, SnapshotId};
+use crate::names::{tags, InstanceId, SnapshotId};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
 pub type Tags = BTreeMap<String, String>;
+
+/// The reuse rule of [`Databases::create_snapshot`] and [`Databases::restore_instance`]: an
+/// existing resource is "this run's" when `wanted` names a tenant and a run and `existing` carries
+/// the same two tags. Without them in `wanted`, nothing proves ownership.
+pub fn same_run(existing: &Tags, wanted: &Tags) -> bool {
+    [tags::NAMESPACE, tags::RUN]
+        .into_iter()
+        .all(|k| wanted.get(k).is_some_and(|v| existing.get(k) == Some(v)))
+}
 
 /// An RDS DB instance as the steps see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,15 +73,16 @@ pub struct Headroom {
 pub trait Databases: Send + Sync {
     async fn describe_instance(&self, id: &InstanceId) -> Result<Option<DbInstance>, StepError>;
     async fn describe_snapshot(&self, id: &SnapshotId) -> Result<Option<DbSnapshot>, StepError>;
-    /// Starts a manual snapshot. If one with this id exists, returns it when its tags match `tags`
-    /// (same run), else `Conflict`.
+    /// Starts a manual snapshot. If one with this id exists, returns it when it is the same run's
+    /// ([`same_run`] with `tags`), else `Conflict`.
     async fn create_snapshot(
         &self,
         source: &InstanceId,
         id: &SnapshotId,
         tags: &Tags,
     ) -> Result<DbSnapshot, StepError>;
-    /// Starts a restore. If the target exists, returns it when its tags match (same run), else `Conflict`.
+    /// Starts a restore. If the target exists, returns it when it is the same run's ([`same_run`]),
+    /// else `Conflict`.
     async fn restore_instance(&self, req: &RestoreRequest) -> Result<DbInstance, StepError>;
     async fn set_deletion_protection(&self, id: &InstanceId, on: bool) -> Result<(), StepError>;
     /// Deletes an instance without a final snapshot. Absent is success.

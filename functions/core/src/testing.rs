@@ -20,9 +20,9 @@ use crate::model::{
 };
 use crate::names::{tags, GenerationTs, InstanceId, Namespace, SnapshotId};
 use crate::ports::{
-    Databases, DbInstance, DbSnapshot, DeploymentStatus, Events, ExecutionState, Headroom,
-    MigrationRequest, MigrationStatus, Migrations, Objects, Parameter, Parameters, RestoreRequest,
-    SecretString, Secrets, Services, Started, Tags, Workflows,
+    same_run, Databases, DbInstance, DbSnapshot, DeploymentStatus, Events, ExecutionState,
+    Headroom, MigrationRequest, MigrationStatus, Migrations, Objects, Parameter, Parameters,
+    RestoreRequest, SecretString, Secrets, Services, Started, Tags, Workflows,
 };
 use crate::steps::{Ports, Settings};
 use async_trait::async_trait;
@@ -113,11 +113,6 @@ pub struct FakeDatabases {
     pub instances: Mutex<BTreeMap<InstanceId, DbInstance>>,
     pub snapshots: Mutex<BTreeMap<SnapshotId, DbSnapshot>>,
     pub headroom: Mutex<Headroom>,
-}
-
-fn owned_by(existing: &Tags, wanted: &Tags) -> bool {
-    existing.get(tags::RUN) == wanted.get(tags::RUN)
-        && existing.get(tags::NAMESPACE) == wanted.get(tags::NAMESPACE)
 }
 
 impl FakeDatabases {
@@ -212,7 +207,7 @@ impl Databases for FakeDatabases {
         self.shared.call("databases.create_snapshot", id)?;
         let mut snaps = lock(&self.snapshots);
         if let Some(s) = snaps.get(id) {
-            return if owned_by(&s.tags, tags) {
+            return if same_run(&s.tags, tags) {
                 Ok(s.clone())
             } else {
                 Err(StepError::Conflict(format!("snapshot {id} exists")))
@@ -239,7 +234,7 @@ impl Databases for FakeDatabases {
         }
         let mut insts = lock(&self.instances);
         if let Some(i) = insts.get(&req.target) {
-            return if owned_by(&i.tags, &req.tags) {
+            return if same_run(&i.tags, &req.tags) {
                 Ok(i.clone())
             } else {
                 Err(StepError::Conflict(format!(
