@@ -1,8 +1,9 @@
 //! [`Parameters`] on SSM Parameter Store. `create` is `PutParameter(Overwrite=false)`: SSM's one
 //! atomic create-if-absent, which the tenant lock is built on.
 
-use crate::errors::{classify, describe, service};
+use crate::errors::{classify, describe, service, Sdk};
 use async_trait::async_trait;
+use aws_sdk_ssm::operation::put_parameter::PutParameterError;
 use aws_sdk_ssm::types::ParameterType;
 use aws_sdk_ssm::Client;
 use tenantflow_core::ports::{Parameter, Parameters};
@@ -17,6 +18,25 @@ pub struct SsmParameters {
 impl SsmParameters {
     pub fn new(client: Client) -> Self {
         SsmParameters { client }
+    }
+
+    /// `PutParameter` of a plain `String` parameter; `create` and `put` differ only in `overwrite`.
+    async fn put_parameter(
+        &self,
+        name: &str,
+        value: &str,
+        overwrite: bool,
+    ) -> Result<i64, Sdk<PutParameterError>> {
+        let out = self
+            .client
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(ParameterType::String)
+            .overwrite(overwrite)
+            .send()
+            .await?;
+        Ok(out.version())
     }
 }
 
@@ -39,18 +59,9 @@ impl Parameters for SsmParameters {
     }
 
     async fn create(&self, name: &str, value: &str) -> Result<Option<i64>, StepError> {
-        use aws_sdk_ssm::operation::put_parameter::PutParameterError as E;
-        let res = self
-            .client
-            .put_parameter()
-            .name(name)
-            .value(value)
-            .r#type(ParameterType::String)
-            .overwrite(false)
-            .send()
-            .await;
-        match res {
-            Ok(out) => Ok(Some(out.version())),
+        use PutParameterError as E;
+        match self.put_parameter(name, value, false).await {
+            Ok(version) => Ok(Some(version)),
             Err(err) => match service(&err) {
                 // The step decides whether it is Locked or already held by this run.
                 Some(E::ParameterAlreadyExists(_)) => Ok(None),
@@ -63,18 +74,9 @@ impl Parameters for SsmParameters {
     }
 
     async fn put(&self, name: &str, value: &str) -> Result<i64, StepError> {
-        use aws_sdk_ssm::operation::put_parameter::PutParameterError as E;
-        let res = self
-            .client
-            .put_parameter()
-            .name(name)
-            .value(value)
-            .r#type(ParameterType::String)
-            .overwrite(true)
-            .send()
-            .await;
-        match res {
-            Ok(out) => Ok(out.version()),
+        use PutParameterError as E;
+        match self.put_parameter(name, value, true).await {
+            Ok(version) => Ok(version),
             Err(err) => match service(&err) {
                 Some(e @ E::TooManyUpdates(_)) => {
                     Err(StepError::Transient(describe("PutParameter", e)))
