@@ -15,7 +15,6 @@ use crate::commands::deploy::{deploy_blocking, render_report};
 use crate::commands::init::{absolute, create_fleet};
 use crate::commands::status;
 use crate::examples;
-use crate::table;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -114,21 +113,7 @@ pub fn run(state: &Path, args: &DemoArgs) -> Result<u8> {
         .filter(|(_, dup)| *dup)
         .map(|(t, _)| t.clone())
         .collect();
-    let rows: Vec<Vec<String>> = fleet
-        .tenants
-        .iter()
-        .map(|(t, dup)| {
-            vec![
-                t.clone(),
-                format!("{t}-{}", fleet.generation),
-                if *dup { "yes" } else { "" }.to_string(),
-            ]
-        })
-        .collect();
-    crate::out!(
-        "{}",
-        table::render(&["tenant", "active instance", "duplicate emails"], &rows)
-    );
+    crate::out!("{}", fleet.table());
     crate::outln!();
     say(&format!(
         "Each tenant is one SQLite file, the local stand-in for an RDS instance, on release {} with {} customers and {} orders of seeded data. \

@@ -16,6 +16,24 @@ pub struct Fleet {
     pub generation: GenerationTs,
 }
 
+impl Fleet {
+    /// The fleet as a table: tenant, active instance, whether it holds duplicate emails.
+    pub fn table(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .tenants
+            .iter()
+            .map(|(t, dup)| {
+                vec![
+                    t.clone(),
+                    format!("{t}-{}", self.generation),
+                    if *dup { "yes" } else { "no" }.to_string(),
+                ]
+            })
+            .collect();
+        table::render(&["tenant", "active instance", "duplicate emails"], &rows)
+    }
+}
+
 /// Creates the state directory and `tenants` tenants in it.
 pub fn create_fleet(state: &Path, tenants: usize, rows: usize, seed: u64) -> Result<Fleet> {
     if tenants == 0 {
@@ -70,21 +88,7 @@ pub fn run(state: &Path, args: &InitArgs) -> Result<u8> {
         );
         return Ok(EXIT_OK);
     }
-    let rows: Vec<Vec<String>> = fleet
-        .tenants
-        .iter()
-        .map(|(t, dup)| {
-            vec![
-                t.clone(),
-                format!("{t}-{}", fleet.generation),
-                if *dup { "yes" } else { "no" }.to_string(),
-            ]
-        })
-        .collect();
-    crate::out!(
-        "{}",
-        table::render(&["tenant", "active instance", "duplicate emails"], &rows)
-    );
+    crate::out!("{}", fleet.table());
     crate::outln!(
         "\ncreated {} tenants on {} ({} customers and {} orders each, seed {}) in {}",
         fleet.tenants.len(),
