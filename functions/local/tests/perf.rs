@@ -1,6 +1,8 @@
 //! Deploy overhead against the raw work (ignored by default; run with
 //! `cargo test --release -p tenantflow-local --test perf -- --ignored --nocapture`).
-//! Sizes: TENANTFLOW_PERF_TENANTS (default 200) × TENANTFLOW_PERF_ROWS (default 10000).
+//! Sizes: TENANTFLOW_PERF_TENANTS (default 200) × TENANTFLOW_PERF_ROWS (default 10000);
+//! TENANTFLOW_PERF_CONCURRENCY (default: the core count) is both the raw work's thread count and
+//! the deploy's max concurrency (one wave, no canary), as in `tenantflow bench`.
 
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -68,18 +70,24 @@ async fn deploy_overhead_over_raw_work() {
         t0.elapsed().as_secs_f64()
     );
 
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
+    let threads = env_or(
+        "TENANTFLOW_PERF_CONCURRENCY",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+    );
     let raw = raw_work(&state, &r2, &tmp.path().join("scratch"), threads).unwrap();
     eprintln!(
         "raw work: {:.2} s ({threads} threads; copy {:.2} s, migrate {:.2} s summed)",
         raw.seconds, raw.copy_seconds, raw.migrate_seconds
     );
 
-    let report = deploy(&state, &r2, DeployOptions::default(), None)
-        .await
-        .unwrap();
+    let opts = DeployOptions {
+        canary: Some(0),
+        max_concurrency: Some(threads as u32),
+        ..DeployOptions::default()
+    };
+    let report = deploy(&state, &r2, opts, None).await.unwrap();
     assert!(report
         .tenants
         .iter()
