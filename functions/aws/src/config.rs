@@ -15,6 +15,7 @@
 //! | `TENANTFLOW_DEFAULT_CLUSTER` | ECS cluster of tenants without `/tenantflow/<ns>/service` | `tenantflow` |
 //! | `TENANTFLOW_DEFAULT_MAX_CONCURRENCY` | tenant concurrency cap when the manifest sets none | `10` |
 //! | `TENANTFLOW_BUILD_CONCURRENCY` | concurrent CodeBuild builds the account allows | `20` |
+//! | `TENANTFLOW_NAMESPACE` | the stack namespace: only tenants equal to it or starting with `<it>-` are planned and janitored | unset (every tenant) |
 
 use crate::{
     CodeBuildMigrations, EcsServices, EventBridgeEvents, RdsDatabases, S3Objects,
@@ -116,6 +117,7 @@ impl AwsSettings {
                 )?,
                 build_concurrency: num("TENANTFLOW_BUILD_CONCURRENCY", defaults.build_concurrency)?,
                 default_cluster: text("TENANTFLOW_DEFAULT_CLUSTER", &defaults.default_cluster),
+                namespace: get("TENANTFLOW_NAMESPACE").filter(|v| !v.trim().is_empty()),
             },
         })
     }

@@ -36,7 +36,20 @@ pub fn init_tracing() {
 pub async fn handle(step: StepName, ports: &Ports, input: Value) -> Result<Value, StepError> {
     let res = dispatch(step, ports, input).await;
     match &res {
-        Ok(_) => tracing::info!(step = step.as_str(), "step succeeded"),
+        Ok(out) => {
+            tracing::info!(step = step.as_str(), "step succeeded");
+            if step == StepName::Janitor {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                let ns = ports.settings.namespace.as_deref();
+                if let Some(line) = crate::metrics::janitor_metric(out, ns, now_ms) {
+                    // EMF goes to stdout on its own line, outside the tracing formatter.
+                    println!("{line}");
+                }
+            }
+        }
         Err(e) => tracing::warn!(
             step = step.as_str(),
             error_type = e.asl_name(),

@@ -8,7 +8,8 @@
 //! - [`errors`]: classifying SDK errors (typed variants first, then throttling/5xx → `Transient`);
 //! - [`config`]: building the clients once (standard chain, adaptive retry, `AWS_ENDPOINT_URL`)
 //!   and the `Ports` bundle from environment settings;
-//! - [`lambda`]: `run_step`, the body of every `functions/<step>/src/main.rs`.
+//! - [`lambda`]: `run_step`, the body of every `functions/<step>/src/main.rs`;
+//! - [`metrics`]: CloudWatch metrics as Embedded Metric Format lines (the janitor's orphan count).
 
 pub mod codebuild;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod ecs;
 pub(crate) mod errors;
 pub mod eventbridge;
 pub mod lambda;
+pub mod metrics;
 pub mod rds;
 pub mod s3;
 pub mod secrets;

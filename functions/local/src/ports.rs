@@ -75,6 +75,7 @@ impl LocalPorts {
             default_max_concurrency: 10,
             build_concurrency: config.limits.builds,
             default_cluster: "tenantflow".into(),
+            namespace: None,
         };
         Ok(LocalPorts {
             layout: layout.clone(),

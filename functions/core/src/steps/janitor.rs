@@ -10,7 +10,7 @@
 //!
 //! Orphans are only reported, never deleted: deciding that a database is garbage is a person's call.
 
-use super::{parse_input, Ports};
+use super::{parse_input, Ports, Settings};
 use crate::error::StepError;
 use crate::model::ActivePointer;
 use crate::names::{tags, GenerationTs, Namespace, SSM_ROOT};
@@ -66,6 +66,7 @@ pub async fn run(ports: &Ports, input: Value) -> Result<JanitorReport, StepError
         ports.parameters.as_ref(),
         ports.databases.as_ref(),
         ports.workflows.as_ref(),
+        &ports.settings,
         &input,
     )
     .await?;
@@ -94,6 +95,7 @@ pub async fn janitor<P, D, W>(
     params: &P,
     dbs: &D,
     workflows: &W,
+    settings: &Settings,
     input: &JanitorInput,
 ) -> Result<JanitorReport, StepError>
 where
@@ -113,6 +115,9 @@ where
         let Ok(ns) = Namespace::parse(ns) else {
             continue;
         };
+        if !settings.owns(&ns) {
+            continue;
+        }
         match leaf {
             // A pointer that does not parse protects nothing; teardown would refuse to act on it.
             "db" => {
@@ -154,7 +159,7 @@ where
     let active_ids: BTreeSet<&str> = active.values().map(|p| p.instance_id.as_str()).collect();
     let mut orphan_instances = Vec::new();
     for inst in dbs.list_instances("").await? {
-        if !is_tenantflow(&inst.tags) || active_ids.contains(inst.id.as_str()) {
+        if !owned(settings, &inst.tags) || active_ids.contains(inst.id.as_str()) {
             continue;
         }
         if inst.status == "deleting" {
@@ -168,7 +173,7 @@ where
 
     let mut orphan_snapshots = Vec::new();
     for snap in dbs.list_snapshots("").await? {
-        if !is_tenantflow(&snap.tags) || snap.status == "deleting" {
+        if !owned(settings, &snap.tags) || snap.status == "deleting" {
             continue;
         }
         let Some((ns, ts)) = snap.id.split_generation() else {
@@ -193,8 +198,11 @@ where
     })
 }
 
-fn is_tenantflow(t: &Tags) -> bool {
-    t.contains_key(tags::NAMESPACE)
+/// Tagged by tenantflow for a tenant of this deployment.
+fn owned(settings: &Settings, t: &Tags) -> bool {
+    t.get(tags::NAMESPACE)
+        .and_then(|ns| Namespace::parse(ns).ok())
+        .is_some_and(|ns| settings.owns(&ns))
 }
 
 async fn execution_status<W: Workflows + ?Sized>(
@@ -299,9 +307,15 @@ mod tests {
         let input = JanitorInput {
             release_stale_locks: true,
         };
-        let r = janitor(&*w.params, &*w.db, &*w.workflows, &input)
-            .await
-            .unwrap();
+        let r = janitor(
+            &*w.params,
+            &*w.db,
+            &*w.workflows,
+            &Settings::default(),
+            &input,
+        )
+        .await
+        .unwrap();
         assert_eq!(r.orphan_instances, ["a-app-prod-20261103101500"]);
         assert_eq!(r.orphan_snapshots, ["a-app-prod-20261103101500"]);
         assert_eq!(r.orphan_count, 2);
@@ -330,9 +344,15 @@ mod tests {
         let input = JanitorInput {
             release_stale_locks: false,
         };
-        let r = janitor(&*w.params, &*w.db, &*w.workflows, &input)
-            .await
-            .unwrap();
+        let r = janitor(
+            &*w.params,
+            &*w.db,
+            &*w.workflows,
+            &Settings::default(),
+            &input,
+        )
+        .await
+        .unwrap();
         assert!(!r.stale_locks[0].released);
         assert!(w.log().writes().is_empty(), "{:?}", w.log().writes());
     }

@@ -212,7 +212,7 @@ where
         ));
     }
 
-    let discovered = discover_tenants(params).await?;
+    let discovered = discover_tenants(params, settings).await?;
     let tenants = select_tenants(&discovered, &manifest.tenants)?;
     let n = tenants.len() as u64;
 
@@ -374,15 +374,18 @@ async fn load_manifest<O: Objects + ?Sized>(
     Ok(manifest)
 }
 
-/// Every tenant that has an active pointer `/tenantflow/<ns>/db`, sorted.
+/// Every tenant of this deployment ([`Settings::owns`]) that has an active pointer
+/// `/tenantflow/<ns>/db`, sorted.
 pub async fn discover_tenants<P: Parameters + ?Sized>(
     params: &P,
+    settings: &Settings,
 ) -> Result<Vec<Namespace>, StepError> {
     let mut out: Vec<Namespace> = params
         .list(&format!("{SSM_ROOT}/"))
         .await?
         .iter()
         .filter_map(|p| SsmPaths::tenant_of_pointer(&p.name))
+        .filter(|ns| settings.owns(ns))
         .collect();
     out.sort();
     out.dedup();

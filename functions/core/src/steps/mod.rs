@@ -40,6 +40,24 @@ pub struct Settings {
     pub build_concurrency: u32,
     /// ECS cluster used when a tenant has no `/tenantflow/<ns>/service` parameter.
     pub default_cluster: String,
+    /// The stack's namespace. When set, only tenants named exactly so or starting with `<it>-`
+    /// belong to this deployment (the SAM template scopes IAM the same way); others are ignored.
+    pub namespace: Option<String>,
+}
+
+impl Settings {
+    /// Whether `tenant` belongs to this deployment (see [`Settings::namespace`]).
+    pub fn owns(&self, tenant: &crate::names::Namespace) -> bool {
+        match &self.namespace {
+            None => true,
+            Some(ns) => {
+                let t = tenant.as_str();
+                t == ns
+                    || t.strip_prefix(ns.as_str())
+                        .is_some_and(|r| r.starts_with('-'))
+            }
+        }
+    }
 }
 
 impl Default for Settings {
@@ -48,6 +66,7 @@ impl Default for Settings {
             default_max_concurrency: 10,
             build_concurrency: 20,
             default_cluster: "tenantflow".to_string(),
+            namespace: None,
         }
     }
 }
@@ -179,6 +198,21 @@ pub async fn dispatch(step: StepName, ports: &Ports, input: Value) -> Result<Val
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_owns_namespace_and_its_children_only() {
+        let ns = |s: &str| crate::names::Namespace::parse(s).unwrap();
+        let all = Settings::default();
+        assert!(all.owns(&ns("xy-0146-prod")));
+        let scoped = Settings {
+            namespace: Some("xy-0146-prod".into()),
+            ..Settings::default()
+        };
+        assert!(scoped.owns(&ns("xy-0146-prod")));
+        assert!(scoped.owns(&ns("xy-0146-prod-eu")));
+        assert!(!scoped.owns(&ns("xy-0146-prodx")));
+        assert!(!scoped.owns(&ns("xy-0147-prod")));
+    }
 
     #[test]
     fn substitution_keys() {
