@@ -88,7 +88,15 @@ impl Clock {
         if self.on_engine_thread() || self.inner.handle.get().is_none() {
             tokio::time::sleep(d).await;
         } else if let Some(h) = self.inner.handle.get() {
-            let _ = h.spawn(tokio::time::sleep(d)).await;
+            // The timer must be created on the engine's runtime, not the caller's.
+            // and read there afterwards so `now()` elsewhere sees the new time.
+            let clock = self.clone();
+            let _ = h
+                .spawn(async move {
+                    tokio::time::sleep(d).await;
+                    clock.now()
+                })
+                .await;
         }
     }
 

@@ -908,7 +908,38 @@ impl Parser {
         if m.contains_key("ResultSelector") && distributed && m.contains_key("ResultWriter") {
             // Allowed by AWS; applied to the ResultWriter output.
         }
-        let _ = m.get("ItemBatcher");
+        let batcher = match m.get("ItemBatcher") {
+            None => None,
+            Some(Value::Object(b)) => {
+                if b.contains_key("MaxInputBytesPerBatch")
+                    || b.contains_key("MaxInputBytesPerBatchPath")
+                {
+                    self.err(
+                        path,
+                        "ItemBatcher.MaxInputBytesPerBatch is not supported yet",
+                    );
+                }
+                let max_items = self.num(b, "MaxItemsPerBatch", path);
+                if max_items.is_none() {
+                    self.err(
+                        path,
+                        "ItemBatcher needs MaxItemsPerBatch (or MaxItemsPerBatchPath)",
+                    );
+                }
+                let batch_input = self.template(b, "BatchInput", path);
+                Some(Batcher {
+                    max_items,
+                    batch_input,
+                })
+            }
+            Some(_) => {
+                self.err(path, "ItemBatcher must be an object");
+                None
+            }
+        };
+        if batcher.is_some() && !distributed {
+            self.err(path, "ItemBatcher is only valid in a DISTRIBUTED Map");
+        }
         Some(MapSpec {
             processor,
             distributed,
@@ -919,6 +950,7 @@ impl Parser {
             tolerated_count: self.num(m, "ToleratedFailureCount", path),
             item_reader,
             result_writer,
+            batcher,
             label: m.get("Label").and_then(Value::as_str).map(str::to_string),
         })
     }

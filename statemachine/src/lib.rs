@@ -29,6 +29,12 @@
 //!   executor (one module per complex state); `history`: AWS-style events and JSON-lines files;
 //!   `callbacks`, `clock`, `objects` (the local S3 for ItemReader/ResultWriter).
 //! - `cli`: the `tenantflow sfn run` command.
+//!
+//! # Not supported yet
+//! JSONata and workflow variables (`Assign`); ItemReader other than a JSON / JSON-lines object
+//! (`s3:getObject`); `MaxInputBytesPerBatch`; ResultWriter `WriterConfig` (results are always
+//! written untransformed as JSON); the 25,000-events-per-execution limit is counted
+//! (`max_history_events`) but not enforced.
 
 mod callbacks;
 mod choice;

@@ -133,7 +133,15 @@ pub(crate) struct MapSpec {
     pub tolerated_count: Option<Num>,
     pub item_reader: Option<ItemReader>,
     pub result_writer: Option<ObjectRef>,
+    pub batcher: Option<Batcher>,
     pub label: Option<String>,
+}
+
+/// `ItemBatcher`: children get `{"BatchInput": …, "Items": [...]}`.
+#[derive(Debug)]
+pub(crate) struct Batcher {
+    pub max_items: Option<Num>,
+    pub batch_input: Option<Template>,
 }
 
 #[derive(Debug)]

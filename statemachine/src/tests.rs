@@ -537,3 +537,67 @@ fn substitution_then_parse() {
     .unwrap_or_default();
     assert!(Definition::from_json(&text).is_ok());
 }
+
+#[tokio::test]
+async fn item_batcher_groups_children_inputs() {
+    let d = def(json!({"StartAt": "M", "States": {"M": {
+        "Type": "Map", "ItemsPath": "$.xs", "End": true,
+        "ItemSelector": {"v.$": "$$.Map.Item.Value"},
+        "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"k.$": "$.k"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "P",
+                          "States": {"P": {"Type": "Pass", "End": true}}}
+    }}}));
+    let engine = Engine::new(config(), FnRunner::new(|_| Ok(Value::Null)));
+    let r = engine
+        .run(&d, "b", json!({"xs": [1, 2, 3], "k": "K"}))
+        .await;
+    assert_eq!(r.child_executions, 2);
+    assert_eq!(
+        r.output,
+        Some(json!([
+            {"Items": [{"v": 1}, {"v": 2}], "BatchInput": {"k": "K"}},
+            {"Items": [{"v": 3}], "BatchInput": {"k": "K"}}
+        ]))
+    );
+}
+
+#[tokio::test]
+async fn clock_sleep_from_another_runtime_uses_virtual_time() {
+    let engine = Engine::new(config(), FnRunner::new(|_| Ok(Value::Null)));
+    let clock = engine.clock();
+    let wall = std::time::Instant::now();
+    clock.sleep(Duration::from_secs(3600)).await;
+    assert!(wall.elapsed() < Duration::from_secs(5));
+    assert!(clock.now() >= t0() + chrono::Duration::seconds(3600));
+}
+
+#[tokio::test]
+async fn real_time_mode_runs() {
+    let mut cfg = config();
+    cfg.real_time = true;
+    let engine = Engine::new(cfg, FnRunner::new(|req| Ok(req.input.clone())));
+    let d = def(json!({"StartAt": "W", "States": {
+        "W": {"Type": "Wait", "Seconds": 0, "Next": "T"},
+        "T": {"Type": "Task", "Resource": "arn:echo", "End": true}
+    }}));
+    let r = engine.run(&d, "rt", json!({"a": 1})).await;
+    assert_eq!(r.output, Some(json!({"a": 1})));
+    assert!(r.duration_seconds < 5.0);
+}
+
+#[tokio::test]
+async fn data_limit_is_enforced_and_states_all_does_not_catch_it() {
+    let big = "x".repeat(300 * 1024);
+    let d = def(json!({"StartAt": "T", "States": {
+        "T": {"Type": "Task", "Resource": "arn:big", "End": true,
+              "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "C"}]},
+        "C": {"Type": "Succeed"}
+    }}));
+    let engine = Engine::new(config(), FnRunner::new(move |_| Ok(json!(big.clone()))));
+    let r = engine.run(&d, "big", json!({})).await;
+    assert_eq!(
+        r.error.as_deref(),
+        Some("States.DataLimitExceeded"),
+        "{r:?}"
+    );
+}

@@ -69,13 +69,40 @@ pub(crate) async fn attempt(
         "arn:aws:states:{}:{}:mapRun:{}/{}:{}",
         c.region, c.account, exec.def.name, label, run_id
     );
-    let n = items.len();
+
+    let short_run = &run_id[..8];
+    // Child inputs: ItemSelector per item, then ItemBatcher.
+    let mut inputs = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        inputs.push(item_input(exec, state, spec, &input, i, item, entered)?);
+    }
+    if let Some(b) = &spec.batcher {
+        let ctx = Ctx::new(exec, &state.name, entered);
+        let env = ctx.env(&input);
+        let size = resolve_num(&b.max_items, "MaxItemsPerBatch", &env)?
+            .filter(|n| *n >= 1.0)
+            .unwrap_or(1.0) as usize;
+        let batch_input = match &b.batch_input {
+            Some(t) => Some(t.eval(&env)?),
+            None => None,
+        };
+        inputs = inputs
+            .chunks(size)
+            .map(|chunk| {
+                let mut o = json!({"Items": chunk});
+                if let Some(bi) = &batch_input {
+                    o["BatchInput"] = bi.clone();
+                }
+                o
+            })
+            .collect();
+    }
+    let n = inputs.len();
     *prev = exec.emit(*prev, "MapStateStarted", || Some(json!({"length": n})));
     *prev = exec.emit(*prev, "MapRunStarted", || {
         Some(json!({"mapRunArn": map_run_arn}))
     });
 
-    let short_run = &run_id[..8];
     let mut children: Vec<Option<Child>> = Vec::with_capacity(n);
     children.resize_with(n, || None);
     let mut pending = FuturesUnordered::new();
@@ -83,7 +110,7 @@ pub(crate) async fn attempt(
     let mut failed = 0usize;
     let mut exceeded = false;
     let launch = |i: usize| -> Result<_, StatesError> {
-        let child_input = item_input(exec, state, spec, &input, i, &items[i], entered)?;
+        let child_input = inputs[i].clone();
         let name = format!("{}-{}-{}-{}", exec.name, label, short_run, i);
         let arn = format!(
             "arn:aws:states:{}:{}:execution:{}/{}:{}",
