@@ -611,7 +611,7 @@ pub async fn run_with(release: Release, script: Script, observe: bool) -> Outcom
         settings: Settings {
             default_max_concurrency: 10,
             build_concurrency: 100_000,
-            default_cluster: "tenantflow".into(),
+            ..Settings::default()
         },
     };
     let runner = Arc::new(Scripted {
