@@ -59,12 +59,36 @@ fn tags_json(t: &Tags) -> String {
     serde_json::to_string(t).unwrap_or_else(|_| "{}".into())
 }
 
-/// True when every requested tag is present with the same value (the resource is this run's).
-fn tags_match(existing: &Tags, wanted: &Tags) -> bool {
-    wanted.iter().all(|(k, v)| existing.get(k) == Some(v))
+/// The two registry tables that hold RDS resources.
+#[derive(Clone, Copy)]
+enum Table {
+    Instances,
+    Snapshots,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Instances => "instances",
+            Table::Snapshots => "snapshots",
+        }
+    }
 }
 
 impl Inner {
+    /// Ids in `table` starting with `prefix`, sorted.
+    fn ids_with_prefix(&self, table: Table, prefix: &str) -> Result<Vec<String>, StepError> {
+        let sql = format!(
+            "SELECT id FROM {} WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id",
+            table.name()
+        );
+        self.with(&format!("list {}", table.name()), |c| {
+            let mut s = c.prepare(&sql)?;
+            let rows = s.query_map([prefix], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
     fn with<T>(
         &self,
         what: &str,
@@ -269,7 +293,7 @@ impl Databases for LocalDatabases {
     ) -> Result<DbSnapshot, StepError> {
         let inner = &self.inner;
         if let Some(existing) = inner.snapshot_row(id.as_str())? {
-            if tags_match(&existing.tags, tags) {
+            if tenantflow_core::ports::same_run(&existing.tags, tags) {
                 return Ok(existing);
             }
             return Err(StepError::Conflict(format!(
@@ -302,7 +326,7 @@ impl Databases for LocalDatabases {
         if inserted == 0 {
             // A concurrent call created it first: same idempotency rule.
             return match inner.snapshot_row(id.as_str())? {
-                Some(s) if tags_match(&s.tags, tags) => Ok(s),
+                Some(s) if tenantflow_core::ports::same_run(&s.tags, tags) => Ok(s),
                 _ => Err(StepError::Conflict(format!(
                     "snapshot {id} exists and does not belong to this run"
                 ))),
@@ -332,7 +356,7 @@ impl Databases for LocalDatabases {
     async fn restore_instance(&self, req: &RestoreRequest) -> Result<DbInstance, StepError> {
         let inner = &self.inner;
         if let Some(existing) = inner.instance_row(req.target.as_str())? {
-            if tags_match(&existing.tags, &req.tags) {
+            if tenantflow_core::ports::same_run(&existing.tags, &req.tags) {
                 return Ok(existing);
             }
             return Err(StepError::Conflict(format!(
@@ -372,7 +396,7 @@ impl Databases for LocalDatabases {
         })?;
         if inserted == 0 {
             return match inner.instance_row(req.target.as_str())? {
-                Some(i) if tags_match(&i.tags, &req.tags) => Ok(i),
+                Some(i) if tenantflow_core::ports::same_run(&i.tags, &req.tags) => Ok(i),
                 _ => Err(StepError::Conflict(format!(
                     "DB instance {} exists and does not belong to this run",
                     req.target
@@ -448,13 +472,7 @@ impl Databases for LocalDatabases {
     }
 
     async fn list_instances(&self, prefix: &str) -> Result<Vec<DbInstance>, StepError> {
-        let ids: Vec<String> = self.inner.with("list instances", |c| {
-            let mut s = c.prepare(
-                "SELECT id FROM instances WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id",
-            )?;
-            let rows = s.query_map([prefix], |r| r.get(0))?;
-            rows.collect()
-        })?;
+        let ids = self.inner.ids_with_prefix(Table::Instances, prefix)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(i) = self.inner.instance_row(&id)? {
@@ -465,13 +483,7 @@ impl Databases for LocalDatabases {
     }
 
     async fn list_snapshots(&self, prefix: &str) -> Result<Vec<DbSnapshot>, StepError> {
-        let ids: Vec<String> = self.inner.with("list snapshots", |c| {
-            let mut s = c.prepare(
-                "SELECT id FROM snapshots WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id",
-            )?;
-            let rows = s.query_map([prefix], |r| r.get(0))?;
-            rows.collect()
-        })?;
+        let ids = self.inner.ids_with_prefix(Table::Snapshots, prefix)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(s) = self.inner.snapshot_row(&id)? {

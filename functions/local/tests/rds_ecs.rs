@@ -14,8 +14,16 @@ fn id(s: &str) -> InstanceId {
 fn sid(s: &str) -> SnapshotId {
     SnapshotId::parse(s).unwrap()
 }
+/// The tags a step puts on what it creates: namespace and run (the reuse rule compares both).
 fn tags(run: &str) -> BTreeMap<String, String> {
-    [("tenantflow:run".to_string(), run.to_string())].into()
+    [
+        (
+            "tenantflow:namespace".to_string(),
+            "ab-0001-prod".to_string(),
+        ),
+        ("tenantflow:run".to_string(), run.to_string()),
+    ]
+    .into()
 }
 
 fn seed_instance(env: &common::Env, name: &str, rows: usize) {
