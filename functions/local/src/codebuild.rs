@@ -34,7 +34,7 @@ pub struct LocalMigrations {
     clock: Arc<dyn Clock>,
     objects: Arc<LocalObjects>,
     databases: Arc<LocalDatabases>,
-    heavy: crate::sqlite::Heavy,
+    heavy: crate::heavy::Heavy,
 }
 
 /// A finished build.
@@ -53,7 +53,7 @@ impl LocalMigrations {
         clock: Arc<dyn Clock>,
         objects: Arc<LocalObjects>,
         databases: Arc<LocalDatabases>,
-        heavy: crate::sqlite::Heavy,
+        heavy: crate::heavy::Heavy,
     ) -> rusqlite::Result<Self> {
         if let Some(dir) = layout.builds().parent() {
             let _ = std::fs::create_dir_all(dir);
@@ -107,8 +107,13 @@ impl LocalMigrations {
         Ok(out)
     }
 
-    /// Runs one build to completion: the Flyway runner on `req.instance_id`.
-    pub async fn run_build(&self, req: &MigrationRequest) -> Result<BuildResult, StepError> {
+    /// Runs one build to completion: the Flyway runner on `req.instance_id`, finishing
+    /// `simulated` later on the run's clock (the runner itself works meanwhile, on the heavy pool).
+    pub async fn run_build(
+        &self,
+        req: &MigrationRequest,
+        simulated: std::time::Duration,
+    ) -> Result<BuildResult, StepError> {
         let now = self.clock.now();
         let id = self.with("start build", |c| {
             let seq: i64 =
@@ -151,11 +156,12 @@ impl LocalMigrations {
                 installed_by: "tenantflow".into(),
                 installed_on: Some(now.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
             };
-            crate::sqlite::run_heavy(&self.heavy, move || {
-                flyway::migrate_path(&path, &scripts, &opts)
-            })
-            .await?
-            .map_err(|e: FlywayError| e.to_string())
+            self.heavy
+                .timed(self.clock.as_ref(), simulated, move || {
+                    flyway::migrate_path(&path, &scripts, &opts)
+                })
+                .await?
+                .map_err(|e: FlywayError| e.to_string())
         }
         .await;
 
@@ -191,7 +197,7 @@ impl LocalMigrations {
 #[async_trait]
 impl Migrations for LocalMigrations {
     async fn start(&self, req: &MigrationRequest) -> Result<MigrationStatus, StepError> {
-        let r = self.run_build(req).await?;
+        let r = self.run_build(req, std::time::Duration::ZERO).await?;
         Ok(MigrationStatus {
             build_id: r.id,
             status: r.status,

@@ -1,8 +1,9 @@
 //! Local ECS: each tenant has a service; a forced deployment becomes COMPLETED if the release's
 //! health-check SQL succeeds against the database the active pointer names when the rollout
-//! starts, and FAILED otherwise. The verdict is taken at the start; the deployment reports
-//! IN_PROGRESS until the simulated rollout time has passed on the run's clock, then an
-//! `ECS Deployment State Change` event goes out on the local bus.
+//! starts, and FAILED otherwise. That database is fixed at the start; the check runs on the heavy
+//! pool while the deployment reports IN_PROGRESS, and its verdict is applied when the simulated
+//! rollout time has passed on the run's clock, when an `ECS Deployment State Change` event goes
+//! out on the local bus.
 //!
 //! Services and deployments live in `<state>/ecs/registry.sqlite`.
 
@@ -59,6 +60,7 @@ struct Inner {
     params: Arc<LocalParameters>,
     objects: Arc<LocalObjects>,
     rollout_seconds: u64,
+    heavy: crate::heavy::Heavy,
 }
 
 impl Inner {
@@ -74,8 +76,9 @@ impl Inner {
         f(&conn).map_err(|e| sql_step_error(&format!("ecs registry {what}"), e))
     }
 
-    /// Judges a rollout now: Ok(instance) when healthy, Err(reason) when not.
-    fn judge(&self, ns: &str) -> Result<(String, String), String> {
+    /// What a rollout starting now checks: the instance the active pointer names, its file and
+    /// the release's health-check SQL; Err(reason) when there is nothing to check.
+    fn health_target(&self, ns: &str) -> Result<HealthTarget, String> {
         let ns = Namespace::parse(ns).map_err(|e| e.to_string())?;
         let ptr = self
             .params
@@ -84,20 +87,11 @@ impl Inner {
             .ok_or_else(|| format!("{ns} has no active pointer"))?;
         let ptr: ActivePointer = serde_json::from_str(&ptr.value)
             .map_err(|e| format!("active pointer of {ns} is not valid: {e}"))?;
-        let sql = self.health_sql(&ptr.release);
-        let file = self.layout.instance_file(ptr.instance_id.as_str());
-        let instance = ptr.instance_id.to_string();
-        if !file.is_file() {
-            return Err(format!(
-                "{instance}: database file {} is missing",
-                file.display()
-            ));
-        }
-        let conn = Connection::open_with_flags(&file, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| format!("{instance}: {e}"))?;
-        run_health_check(&conn, &sql)
-            .map_err(|e| format!("health check failed on {instance}: {e}"))?;
-        Ok((instance, sql))
+        Ok(HealthTarget {
+            sql: self.health_sql(&ptr.release),
+            file: self.layout.instance_file(ptr.instance_id.as_str()),
+            instance: ptr.instance_id.to_string(),
+        })
     }
 
     fn health_sql(&self, release: &str) -> String {
@@ -117,6 +111,31 @@ impl Inner {
     }
 }
 
+/// The database a rollout's health check runs against, fixed when the rollout starts.
+struct HealthTarget {
+    instance: String,
+    file: std::path::PathBuf,
+    sql: String,
+}
+
+impl HealthTarget {
+    /// Runs the check: Ok(instance) when healthy, Err(reason) when not.
+    fn check(&self) -> Result<String, String> {
+        let instance = &self.instance;
+        if !self.file.is_file() {
+            return Err(format!(
+                "{instance}: database file {} is missing",
+                self.file.display()
+            ));
+        }
+        let conn = Connection::open_with_flags(&self.file, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| format!("{instance}: {e}"))?;
+        run_health_check(&conn, &self.sql)
+            .map_err(|e| format!("health check failed on {instance}: {e}"))?;
+        Ok(instance.clone())
+    }
+}
+
 /// Runs every statement of `sql` on a read-only connection; any error is a failed check.
 pub fn run_health_check(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.execute_batch(sql)
@@ -130,6 +149,7 @@ impl LocalServices {
         params: Arc<LocalParameters>,
         objects: Arc<LocalObjects>,
         rollout_seconds: u64,
+        heavy: crate::heavy::Heavy,
     ) -> rusqlite::Result<Self> {
         if let Some(dir) = layout.ecs_registry().parent() {
             let _ = std::fs::create_dir_all(dir);
@@ -144,6 +164,7 @@ impl LocalServices {
                 params,
                 objects,
                 rollout_seconds,
+                heavy,
             }),
         })
     }
@@ -178,10 +199,11 @@ impl Services for LocalServices {
                 service.cluster, service.service
             )));
         };
-        let (verdict, instance, reason) = match inner.judge(&ns) {
-            Ok((instance, _)) => ("COMPLETED", Some(instance), String::new()),
-            Err(reason) => ("FAILED", None, reason),
-        };
+        // The target is fixed now; the check itself runs on the heavy pool during the simulated
+        // rollout, and its verdict is applied when the rollout ends.
+        let check = inner
+            .health_target(&ns)
+            .map(|target| inner.heavy.start(move || target.check()));
         let now = inner.clock.now().to_rfc3339();
         let id = inner.with("start deployment", |c| {
             let seq: i64 = c.query_row(
@@ -191,9 +213,9 @@ impl Services for LocalServices {
             )?;
             let id = format!("ecs-svc/{seq:019}");
             c.execute(
-                "INSERT INTO deployments (seq, id, cluster, service, rollout_state, verdict, running, desired, instance_id, reason, created_at)
-                 VALUES (?1, ?2, ?3, ?4, 'IN_PROGRESS', ?5, 0, ?6, ?7, ?8, ?9)",
-                params![seq, id, service.cluster, service.service, verdict, desired, instance, reason, now],
+                "INSERT INTO deployments (seq, id, cluster, service, rollout_state, verdict, running, desired, reason, created_at)
+                 VALUES (?1, ?2, ?3, ?4, 'IN_PROGRESS', 'PENDING', 0, ?5, '', ?6)",
+                params![seq, id, service.cluster, service.service, desired, now],
             )?;
             Ok(id)
         })?;
@@ -205,23 +227,26 @@ impl Services for LocalServices {
                 .clock
                 .sleep(Duration::from_secs(inner2.rollout_seconds))
                 .await;
+            let verdict = match check {
+                Ok(job) => job.wait().await.and_then(|r| r),
+                Err(reason) => Err(reason),
+            };
+            let (state, instance, reason) = match verdict {
+                Ok(instance) => ("COMPLETED", Some(instance), String::new()),
+                Err(reason) => ("FAILED", None, reason),
+            };
             let done = inner2.with("finish deployment", |c| {
                 c.execute(
-                    "UPDATE deployments SET rollout_state = verdict,
-                       running = CASE verdict WHEN 'COMPLETED' THEN desired ELSE 0 END
+                    "UPDATE deployments SET rollout_state = ?2, verdict = ?2, instance_id = ?3, reason = ?4,
+                       running = CASE ?2 WHEN 'COMPLETED' THEN desired ELSE 0 END
                      WHERE id = ?1 AND rollout_state = 'IN_PROGRESS'",
-                    [&dep],
-                )?;
-                c.query_row(
-                    "SELECT verdict, reason FROM deployments WHERE id = ?1",
-                    [&dep],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                    params![dep, state, instance, reason],
                 )
             });
-            if let Ok((state, reason)) = done {
+            if let Ok(1) = done {
                 inner2
                     .bus
-                    .deployment_event(&svc.cluster, &svc.service, &dep, &state, &reason)
+                    .deployment_event(&svc.cluster, &svc.service, &dep, state, &reason)
                     .await;
             }
         });

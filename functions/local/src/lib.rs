@@ -26,6 +26,7 @@ pub mod ecs;
 pub mod error;
 pub mod events;
 pub mod flyway;
+pub mod heavy;
 pub mod layout;
 pub mod ports;
 pub mod rds;

@@ -36,7 +36,7 @@ impl LocalPorts {
     pub fn open(layout: &Layout, config: StateConfig) -> Result<LocalPorts, LocalError> {
         let clock = SwitchClock::new(Arc::new(SystemClock));
         let dyn_clock: Arc<dyn Clock> = clock.clone();
-        let heavy = crate::sqlite::heavy_limiter();
+        let heavy = crate::heavy::HeavyPool::shared();
         let bus = LocalBus::new(layout.events_log(), dyn_clock.clone());
         let databases = Arc::new(
             LocalDatabases::open(
@@ -63,6 +63,7 @@ impl LocalPorts {
                 parameters.clone(),
                 objects.clone(),
                 config.durations.rollout_seconds,
+                heavy.clone(),
             )
             .map_err(|e| LocalError::sqlite(&layout.ecs_registry(), e))?,
         );

@@ -3,13 +3,16 @@
 //! source, creation time) lives in `<state>/rds/registry.sqlite`; an instance's endpoint is the
 //! path of its file and its port is 0.
 //!
-//! Snapshot and restore copy the file at once with the SQLite online backup API (so a snapshot is
-//! point-in-time, as on RDS), report status `creating`, and become `available` after the
-//! simulated duration on the run's clock, when an RDS event goes out on the local bus.
+//! Snapshot and restore copy the file with the SQLite online backup API on the heavy-work pool
+//! (see [`crate::heavy`]) and report status `creating`. A snapshot's copy is done before the call
+//! returns, so it is point-in-time, as on RDS; a restore copies in the background. The resource
+//! becomes `available` (or `failed`, if its copy failed) after the simulated duration on the
+//! run's clock, when an RDS event goes out on the local bus.
 
 use crate::clock::Clock;
 use crate::error::sql_step_error;
 use crate::events::LocalBus;
+use crate::heavy::Pending;
 use crate::layout::{Durations, Layout, Limits};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -48,7 +51,7 @@ struct Inner {
     bus: Arc<LocalBus>,
     limits: Limits,
     durations: Durations,
-    heavy: crate::sqlite::Heavy,
+    heavy: crate::heavy::Heavy,
 }
 
 fn parse_tags(s: &str) -> Tags {
@@ -171,7 +174,7 @@ impl LocalDatabases {
         bus: Arc<LocalBus>,
         limits: Limits,
         durations: Durations,
-        heavy: crate::sqlite::Heavy,
+        heavy: crate::heavy::Heavy,
     ) -> rusqlite::Result<Self> {
         let conn = crate::sqlite::open_meta(&layout.rds_registry(), SCHEMA)?;
         Ok(LocalDatabases {
@@ -230,30 +233,59 @@ impl LocalDatabases {
         self.inner.snapshot_row(id.as_str())
     }
 
-    fn spawn_ready(&self, kind: Kind, id: String, seconds: u64) {
+    /// Makes the resource `available` (or `failed`, if its `copy` failed) `seconds` later on the
+    /// run's clock, with its RDS event.
+    fn spawn_finish(
+        &self,
+        kind: Kind,
+        id: String,
+        copy: Pending<Result<(), String>>,
+        seconds: u64,
+    ) {
         let inner = self.inner.clone();
+        let dst = match kind {
+            Kind::Snapshot => inner.layout.snapshot_file(&id),
+            Kind::Instance => inner.layout.instance_file(&id),
+        };
         tokio::spawn(async move {
             inner.clock.sleep(Duration::from_secs(seconds)).await;
-            let table = match kind {
-                Kind::Snapshot => "snapshots",
-                Kind::Instance => "instances",
+            let copied = copy.wait().await.and_then(|r| r);
+            let table = kind.table();
+            let status = if copied.is_ok() {
+                "available"
+            } else {
+                "failed"
             };
-            let sql = format!(
-                "UPDATE {table} SET status = 'available' WHERE id = ?1 AND status = 'creating'"
-            );
-            // A resource deleted while it was being created gets no event.
+            let sql =
+                format!("UPDATE {table} SET status = ?2 WHERE id = ?1 AND status = 'creating'");
             let changed = inner
-                .with("mark available", |c| c.execute(&sql, [&id]))
+                .with("finish creating", |c| c.execute(&sql, [&id, status]))
                 .unwrap_or(0);
             if changed == 0 {
+                // Deleted while it was being created: no event, and no file left behind.
+                let gone = match kind {
+                    Kind::Snapshot => inner.snapshot_row(&id).map(|r| r.is_none()),
+                    Kind::Instance => inner.instance_row(&id).map(|r| r.is_none()),
+                };
+                if matches!(gone, Ok(true)) {
+                    let _ = std::fs::remove_file(&dst);
+                }
                 return;
             }
+            if let Err(e) = &copied {
+                tracing::warn!(resource = %id, error = %e, "local copy failed");
+                let _ = std::fs::remove_file(&dst);
+            }
             match kind {
-                Kind::Snapshot => inner.bus.snapshot_event(&id, true).await,
+                Kind::Snapshot => inner.bus.snapshot_event(&id, copied.is_ok()).await,
                 Kind::Instance => {
+                    let message = match &copied {
+                        Ok(()) => "Restored from snapshot".to_string(),
+                        Err(e) => format!("Restore failed: {e}"),
+                    };
                     inner
                         .bus
-                        .instance_event(&id, true, "Restored from snapshot")
+                        .instance_event(&id, copied.is_ok(), &message)
                         .await
                 }
             }
@@ -267,12 +299,13 @@ enum Kind {
     Instance,
 }
 
-async fn copy_file(
-    heavy: &crate::sqlite::Heavy,
-    src: std::path::PathBuf,
-    dst: std::path::PathBuf,
-) -> Result<(), String> {
-    crate::sqlite::run_heavy(heavy, move || crate::sqlite::backup_copy(&src, &dst)).await?
+impl Kind {
+    fn table(self) -> &'static str {
+        match self {
+            Kind::Snapshot => "snapshots",
+            Kind::Instance => "instances",
+        }
+    }
 }
 
 #[async_trait]
@@ -332,9 +365,18 @@ impl Databases for LocalDatabases {
                 ))),
             };
         }
+        // A snapshot is point-in-time at this call, as on RDS: the copy is done before the call
+        // returns (holding virtual time meanwhile), and only its `available` is deferred.
         let src_file = inner.layout.instance_file(source.as_str());
         let dst_file = inner.layout.snapshot_file(id.as_str());
-        if let Err(e) = copy_file(&inner.heavy, src_file.clone(), dst_file).await {
+        let from = src_file.clone();
+        let copied = inner
+            .heavy
+            .start(move || crate::sqlite::backup_copy(&from, &dst_file))
+            .wait()
+            .await
+            .and_then(|r| r);
+        if let Err(e) = copied {
             let _ = inner.with("drop failed snapshot", |c| {
                 c.execute("DELETE FROM snapshots WHERE id = ?1", [id.as_str()])
             });
@@ -343,9 +385,10 @@ impl Databases for LocalDatabases {
                 src_file.display()
             )));
         }
-        self.spawn_ready(
+        self.spawn_finish(
             Kind::Snapshot,
             id.as_str().to_string(),
+            Pending::done(Ok(())),
             inner.durations.snapshot_seconds,
         );
         inner
@@ -403,20 +446,16 @@ impl Databases for LocalDatabases {
                 ))),
             };
         }
+        // The restore copies in the background while the instance is `creating`.
         let src = inner.layout.snapshot_file(req.snapshot.as_str());
         let dst = inner.layout.instance_file(req.target.as_str());
-        if let Err(e) = copy_file(&inner.heavy, src, dst).await {
-            let _ = inner.with("drop failed restore", |c| {
-                c.execute("DELETE FROM instances WHERE id = ?1", [req.target.as_str()])
-            });
-            return Err(StepError::Internal(format!(
-                "restore of {} failed: {e}",
-                req.snapshot
-            )));
-        }
-        self.spawn_ready(
+        let copy = inner
+            .heavy
+            .start(move || crate::sqlite::backup_copy(&src, &dst));
+        self.spawn_finish(
             Kind::Instance,
             req.target.as_str().to_string(),
+            copy,
             inner.durations.restore_seconds,
         );
         inner

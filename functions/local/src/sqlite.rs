@@ -87,32 +87,3 @@ pub fn backup_copy(src: &Path, dst: &Path) -> Result<(), String> {
         }
     }
 }
-
-/// Limits concurrent heavy jobs (database copies, migrations) of one set of ports to the
-/// machine's cores: more parallel copies than cores only adds contention. One limiter per
-/// `LocalPorts` (one per run), never shared between engines: a task waiting on another
-/// engine's job would look idle to its own virtual clock.
-pub type Heavy = std::sync::Arc<tokio::sync::Semaphore>;
-
-pub(crate) fn heavy_limiter() -> Heavy {
-    let n = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    // Measured on 2 cores (200 tenants x 10,000 rows): capping at 1x or 2x the cores made the
-    // deploy slower than leaving the blocking pool alone, so the cap is only a safety net.
-    std::sync::Arc::new(tokio::sync::Semaphore::new(32 * n))
-}
-
-/// Runs a heavy blocking job on the blocking pool, holding a permit of `heavy`.
-pub(crate) async fn run_heavy<T: Send + 'static>(
-    heavy: &Heavy,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
-    let _permit = heavy
-        .acquire()
-        .await
-        .map_err(|e| format!("heavy-work limiter closed: {e}"))?;
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("blocking task failed: {e}"))
-}
