@@ -8,6 +8,7 @@ use crate::flyway::{self, FlywayError, MigrateOptions, Script};
 use crate::layout::{Layout, MIGRATION_PROJECT};
 use crate::rds::LocalDatabases;
 use crate::s3::LocalObjects;
+use crate::sqlite::Cached;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::sync::{Arc, Mutex};
@@ -117,14 +118,14 @@ impl LocalMigrations {
         let now = self.clock.now();
         let id = self.with("start build", |c| {
             let seq: i64 =
-                c.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM builds", [], |r| {
+                c.query_row_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM builds", [], |r| {
                     r.get(0)
                 })?;
             let id = format!(
                 "{MIGRATION_PROJECT}:{:08x}-{seq:06}",
                 now.timestamp() as u32
             );
-            c.execute(
+            c.execute_cached(
                 "INSERT INTO builds (seq, id, instance_id, release, status, started_at)
                  VALUES (?1, ?2, ?3, ?4, 'IN_PROGRESS', ?5)",
                 params![
@@ -184,7 +185,7 @@ impl LocalMigrations {
         };
         let applied = serde_json::to_string(&result.applied).unwrap_or_else(|_| "[]".into());
         self.with("finish build", |c| {
-            c.execute(
+            c.execute_cached(
                 "UPDATE builds SET status = ?2, message = ?3, applied = ?4, schema_version = ?5, ended_at = ?6 WHERE id = ?1",
                 params![id, result.status, result.message, applied, result.schema_version, ended],
             )
@@ -207,7 +208,7 @@ impl Migrations for LocalMigrations {
 
     async fn status(&self, build_id: &str) -> Result<MigrationStatus, StepError> {
         let row = self.with("describe build", |c| {
-            c.query_row(
+            c.query_row_cached(
                 "SELECT status, message FROM builds WHERE id = ?1",
                 [build_id],
                 |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),

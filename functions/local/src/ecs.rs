@@ -12,6 +12,7 @@ use crate::error::sql_step_error;
 use crate::events::LocalBus;
 use crate::layout::{Layout, RELEASE_BUCKET};
 use crate::s3::LocalObjects;
+use crate::sqlite::Cached;
 use crate::ssm::LocalParameters;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -172,7 +173,7 @@ impl LocalServices {
     /// Registers (or re-registers) the service of a tenant.
     pub fn register_service(&self, service: &ServiceRef, ns: &Namespace) -> Result<(), StepError> {
         self.inner.with("register service", |c| {
-            c.execute(
+            c.execute_cached(
                 "INSERT OR REPLACE INTO services (cluster, service, namespace) VALUES (?1, ?2, ?3)",
                 params![service.cluster, service.service, ns.as_str()],
             )
@@ -186,7 +187,7 @@ impl Services for LocalServices {
     async fn force_deployment(&self, service: &ServiceRef) -> Result<String, StepError> {
         let inner = &self.inner;
         let row = inner.with("find service", |c| {
-            c.query_row(
+            c.query_row_cached(
                 "SELECT namespace, desired FROM services WHERE cluster = ?1 AND service = ?2",
                 params![service.cluster, service.service],
                 |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)),
@@ -206,13 +207,13 @@ impl Services for LocalServices {
             .map(|target| inner.heavy.start(move || target.check()));
         let now = inner.clock.now().to_rfc3339();
         let id = inner.with("start deployment", |c| {
-            let seq: i64 = c.query_row(
+            let seq: i64 = c.query_row_cached(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM deployments",
                 [],
                 |r| r.get(0),
             )?;
             let id = format!("ecs-svc/{seq:019}");
-            c.execute(
+            c.execute_cached(
                 "INSERT INTO deployments (seq, id, cluster, service, rollout_state, verdict, running, desired, reason, created_at)
                  VALUES (?1, ?2, ?3, ?4, 'IN_PROGRESS', 'PENDING', 0, ?5, '', ?6)",
                 params![seq, id, service.cluster, service.service, desired, now],
@@ -236,7 +237,7 @@ impl Services for LocalServices {
                 Err(reason) => ("FAILED", None, reason),
             };
             let done = inner2.with("finish deployment", |c| {
-                c.execute(
+                c.execute_cached(
                     "UPDATE deployments SET rollout_state = ?2, verdict = ?2, instance_id = ?3, reason = ?4,
                        running = CASE ?2 WHEN 'COMPLETED' THEN desired ELSE 0 END
                      WHERE id = ?1 AND rollout_state = 'IN_PROGRESS'",
@@ -260,7 +261,7 @@ impl Services for LocalServices {
     ) -> Result<Option<DeploymentStatus>, StepError> {
         self.inner.with("describe deployment", |c| {
             let row = c
-                .query_row(
+                .query_row_cached(
                     "SELECT d.rollout_state, d.running, d.desired,
                         d.seq = (SELECT MAX(seq) FROM deployments x WHERE x.cluster = d.cluster AND x.service = d.service)
                      FROM deployments d WHERE d.id = ?1 AND d.cluster = ?2 AND d.service = ?3",
@@ -285,7 +286,7 @@ impl Services for LocalServices {
 impl LocalServices {
     pub fn deployment_reason(&self, id: &str) -> Result<Option<String>, StepError> {
         self.inner.with("deployment reason", |c| {
-            c.query_row("SELECT reason FROM deployments WHERE id = ?1", [id], |r| {
+            c.query_row_cached("SELECT reason FROM deployments WHERE id = ?1", [id], |r| {
                 r.get(0)
             })
             .optional()

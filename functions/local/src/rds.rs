@@ -14,6 +14,7 @@ use crate::error::sql_step_error;
 use crate::events::LocalBus;
 use crate::heavy::Pending;
 use crate::layout::{Durations, Layout, Limits};
+use crate::sqlite::Cached;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::sync::{Arc, Mutex};
@@ -86,7 +87,7 @@ impl Inner {
             table.name()
         );
         self.with(&format!("list {}", table.name()), |c| {
-            let mut s = c.prepare(&sql)?;
+            let mut s = c.prepare_cached(&sql)?;
             let rows = s.query_map([prefix], |r| r.get(0))?;
             rows.collect()
         })
@@ -107,7 +108,7 @@ impl Inner {
     fn instance_row(&self, id: &str) -> Result<Option<DbInstance>, StepError> {
         let endpoint = self.layout.instance_file(id).display().to_string();
         let row = self.with("describe instance", |c| {
-            c.query_row(
+            c.query_row_cached(
                 "SELECT status, deletion_protection, tags FROM instances WHERE id = ?1",
                 [id],
                 |r| {
@@ -135,7 +136,7 @@ impl Inner {
 
     fn snapshot_row(&self, id: &str) -> Result<Option<DbSnapshot>, StepError> {
         let row = self.with("describe snapshot", |c| {
-            c.query_row(
+            c.query_row_cached(
                 "SELECT source_instance, status, created_at, tags FROM snapshots WHERE id = ?1",
                 [id],
                 |r| {
@@ -163,7 +164,9 @@ impl Inner {
 
     fn count(&self, table: &str) -> Result<u32, StepError> {
         let sql = format!("SELECT count(*) FROM {table}");
-        self.with("count", |c| c.query_row(&sql, [], |r| r.get::<_, u32>(0)))
+        self.with("count", |c| {
+            c.query_row_cached(&sql, [], |r| r.get::<_, u32>(0))
+        })
     }
 }
 
@@ -199,7 +202,7 @@ impl LocalDatabases {
     ) -> Result<(), StepError> {
         let now = self.inner.clock.now().to_rfc3339();
         self.inner.with("register instance", |c| {
-            c.execute(
+            c.execute_cached(
                 "INSERT OR REPLACE INTO instances (id, status, deletion_protection, tags, created_at)
                  VALUES (?1, 'available', ?2, ?3, ?4)",
                 params![id.as_str(), deletion_protection, tags_json(tags), now],
@@ -212,7 +215,7 @@ impl LocalDatabases {
     pub fn all_ids(&self) -> Result<(Vec<String>, Vec<String>), StepError> {
         self.inner.with("list ids", |c| {
             let ids = |sql: &str| -> rusqlite::Result<Vec<String>> {
-                let mut s = c.prepare(sql)?;
+                let mut s = c.prepare_cached(sql)?;
                 let rows = s.query_map([], |r| r.get(0))?;
                 rows.collect()
             };
@@ -259,7 +262,7 @@ impl LocalDatabases {
             let sql =
                 format!("UPDATE {table} SET status = ?2 WHERE id = ?1 AND status = 'creating'");
             let changed = inner
-                .with("finish creating", |c| c.execute(&sql, [&id, status]))
+                .with("finish creating", |c| c.execute_cached(&sql, [&id, status]))
                 .unwrap_or(0);
             if changed == 0 {
                 // Deleted while it was being created: no event, and no file left behind.
@@ -350,7 +353,7 @@ impl Databases for LocalDatabases {
         }
         let now = inner.clock.now().to_rfc3339();
         let inserted = inner.with("create snapshot", |c| {
-            c.execute(
+            c.execute_cached(
                 "INSERT OR IGNORE INTO snapshots (id, source_instance, status, created_at, tags)
                  VALUES (?1, ?2, 'creating', ?3, ?4)",
                 params![id.as_str(), source.as_str(), now, tags_json(tags)],
@@ -378,7 +381,7 @@ impl Databases for LocalDatabases {
             .and_then(|r| r);
         if let Err(e) = copied {
             let _ = inner.with("drop failed snapshot", |c| {
-                c.execute("DELETE FROM snapshots WHERE id = ?1", [id.as_str()])
+                c.execute_cached("DELETE FROM snapshots WHERE id = ?1", [id.as_str()])
             });
             return Err(StepError::Internal(format!(
                 "snapshot of {source} failed: tenant database {} is corrupt or missing: {e}",
@@ -424,7 +427,7 @@ impl Databases for LocalDatabases {
         }
         let now = inner.clock.now().to_rfc3339();
         let inserted = inner.with("restore", |c| {
-            c.execute(
+            c.execute_cached(
                 "INSERT OR IGNORE INTO instances
                    (id, status, deletion_protection, tags, created_at, source_snapshot, template)
                  VALUES (?1, 'creating', 0, ?2, ?3, ?4, ?5)",
@@ -465,7 +468,7 @@ impl Databases for LocalDatabases {
 
     async fn set_deletion_protection(&self, id: &InstanceId, on: bool) -> Result<(), StepError> {
         let n = self.inner.with("set deletion protection", |c| {
-            c.execute(
+            c.execute_cached(
                 "UPDATE instances SET deletion_protection = ?2 WHERE id = ?1",
                 params![id.as_str(), on],
             )
@@ -492,7 +495,7 @@ impl Databases for LocalDatabases {
             Err(e) => return Err(crate::error::io_step_error(&file, e)),
         }
         self.inner.with("delete instance", |c| {
-            c.execute("DELETE FROM instances WHERE id = ?1", [id.as_str()])
+            c.execute_cached("DELETE FROM instances WHERE id = ?1", [id.as_str()])
                 .map(|_| ())
         })
     }
@@ -505,7 +508,7 @@ impl Databases for LocalDatabases {
             Err(e) => return Err(crate::error::io_step_error(&file, e)),
         }
         self.inner.with("delete snapshot", |c| {
-            c.execute("DELETE FROM snapshots WHERE id = ?1", [id.as_str()])
+            c.execute_cached("DELETE FROM snapshots WHERE id = ?1", [id.as_str()])
                 .map(|_| ())
         })
     }

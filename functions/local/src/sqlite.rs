@@ -8,6 +8,8 @@ use std::time::Duration;
 pub(crate) fn open_meta(path: &Path, schema: &str) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(30))?;
+    // Room for every statement of a registry (see `Cached`).
+    conn.set_prepared_statement_cache_capacity(64);
     // WAL + NORMAL: commits do not fsync; a crash can lose the last commits, never corrupt.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -85,5 +87,30 @@ pub fn backup_copy(src: &Path, dst: &Path) -> Result<(), String> {
             let _ = std::fs::remove_file(&tmp);
             Err(format!("copy {} → {}: {e}", src.display(), dst.display()))
         }
+    }
+}
+
+/// `execute` and `query_row` through the connection's statement cache. The registries run the
+/// same few statements thousands of times in a deploy; parsing them anew each time was about a
+/// sixth of the engine thread's work (measured with perf on 200 tenants).
+pub(crate) trait Cached {
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
     }
 }

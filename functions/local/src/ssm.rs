@@ -6,6 +6,7 @@
 
 use crate::clock::Clock;
 use crate::error::sql_step_error;
+use crate::sqlite::Cached;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
@@ -62,12 +63,12 @@ impl LocalParameters {
         let now = self.now();
         self.with("put", |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let v: i64 = tx.query_row(
+            let v: i64 = tx.query_row_cached(
                 "SELECT COALESCE(MAX(version), 0) FROM parameter_versions WHERE name = ?1",
                 [name],
                 |r| r.get(0),
             )?;
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO parameter_versions (name, version, value, modified_at) VALUES (?1, ?2, ?3, ?4)",
                 params![name, v + 1, value, now],
             )?;
@@ -80,7 +81,7 @@ impl LocalParameters {
     pub fn list_sync(&self, path: &str) -> Result<Vec<Parameter>, StepError> {
         let prefix = format!("{}/", path.trim_end_matches('/'));
         self.with("list", |c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT p.name, p.value, p.version FROM parameter_versions p
                  JOIN (SELECT name, MAX(version) AS v FROM parameter_versions
                        WHERE substr(name, 1, length(?1)) = ?1 GROUP BY name) m
@@ -100,7 +101,7 @@ impl LocalParameters {
 }
 
 fn current(c: &Connection, name: &str) -> rusqlite::Result<Option<Parameter>> {
-    c.query_row(
+    c.query_row_cached(
         "SELECT name, value, version FROM parameter_versions WHERE name = ?1
          ORDER BY version DESC LIMIT 1",
         [name],
@@ -136,7 +137,7 @@ impl Parameters for LocalParameters {
         let now = self.now();
         self.with("create", |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let exists: bool = tx.query_row(
+            let exists: bool = tx.query_row_cached(
                 "SELECT EXISTS(SELECT 1 FROM parameter_versions WHERE name = ?1)",
                 [name],
                 |r| r.get(0),
@@ -144,7 +145,7 @@ impl Parameters for LocalParameters {
             if exists {
                 return Ok(None);
             }
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO parameter_versions (name, version, value, modified_at) VALUES (?1, 1, ?2, ?3)",
                 params![name, value, now],
             )?;
@@ -160,7 +161,7 @@ impl Parameters for LocalParameters {
 
     async fn delete(&self, name: &str) -> Result<(), StepError> {
         self.with("delete", |c| {
-            c.execute("DELETE FROM parameter_versions WHERE name = ?1", [name])
+            c.execute_cached("DELETE FROM parameter_versions WHERE name = ?1", [name])
                 .map(|_| ())
         })
     }
