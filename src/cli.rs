@@ -190,9 +190,13 @@ pub struct BenchArgs {
     /// Customers and orders per tenant.
     #[arg(long, default_value_t = 10_000)]
     pub rows: usize,
-    /// Tenants deployed at once, in the deploy and in the raw work (default: the number of CPUs).
+    /// Tenants deployed at once, in the deploy and in the raw work (default: the deploy's own
+    /// default, 10).
     #[arg(long, value_name = "N")]
     pub max_concurrency: Option<u32>,
+    /// Rounds to run, each on a fresh copy of the fleet; the median is reported.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub repeat: usize,
     /// Seed of the data generator.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
