@@ -311,6 +311,25 @@ impl Kind {
     }
 }
 
+/// Removes a database file (gone already is fine). Freeing a file's blocks takes about a
+/// millisecond of kernel time, so it runs on the heavy pool rather than the engine thread.
+async fn remove_file(
+    heavy: &crate::heavy::Heavy,
+    file: std::path::PathBuf,
+) -> Result<(), StepError> {
+    let path = file.clone();
+    let removed = heavy
+        .start(move || std::fs::remove_file(&path))
+        .wait()
+        .await
+        .map_err(StepError::Internal)?;
+    match removed {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(crate::error::io_step_error(&file, e)),
+    }
+}
+
 #[async_trait]
 impl Databases for LocalDatabases {
     async fn describe_instance(&self, id: &InstanceId) -> Result<Option<DbInstance>, StepError> {
@@ -489,11 +508,7 @@ impl Databases for LocalDatabases {
             )));
         }
         let file = self.inner.layout.instance_file(id.as_str());
-        match std::fs::remove_file(&file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(crate::error::io_step_error(&file, e)),
-        }
+        remove_file(&self.inner.heavy, file).await?;
         self.inner.with("delete instance", |c| {
             c.execute_cached("DELETE FROM instances WHERE id = ?1", [id.as_str()])
                 .map(|_| ())
@@ -502,11 +517,7 @@ impl Databases for LocalDatabases {
 
     async fn delete_snapshot(&self, id: &SnapshotId) -> Result<(), StepError> {
         let file = self.inner.layout.snapshot_file(id.as_str());
-        match std::fs::remove_file(&file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(crate::error::io_step_error(&file, e)),
-        }
+        remove_file(&self.inner.heavy, file).await?;
         self.inner.with("delete snapshot", |c| {
             c.execute_cached("DELETE FROM snapshots WHERE id = ?1", [id.as_str()])
                 .map(|_| ())
