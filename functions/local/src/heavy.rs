@@ -110,13 +110,6 @@ pub struct Pending<T> {
 }
 
 impl<T: Send + 'static> Pending<T> {
-    /// A job that is already done, with this result.
-    pub fn done(value: T) -> Pending<T> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        let _ = tx.send(value);
-        Pending { rx }
-    }
-
     /// The job's result. Waits on tokio's blocking pool, which holds the engine's virtual clock
     /// still until the job is done.
     pub async fn wait(self) -> Result<T, String> {

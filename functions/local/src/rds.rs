@@ -4,10 +4,10 @@
 //! path of its file and its port is 0.
 //!
 //! Snapshot and restore copy the file with the SQLite online backup API on the heavy-work pool
-//! (see [`crate::heavy`]) and report status `creating`. A snapshot's copy is done before the call
-//! returns, so it is point-in-time, as on RDS; a restore copies in the background. The resource
-//! becomes `available` (or `failed`, if its copy failed) after the simulated duration on the
-//! run's clock, when an RDS event goes out on the local bus.
+//! (see [`crate::heavy`]) and report status `creating`. A snapshot is point-in-time, as on RDS:
+//! its source is read-locked before the call returns, so a later write waits for the copy
+//! instead of landing in it. The resource becomes `available` (or `failed`, if its copy failed)
+//! after the simulated duration on the run's clock, when an RDS event goes out on the local bus.
 
 use crate::clock::Clock;
 use crate::error::sql_step_error;
@@ -387,30 +387,26 @@ impl Databases for LocalDatabases {
                 ))),
             };
         }
-        // A snapshot is point-in-time at this call, as on RDS: the copy is done before the call
-        // returns (holding virtual time meanwhile), and only its `available` is deferred.
+        // A snapshot is point-in-time at this call, as on RDS: the source is opened and read-locked
+        // now (a missing or corrupt one fails here), and copied in the background.
         let src_file = inner.layout.instance_file(source.as_str());
         let dst_file = inner.layout.snapshot_file(id.as_str());
-        let from = src_file.clone();
-        let copied = inner
-            .heavy
-            .start(move || crate::sqlite::backup_copy(&from, &dst_file))
-            .wait()
-            .await
-            .and_then(|r| r);
-        if let Err(e) = copied {
-            let _ = inner.with("drop failed snapshot", |c| {
-                c.execute_cached("DELETE FROM snapshots WHERE id = ?1", [id.as_str()])
-            });
-            return Err(StepError::Internal(format!(
-                "snapshot of {source} failed: tenant database {} is corrupt or missing: {e}",
-                src_file.display()
-            )));
-        }
+        let copy = match crate::sqlite::begin_copy(&src_file) {
+            Ok(pending) => inner.heavy.start(move || pending.finish(&dst_file)),
+            Err(e) => {
+                let _ = inner.with("drop failed snapshot", |c| {
+                    c.execute_cached("DELETE FROM snapshots WHERE id = ?1", [id.as_str()])
+                });
+                return Err(StepError::Internal(format!(
+                    "snapshot of {source} failed: tenant database {} is corrupt or missing: {e}",
+                    src_file.display()
+                )));
+            }
+        };
         self.spawn_finish(
             Kind::Snapshot,
             id.as_str().to_string(),
-            Pending::done(Ok(())),
+            copy,
             inner.durations.snapshot_seconds,
         );
         inner

@@ -48,44 +48,78 @@ pub fn check_database(path: &Path) -> Result<(), String> {
 /// The copy is written to a temporary sibling and renamed into place, so `dst` either does not
 /// exist or is complete. A missing or corrupt source is an error, and `dst` is not created.
 pub fn backup_copy(src: &Path, dst: &Path) -> Result<(), String> {
+    begin_copy(src)?.finish(dst)
+}
+
+/// Starts a point-in-time copy of `src`: opens it and takes a read transaction, so the copy that
+/// [`PendingCopy::finish`] makes later (on another thread) is of the database as it is now. A
+/// writer that comes meanwhile waits for the copy (its busy timeout) instead of changing it.
+pub fn begin_copy(src: &Path) -> Result<PendingCopy, String> {
     if !src.is_file() {
         return Err(format!("{}: file does not exist", src.display()));
     }
-    let from = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| format!("{}: {e}", src.display()))?;
-    from.busy_timeout(Duration::from_secs(30))
-        .map_err(|e| format!("{}: {e}", src.display()))?;
-    if let Some(dir) = dst.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    let tmp = crate::layout::tmp_path(dst);
-    let result = (|| -> rusqlite::Result<()> {
-        let mut to = Connection::open(&tmp)?;
-        // The copy is renamed into place only when complete, so it needs no journal of its own.
-        to.pragma_update(None, "journal_mode", "OFF")?;
-        to.pragma_update(None, "synchronous", "OFF")?;
-        let backup = rusqlite::backup::Backup::new(&from, &mut to)?;
-        loop {
-            match backup.step(-1)? {
-                rusqlite::backup::StepResult::Done => break,
-                rusqlite::backup::StepResult::More => continue,
-                rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                _ => continue,
-            }
+    let fail = |e: rusqlite::Error| format!("{}: {e}", src.display());
+    let from = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(fail)?;
+    from.busy_timeout(Duration::from_secs(30)).map_err(fail)?;
+    // Reading the schema inside an open transaction takes the read lock and keeps it; it also
+    // fails at once on a file that is not a database.
+    from.execute_batch("BEGIN")
+        .and_then(|()| {
+            from.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .map_err(fail)?;
+    Ok(PendingCopy {
+        from,
+        src: src.to_path_buf(),
+    })
+}
+
+/// A copy started by [`begin_copy`]: the source, open in a read transaction.
+pub struct PendingCopy {
+    from: Connection,
+    src: std::path::PathBuf,
+}
+
+impl PendingCopy {
+    /// Copies the source as it was when the copy began to `dst`, and ends the read transaction.
+    pub fn finish(self, dst: &Path) -> Result<(), String> {
+        let PendingCopy { from, src } = self;
+        if let Some(dir) = dst.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        drop(backup);
-        // The backup copies the source's journal mode into the header; reset it to DELETE so the
-        // copy is an ordinary rollback-journal database like the source.
-        to.pragma_update(None, "journal_mode", "DELETE")?;
-        Ok(())
-    })();
-    match result {
-        Ok(()) => std::fs::rename(&tmp, dst).map_err(|e| format!("{}: {e}", dst.display())),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(format!("copy {} → {}: {e}", src.display(), dst.display()))
+        let tmp = crate::layout::tmp_path(dst);
+        let result = (|| -> rusqlite::Result<()> {
+            let mut to = Connection::open(&tmp)?;
+            // The copy is renamed into place only when complete, so it needs no journal of its own.
+            to.pragma_update(None, "journal_mode", "OFF")?;
+            to.pragma_update(None, "synchronous", "OFF")?;
+            // The backup reads through the source's open read transaction.
+            let backup = rusqlite::backup::Backup::new(&from, &mut to)?;
+            loop {
+                match backup.step(-1)? {
+                    rusqlite::backup::StepResult::Done => break,
+                    rusqlite::backup::StepResult::More => continue,
+                    rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    _ => continue,
+                }
+            }
+            drop(backup);
+            // The backup copies the source's journal mode into the header; reset it to DELETE so
+            // the copy is an ordinary rollback-journal database like the source.
+            to.pragma_update(None, "journal_mode", "DELETE")?;
+            Ok(())
+        })();
+        drop(from);
+        match result {
+            Ok(()) => std::fs::rename(&tmp, dst).map_err(|e| format!("{}: {e}", dst.display())),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(format!("copy {} → {}: {e}", src.display(), dst.display()))
+            }
         }
     }
 }

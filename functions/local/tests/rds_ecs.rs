@@ -80,12 +80,7 @@ async fn snapshot_and_restore_are_async_on_the_virtual_clock_with_events() {
         .await
         .unwrap();
     assert_eq!(snap.status, "creating");
-    assert!(env
-        .dir
-        .path()
-        .join("rds/snapshots/ab-0001-prod-20261121120000.sqlite")
-        .is_file());
-    // Point in time: a write after the call is not in the snapshot.
+    // Point in time: a write after the call is not in the snapshot (it waits for the copy).
     let conn = rusqlite::Connection::open(
         env.ports
             .layout
@@ -148,6 +143,11 @@ async fn snapshot_and_restore_are_async_on_the_virtual_clock_with_events() {
             .status,
         "available"
     );
+    assert!(env
+        .dir
+        .path()
+        .join("rds/snapshots/ab-0001-prod-20261121120000.sqlite")
+        .is_file());
 
     // Restore.
     let req = RestoreRequest {
