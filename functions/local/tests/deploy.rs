@@ -254,3 +254,82 @@ async fn a_corrupt_tenant_database_fails_alone() {
         .unwrap();
     assert!(bad.problem.is_some() && !bad.locked, "{bad:?}");
 }
+
+/// Each child execution's history as (tenant, [(event type, ms since the execution started)]).
+fn timelines(state: &LocalState, run: &str) -> Vec<(String, Vec<(String, i64)>)> {
+    let dir = state.root().join("runs").join(run).join("history");
+    let mut out = vec![];
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let at = |e: &serde_json::Value| {
+            chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str().unwrap())
+                .unwrap()
+                .timestamp_millis()
+        };
+        let t0 = at(&events[0]);
+        let input: serde_json::Value = serde_json::from_str(
+            events[0]["executionStartedEventDetails"]["input"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        // The parent's input has no tenant; it is keyed by its place in the sort.
+        let key = input["tenant"].as_str().unwrap_or("(parent)").to_string();
+        let line = events
+            .iter()
+            .map(|e| (e["type"].as_str().unwrap().to_string(), at(e) - t0))
+            .collect();
+        out.push((key, line));
+    }
+    out.sort();
+    out
+}
+
+/// Heavy work (copies, migrations, health checks) runs on real threads beside the virtual clock;
+/// however fast or slow it is, every execution must see the same events at the same virtual
+/// offsets, and every tenant the same outcome and virtual duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_of_the_same_deploy_have_the_same_timelines() {
+    let mut seen = vec![];
+    for _ in 0..2 {
+        let f = fleet();
+        let r2 = deploy(&f.state, &f.r2, DeployOptions::default(), None)
+            .await
+            .unwrap();
+        let r3 = deploy(&f.state, &f.r3, DeployOptions::default(), None)
+            .await
+            .unwrap();
+        let summary = |r: &tenantflow_local::DeployReport| {
+            let tenants: Vec<_> = r
+                .tenants
+                .iter()
+                .map(|t| (t.tenant.clone(), t.outcome, t.duration_seconds))
+                .collect();
+            (
+                r.status.clone(),
+                r.state_transitions,
+                r.max_history_events,
+                tenants,
+            )
+        };
+        seen.push((
+            summary(&r2),
+            summary(&r3),
+            timelines(&f.state, &r2.run),
+            timelines(&f.state, &r3.run),
+        ));
+    }
+    let (a, b) = (&seen[0], &seen[1]);
+    assert_eq!(a.0, b.0);
+    assert_eq!(a.1, b.1);
+    // 0003 fails on one tenant: both outcomes are in the comparison.
+    assert!(a.1 .3.iter().any(|t| t.1 == Outcome::RolledBack));
+    assert!(a.1 .3.iter().any(|t| t.1 == Outcome::Deployed));
+    assert_eq!(a.2.len(), 5, "parent + 4 children");
+    assert_eq!(a.2, b.2);
+    assert_eq!(a.3, b.3);
+}
