@@ -6,6 +6,7 @@
 //!   [`codebuild`] (`Migrations`), [`ecs`] (`Services`), [`sfn`] (`Workflows`), [`s3`]
 //!   (`Objects`), [`eventbridge`] (`Events`);
 //! - [`errors`]: classifying SDK errors (typed variants first, then throttling/5xx → `Transient`);
+//! - [`time`]: SDK timestamps to `chrono`;
 //! - [`config`]: building the clients once (standard chain, adaptive retry, `AWS_ENDPOINT_URL`)
 //!   and the `Ports` bundle from environment settings;
 //! - [`lambda`]: `run_step`, the body of every `functions/<step>/src/main.rs`;
@@ -23,6 +24,7 @@ pub mod s3;
 pub mod secrets;
 pub mod sfn;
 pub mod ssm;
+pub(crate) mod time;
 
 pub use codebuild::CodeBuildMigrations;
 pub use config::{ports, ports_from_env, AwsSettings, Clients, ConfigError};

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_ssm::operation::put_parameter::PutParameterError;
 use aws_sdk_ssm::types::ParameterType;
 use aws_sdk_ssm::Client;
-use tenantflow_core::ports::{Parameter, Parameters};
+use tenantflow_core::ports::{DatedParameter, Parameter, Parameters};
 use tenantflow_core::StepError;
 
 /// SSM adapter.
@@ -48,11 +48,22 @@ fn to_parameter(p: &aws_sdk_ssm::types::Parameter) -> Parameter {
     }
 }
 
+fn to_dated(p: &aws_sdk_ssm::types::Parameter) -> DatedParameter {
+    DatedParameter {
+        parameter: to_parameter(p),
+        modified_at: p.last_modified_date().and_then(crate::time::to_utc),
+    }
+}
+
 #[async_trait]
 impl Parameters for SsmParameters {
     async fn get(&self, name: &str) -> Result<Option<Parameter>, StepError> {
+        Ok(self.get_dated(name).await?.map(|d| d.parameter))
+    }
+
+    async fn get_dated(&self, name: &str) -> Result<Option<DatedParameter>, StepError> {
         match self.client.get_parameter().name(name).send().await {
-            Ok(out) => Ok(out.parameter().map(to_parameter)),
+            Ok(out) => Ok(out.parameter().map(to_dated)),
             Err(e) if service(&e).is_some_and(|s| s.is_parameter_not_found()) => Ok(None),
             Err(e) => Err(classify("GetParameter", e)),
         }

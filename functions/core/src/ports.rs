@@ -8,6 +8,7 @@ use crate::error::StepError;
 use crate::model::ServiceRef;
 use crate::names::{tags, InstanceId, SnapshotId};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -105,10 +106,29 @@ pub struct Parameter {
     pub version: i64,
 }
 
+/// A parameter's current version together with when SSM wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatedParameter {
+    pub parameter: Parameter,
+    /// When SSM last wrote the current version (`GetParameter` returns it as
+    /// `Parameter.LastModifiedDate`); `None` when the implementation cannot tell.
+    pub modified_at: Option<DateTime<Utc>>,
+}
+
 /// SSM Parameter Store.
 #[async_trait]
 pub trait Parameters: Send + Sync {
     async fn get(&self, name: &str) -> Result<Option<Parameter>, StepError>;
+    /// [`Parameters::get`] plus when the current version was written (`GetParameter`'s
+    /// `Parameter.LastModifiedDate`). The default, for implementations that cannot tell, calls
+    /// `get` and reports `modified_at: None`; callers must treat that as "unknown".
+    async fn get_dated(&self, name: &str) -> Result<Option<DatedParameter>, StepError> {
+        Ok(self.get(name).await?.map(|parameter| DatedParameter {
+            parameter,
+            modified_at: None,
+        }))
+    }
     /// Create-if-absent (`Overwrite=false`). `Ok(None)` means the parameter already existed.
     async fn create(&self, name: &str, value: &str) -> Result<Option<i64>, StepError>;
     /// Overwrite; returns the new version.
@@ -185,11 +205,31 @@ pub struct DeploymentStatus {
     pub primary: bool,
 }
 
+/// The deployment ECS currently rolls the service towards, and when it was created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrimaryDeployment {
+    pub id: String,
+    /// The deployment's `createdAt`: its tasks started at or after this time.
+    pub created_at: DateTime<Utc>,
+}
+
 /// ECS services.
 #[async_trait]
 pub trait Services: Send + Sync {
     /// `UpdateService(forceNewDeployment)`; returns the id of the new PRIMARY deployment.
     async fn force_deployment(&self, service: &ServiceRef) -> Result<String, StepError>;
+    /// The service's current PRIMARY deployment with its creation time (`DescribeServices`:
+    /// the deployment with `status == "PRIMARY"` and its `createdAt`). `Ok(None)` when the service
+    /// lists no PRIMARY deployment or does not say when it was created; a missing service is
+    /// `NotFound`. The default, for implementations that cannot tell, is `Ok(None)`, which makes
+    /// `roll-ecs` force a new deployment.
+    async fn primary_deployment(
+        &self,
+        _service: &ServiceRef,
+    ) -> Result<Option<PrimaryDeployment>, StepError> {
+        Ok(None)
+    }
     /// The deployment `id` of `service`; `Ok(None)` if ECS no longer lists it.
     async fn deployment(
         &self,

@@ -11,7 +11,8 @@
 //! Resource behaviour mirrors the real services where steps depend on it: restores and snapshots
 //! start `creating` (call `finish_*` to make them available), deleting an instance with deletion
 //! protection is refused, `create` on an existing parameter returns `None`, a forced ECS
-//! deployment becomes the primary one and demotes the previous.
+//! deployment becomes the primary one and demotes the previous. Parameter writes and forced
+//! deployments are stamped by the world's [`FakeClock`], one second apart in call order.
 
 use crate::error::StepError;
 use crate::manifest::{release_prefix, FleetMode, Strategy};
@@ -20,13 +21,16 @@ use crate::model::{
 };
 use crate::names::{tags, GenerationTs, InstanceId, Namespace, SnapshotId};
 use crate::ports::{
-    same_run, Databases, DbInstance, DbSnapshot, DeploymentStatus, Events, ExecutionState,
-    Headroom, MigrationRequest, MigrationStatus, Migrations, Objects, Parameter, Parameters,
-    RestoreRequest, SecretString, Secrets, Services, Started, Tags, Workflows,
+    same_run, Databases, DatedParameter, DbInstance, DbSnapshot, DeploymentStatus, Events,
+    ExecutionState, Headroom, MigrationRequest, MigrationStatus, Migrations, Objects, Parameter,
+    Parameters, PrimaryDeployment, RestoreRequest, SecretString, Secrets, Services, Started, Tags,
+    Workflows,
 };
 use crate::steps::{Ports, Settings};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -56,6 +60,7 @@ impl CallLog {
                     || method.starts_with("get")
                     || method.starts_with("list")
                     || method == "deployment"
+                    || method == "primary_deployment"
                     || method == "status"
                     || method == "headroom"
                     || method == "execution_status")
@@ -92,11 +97,28 @@ impl Faults {
     }
 }
 
+/// Deterministic time for the fakes: each [`FakeClock::tick`] is one second after the previous
+/// one, starting at 2026-01-01T00:00:01Z, so stamps strictly increase in call order.
+#[derive(Debug, Default)]
+pub struct FakeClock(AtomicI64);
+
+impl FakeClock {
+    /// 2026-01-01T00:00:00Z.
+    const EPOCH: i64 = 1_767_225_600;
+
+    /// Advances one second and returns the new time.
+    pub fn tick(&self) -> DateTime<Utc> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+        DateTime::from_timestamp(Self::EPOCH + n, 0).unwrap_or_default()
+    }
+}
+
 /// Shared by the fakes of one world.
 #[derive(Debug, Default)]
 pub struct Shared {
     pub log: CallLog,
     pub faults: Faults,
+    pub clock: FakeClock,
 }
 
 impl Shared {
@@ -310,6 +332,8 @@ pub struct FakeParameters {
     shared: Arc<Shared>,
     /// name → (latest version, value). A deleted and recreated parameter restarts at version 1, as in SSM.
     pub values: Mutex<BTreeMap<String, (i64, String)>>,
+    /// name → when the latest version was written (the shared [`FakeClock`]).
+    pub modified: Mutex<BTreeMap<String, DateTime<Utc>>>,
 }
 
 impl FakeParameters {
@@ -317,7 +341,11 @@ impl FakeParameters {
         FakeParameters {
             shared,
             values: Mutex::default(),
+            modified: Mutex::default(),
         }
+    }
+    fn stamp(&self, name: &str) {
+        lock(&self.modified).insert(name.to_string(), self.shared.clock.tick());
     }
     pub fn value(&self, name: &str) -> Option<String> {
         lock(&self.values).get(name).map(|(_, v)| v.clone())
@@ -330,6 +358,8 @@ impl FakeParameters {
         let mut m = lock(&self.values);
         let v = m.get(name).map_or(1, |(v, _)| v + 1);
         m.insert(name.to_string(), (v, value.to_string()));
+        drop(m);
+        self.stamp(name);
     }
     pub fn names(&self) -> Vec<String> {
         lock(&self.values).keys().cloned().collect()
@@ -346,6 +376,18 @@ impl Parameters for FakeParameters {
             version: *v,
         }))
     }
+    async fn get_dated(&self, name: &str) -> Result<Option<DatedParameter>, StepError> {
+        self.shared.call("parameters.get_dated", name)?;
+        let values = lock(&self.values);
+        Ok(values.get(name).map(|(v, s)| DatedParameter {
+            parameter: Parameter {
+                name: name.to_string(),
+                value: s.clone(),
+                version: *v,
+            },
+            modified_at: lock(&self.modified).get(name).copied(),
+        }))
+    }
     async fn create(&self, name: &str, value: &str) -> Result<Option<i64>, StepError> {
         self.shared.call("parameters.create", name)?;
         let mut m = lock(&self.values);
@@ -353,6 +395,8 @@ impl Parameters for FakeParameters {
             return Ok(None);
         }
         m.insert(name.to_string(), (1, value.to_string()));
+        drop(m);
+        self.stamp(name);
         Ok(Some(1))
     }
     async fn put(&self, name: &str, value: &str) -> Result<i64, StepError> {
@@ -360,11 +404,14 @@ impl Parameters for FakeParameters {
         let mut m = lock(&self.values);
         let v = m.get(name).map_or(1, |(v, _)| v + 1);
         m.insert(name.to_string(), (v, value.to_string()));
+        drop(m);
+        self.stamp(name);
         Ok(v)
     }
     async fn delete(&self, name: &str) -> Result<(), StepError> {
         self.shared.call("parameters.delete", name)?;
         lock(&self.values).remove(name);
+        lock(&self.modified).remove(name);
         Ok(())
     }
     async fn list(&self, path: &str) -> Result<Vec<Parameter>, StepError> {
@@ -386,6 +433,8 @@ impl Parameters for FakeParameters {
 pub struct FakeServices {
     shared: Arc<Shared>,
     pub deployments: Mutex<BTreeMap<(String, String), Vec<DeploymentStatus>>>,
+    /// deployment id → its `createdAt` (the shared [`FakeClock`]).
+    pub created: Mutex<BTreeMap<String, DateTime<Utc>>>,
     next: Mutex<u64>,
 }
 
@@ -394,6 +443,7 @@ impl FakeServices {
         FakeServices {
             shared,
             deployments: Mutex::default(),
+            created: Mutex::default(),
             next: Mutex::new(1),
         }
     }
@@ -439,7 +489,29 @@ impl Services for FakeServices {
             desired: 2,
             primary: true,
         });
+        lock(&self.created).insert(id.clone(), self.shared.clock.tick());
         Ok(id)
+    }
+    async fn primary_deployment(
+        &self,
+        service: &ServiceRef,
+    ) -> Result<Option<PrimaryDeployment>, StepError> {
+        self.shared.call(
+            "services.primary_deployment",
+            format!("{}/{}", service.cluster, service.service),
+        )?;
+        let all = lock(&self.deployments);
+        let primary = all
+            .get(&(service.cluster.clone(), service.service.clone()))
+            .and_then(|l| l.iter().find(|d| d.primary));
+        Ok(primary.and_then(|d| {
+            lock(&self.created)
+                .get(&d.id)
+                .map(|created_at| PrimaryDeployment {
+                    id: d.id.clone(),
+                    created_at: *created_at,
+                })
+        }))
     }
     async fn deployment(
         &self,
@@ -898,6 +970,9 @@ impl Parameters for Forbidden {
     async fn get(&self, name: &str) -> Result<Option<Parameter>, StepError> {
         forbid!(format!("parameters.get {name}"))
     }
+    async fn get_dated(&self, name: &str) -> Result<Option<DatedParameter>, StepError> {
+        forbid!(format!("parameters.get_dated {name}"))
+    }
     async fn create(&self, name: &str, _: &str) -> Result<Option<i64>, StepError> {
         forbid!(format!("parameters.create {name}"))
     }
@@ -933,6 +1008,12 @@ impl Migrations for Forbidden {
 impl Services for Forbidden {
     async fn force_deployment(&self, s: &ServiceRef) -> Result<String, StepError> {
         forbid!(format!("force_deployment {}", s.service))
+    }
+    async fn primary_deployment(
+        &self,
+        s: &ServiceRef,
+    ) -> Result<Option<PrimaryDeployment>, StepError> {
+        forbid!(format!("primary_deployment {}", s.service))
     }
     async fn deployment(
         &self,

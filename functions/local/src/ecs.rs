@@ -5,7 +5,8 @@
 //! rollout time has passed on the run's clock, when an `ECS Deployment State Change` event goes
 //! out on the local bus.
 //!
-//! Services and deployments live in `<state>/ecs/registry.sqlite`.
+//! Services and deployments live in `<state>/ecs/registry.sqlite`. A service's newest deployment
+//! (highest `seq`) is its PRIMARY one; `created_at` is the run clock's time of the force, RFC 3339.
 
 use crate::clock::Clock;
 use crate::error::sql_step_error;
@@ -15,13 +16,15 @@ use crate::s3::LocalObjects;
 use crate::sqlite::Cached;
 use crate::ssm::LocalParameters;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::types::Type;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tenantflow_core::manifest::release_prefix;
 use tenantflow_core::model::{ActivePointer, ServiceRef};
 use tenantflow_core::names::Namespace;
-use tenantflow_core::ports::{DeploymentStatus, Services};
+use tenantflow_core::ports::{DeploymentStatus, PrimaryDeployment, Services};
 use tenantflow_core::StepError;
 
 const SCHEMA: &str = "
@@ -252,6 +255,50 @@ impl Services for LocalServices {
             }
         });
         Ok(id)
+    }
+
+    async fn primary_deployment(
+        &self,
+        service: &ServiceRef,
+    ) -> Result<Option<PrimaryDeployment>, StepError> {
+        let (known, primary) = self.inner.with("primary deployment", |c| {
+            let known: bool = c.query_row_cached(
+                "SELECT EXISTS(SELECT 1 FROM services WHERE cluster = ?1 AND service = ?2)",
+                params![service.cluster, service.service],
+                |r| r.get(0),
+            )?;
+            let primary = c
+                .query_row_cached(
+                    "SELECT id, created_at FROM deployments WHERE cluster = ?1 AND service = ?2
+                     ORDER BY seq DESC LIMIT 1",
+                    params![service.cluster, service.service],
+                    |r| {
+                        let created: String = r.get(1)?;
+                        let created_at = DateTime::parse_from_rfc3339(&created)
+                            .map_err(|e| {
+                                rusqlite::Error::FromSqlConversionFailure(
+                                    1,
+                                    Type::Text,
+                                    Box::new(e),
+                                )
+                            })?
+                            .with_timezone(&Utc);
+                        Ok(PrimaryDeployment {
+                            id: r.get(0)?,
+                            created_at,
+                        })
+                    },
+                )
+                .optional()?;
+            Ok((known, primary))
+        })?;
+        if !known {
+            return Err(StepError::NotFound(format!(
+                "ECS service {}/{}",
+                service.cluster, service.service
+            )));
+        }
+        Ok(primary)
     }
 
     async fn deployment(

@@ -3,15 +3,18 @@
 //! Table `parameter_versions(name, version, value, modified_at)`, exactly as DESIGN §7 says; the
 //! current value of a parameter is its highest version. Create-if-absent runs in one
 //! `BEGIN IMMEDIATE` transaction, so two racing creators cannot both succeed, even across processes.
+//! `modified_at` is the run clock's time of the write, RFC 3339 (what `get_dated` reports).
 
 use crate::clock::Clock;
 use crate::error::sql_step_error;
 use crate::sqlite::Cached;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tenantflow_core::ports::{Parameter, Parameters};
+use tenantflow_core::ports::{DatedParameter, Parameter, Parameters};
 use tenantflow_core::StepError;
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS parameter_versions (
@@ -56,6 +59,11 @@ impl LocalParameters {
     /// Synchronous get, for callers outside the async ports (status, init).
     pub fn get_sync(&self, name: &str) -> Result<Option<Parameter>, StepError> {
         self.with("get", |c| current(c, name))
+    }
+
+    /// Synchronous get with the write time of the current version.
+    fn get_dated_sync(&self, name: &str) -> Result<Option<DatedParameter>, StepError> {
+        self.with("get", |c| current_dated(c, name))
     }
 
     /// Synchronous overwrite, for callers outside the async ports.
@@ -116,6 +124,31 @@ fn current(c: &Connection, name: &str) -> rusqlite::Result<Option<Parameter>> {
     .optional()
 }
 
+/// [`current`] with its `modified_at`; a value that is not RFC 3339 is an error (the column is
+/// only ever written by this module).
+fn current_dated(c: &Connection, name: &str) -> rusqlite::Result<Option<DatedParameter>> {
+    c.query_row_cached(
+        "SELECT name, value, version, modified_at FROM parameter_versions WHERE name = ?1
+         ORDER BY version DESC LIMIT 1",
+        [name],
+        |r| {
+            let modified: String = r.get(3)?;
+            let modified_at = DateTime::parse_from_rfc3339(&modified)
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, Type::Text, Box::new(e)))?
+                .with_timezone(&Utc);
+            Ok(DatedParameter {
+                parameter: Parameter {
+                    name: r.get(0)?,
+                    value: r.get(1)?,
+                    version: r.get(2)?,
+                },
+                modified_at: Some(modified_at),
+            })
+        },
+    )
+    .optional()
+}
+
 fn check_name(name: &str) -> Result<(), StepError> {
     if !name.starts_with('/') || name.len() > 2048 || name.contains("//") {
         return Err(StepError::invalid(
@@ -130,6 +163,10 @@ fn check_name(name: &str) -> Result<(), StepError> {
 impl Parameters for LocalParameters {
     async fn get(&self, name: &str) -> Result<Option<Parameter>, StepError> {
         self.get_sync(name)
+    }
+
+    async fn get_dated(&self, name: &str) -> Result<Option<DatedParameter>, StepError> {
+        self.get_dated_sync(name)
     }
 
     async fn create(&self, name: &str, value: &str) -> Result<Option<i64>, StepError> {

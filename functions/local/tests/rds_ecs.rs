@@ -7,6 +7,7 @@ use std::time::Duration;
 use tenantflow_core::model::{ActivePointer, ServiceRef};
 use tenantflow_core::names::{GenerationTs, InstanceId, Namespace, SnapshotId};
 use tenantflow_core::ports::{Databases, Objects, Parameters, RestoreRequest, Services};
+use tenantflow_local::clock::Clock;
 
 fn id(s: &str) -> InstanceId {
     InstanceId::parse(s).unwrap()
@@ -452,6 +453,43 @@ async fn ecs_rollout_is_healthy_only_if_the_health_check_passes_on_the_active_db
         .ports
         .services
         .force_deployment(&ServiceRef {
+            cluster: "tenantflow".into(),
+            service: "zz-0000-dev".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.asl_name(), "Tenantflow.NotFound");
+}
+
+#[tokio::test]
+async fn ecs_primary_deployment_is_the_newest_with_its_clock_time() {
+    let env = common::env();
+    let ns = Namespace::parse("ab-0001-prod").unwrap();
+    seed_instance(&env, "ab-0001-prod-20260101000000", 3);
+    let svc = ServiceRef {
+        cluster: "tenantflow".into(),
+        service: "ab-0001-prod".into(),
+    };
+    env.ports.services.register_service(&svc, &ns).unwrap();
+    point_at(&env, &ns, "ab-0001-prod-20260101000000", "good").await;
+    let services = &env.ports.services;
+    assert_eq!(services.primary_deployment(&svc).await.unwrap(), None);
+
+    let t1 = env.clock.now();
+    let d1 = services.force_deployment(&svc).await.unwrap();
+    let p = services.primary_deployment(&svc).await.unwrap().unwrap();
+    assert_eq!((p.id.as_str(), p.created_at), (d1.as_str(), t1));
+
+    env.clock.advance(Duration::from_secs(30));
+    let t2 = env.clock.now();
+    let d2 = services.force_deployment(&svc).await.unwrap();
+    assert_ne!(d1, d2);
+    let p = services.primary_deployment(&svc).await.unwrap().unwrap();
+    assert_eq!((p.id.as_str(), p.created_at), (d2.as_str(), t2));
+
+    // Unknown service.
+    let e = services
+        .primary_deployment(&ServiceRef {
             cluster: "tenantflow".into(),
             service: "zz-0000-dev".into(),
         })

@@ -2,6 +2,7 @@
 
 mod common;
 use tenantflow_core::ports::{Objects, Parameters, Secrets};
+use tenantflow_local::clock::Clock;
 
 #[tokio::test]
 async fn ssm_versions_and_current_value() {
@@ -31,6 +32,23 @@ async fn ssm_versions_and_current_value() {
         )
         .unwrap();
     assert!(modified.starts_with("2026-11-21T12:00:00"), "{modified}");
+
+    // `get_dated` reports the clock time of the write of the current version.
+    let written = env.clock.now();
+    let dated = p.get_dated("/tenantflow/a-b-c/db").await.unwrap().unwrap();
+    assert_eq!(dated.parameter, cur);
+    assert_eq!(dated.modified_at, Some(written));
+    env.clock.advance(std::time::Duration::from_secs(90));
+    assert_eq!(p.put("/tenantflow/a-b-c/db", "three").await.unwrap(), 3);
+    let dated = p.get_dated("/tenantflow/a-b-c/db").await.unwrap().unwrap();
+    assert_eq!(
+        (dated.parameter.version, dated.modified_at),
+        (3, Some(written + chrono::Duration::seconds(90)))
+    );
+    assert_eq!(
+        p.get("/tenantflow/a-b-c/db").await.unwrap().unwrap().value,
+        "three"
+    );
 
     // Delete removes every version.
     p.delete("/tenantflow/a-b-c/db").await.unwrap();

@@ -165,6 +165,90 @@ async fn deployment_without_rollout_state_is_judged_by_counts() {
     assert_eq!(d.rollout_state, "IN_PROGRESS");
 }
 
+fn created(d: Deployment, secs: i64, nanos: u32) -> Deployment {
+    let mut d = d;
+    d.created_at = Some(aws_sdk_ecs::primitives::DateTime::from_secs_and_nanos(
+        secs, nanos,
+    ));
+    d
+}
+
+#[tokio::test]
+async fn primary_deployment_picks_the_primary_and_its_created_at() {
+    // 2026-11-27T12:00:05.250Z and an older ACTIVE one listed first.
+    let r = describing(vec![
+        created(
+            dep(OLD_DEP, "ACTIVE", Some("COMPLETED"), 2, 2),
+            1_795_780_000,
+            0,
+        ),
+        created(
+            dep(NEW_DEP, "PRIMARY", Some("IN_PROGRESS"), 0, 2),
+            1_795_780_805,
+            250_000_000,
+        ),
+    ]);
+    let s = EcsServices::new(client!(aws_sdk_ecs, &[&r]));
+    let p = s
+        .primary_deployment(&svc_ref())
+        .await
+        .expect("ok")
+        .expect("primary");
+    assert_eq!(p.id, NEW_DEP);
+    assert_eq!(
+        p.created_at,
+        chrono::DateTime::from_timestamp(1_795_780_805, 250_000_000).expect("time")
+    );
+    assert_eq!(r.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn primary_deployment_without_primary_or_created_at_is_none() {
+    let r = describing(vec![created(
+        dep(OLD_DEP, "ACTIVE", Some("COMPLETED"), 2, 2),
+        1_795_780_000,
+        0,
+    )]);
+    let s = EcsServices::new(client!(aws_sdk_ecs, &[&r]));
+    assert_eq!(s.primary_deployment(&svc_ref()).await, Ok(None));
+    // A PRIMARY deployment ECS gives no creation time for proves nothing either.
+    let r = describing(vec![dep(NEW_DEP, "PRIMARY", Some("IN_PROGRESS"), 0, 2)]);
+    let s = EcsServices::new(client!(aws_sdk_ecs, &[&r]));
+    assert_eq!(s.primary_deployment(&svc_ref()).await, Ok(None));
+}
+
+#[tokio::test]
+async fn primary_deployment_of_missing_service_or_cluster_is_not_found() {
+    let r = mock!(Client::describe_services).then_output(|| {
+        DescribeServicesOutput::builder()
+            .failures(Failure::builder().arn("arn:x").reason("MISSING").build())
+            .build()
+    });
+    let s = EcsServices::new(client!(aws_sdk_ecs, &[&r]));
+    let e = s.primary_deployment(&svc_ref()).await;
+    assert!(matches!(e, Err(StepError::NotFound(_))), "{e:?}");
+    let r = mock!(Client::describe_services).then_error(|| {
+        aws_sdk_ecs::operation::describe_services::DescribeServicesError::ClusterNotFoundException(
+            aws_sdk_ecs::types::error::ClusterNotFoundException::builder().build(),
+        )
+    });
+    let s = EcsServices::new(client!(aws_sdk_ecs, &[&r]));
+    let e = s.primary_deployment(&svc_ref()).await;
+    assert!(matches!(e, Err(StepError::NotFound(_))), "{e:?}");
+}
+
+#[tokio::test]
+async fn primary_deployment_throttling_is_transient() {
+    let r = mock!(Client::describe_services).then_error(|| {
+        aws_sdk_ecs::operation::describe_services::DescribeServicesError::generic(common::code(
+            "ThrottlingException",
+        ))
+    });
+    let s = EcsServices::new(client!(aws_sdk_ecs, &[&r]));
+    let e = s.primary_deployment(&svc_ref()).await;
+    assert!(matches!(e, Err(StepError::Transient(_))), "{e:?}");
+}
+
 #[tokio::test]
 async fn missing_service_is_not_found() {
     let r = mock!(Client::describe_services).then_output(|| {
@@ -225,4 +309,70 @@ async fn check_ecs_running_below_desired_is_not_ready() {
     assert!(matches!(e, Err(StepError::NotReady { .. })), "{e:?}");
     let e = check_ecs(vec![dep(NEW_DEP, "PRIMARY", Some("IN_PROGRESS"), 0, 2)]).await;
     assert!(matches!(e, Err(StepError::NotReady { .. })), "{e:?}");
+}
+
+/// `roll-ecs` through `dispatch` on `events/roll-ecs.json` (flip wrote version 8 of the pointer),
+/// with SSM reporting the pointer written at `flipped_at` and ECS a PRIMARY deployment created at
+/// `primary_at`. Returns the output and how many `UpdateService` calls were made.
+async fn roll_ecs(flipped_at: i64, primary_at: i64) -> (Value, usize) {
+    use aws_sdk_ssm::operation::get_parameter::{GetParameterError, GetParameterOutput};
+    let input: Value = serde_json::from_str(include_str!("../../../../events/roll-ecs.json"))
+        .expect("sample is JSON");
+    let pointer = input["progress"]["flip"]["to"].to_string();
+    let (mut clients, _n) = common::forbidden_clients();
+    let no_service = mock!(aws_sdk_ssm::Client::get_parameter)
+        .match_requests(|r| r.name() == Some("/tenantflow/xy-0146-prod/service"))
+        .then_error(|| {
+            GetParameterError::ParameterNotFound(
+                aws_sdk_ssm::types::error::ParameterNotFound::builder().build(),
+            )
+        });
+    let ptr = mock!(aws_sdk_ssm::Client::get_parameter)
+        .match_requests(|r| r.name() == Some("/tenantflow/xy-0146-prod/db"))
+        .then_output(move || {
+            let mut p = aws_sdk_ssm::types::Parameter::builder()
+                .name("/tenantflow/xy-0146-prod/db")
+                .value(pointer.clone())
+                .version(8)
+                .build();
+            p.last_modified_date = Some(aws_sdk_ssm::primitives::DateTime::from_secs(flipped_at));
+            GetParameterOutput::builder().parameter(p).build()
+        });
+    clients.ssm = client!(aws_sdk_ssm, &[&no_service, &ptr]);
+    let described = describing(vec![created(
+        dep(OLD_DEP, "PRIMARY", Some("COMPLETED"), 2, 2),
+        primary_at,
+        0,
+    )]);
+    let update = mock!(Client::update_service).then_output(|| {
+        UpdateServiceOutput::builder()
+            .service(service(vec![
+                dep(OLD_DEP, "ACTIVE", Some("COMPLETED"), 2, 2),
+                dep(NEW_DEP, "PRIMARY", Some("IN_PROGRESS"), 0, 2),
+            ]))
+            .build()
+    });
+    clients.ecs = client!(aws_sdk_ecs, &[&described, &update]);
+    let out = dispatch(StepName::RollEcs, &common::ports(clients), input)
+        .await
+        .expect("roll-ecs");
+    (out, update.num_calls())
+}
+
+#[tokio::test]
+async fn roll_ecs_reuses_a_primary_deployment_created_after_the_flip() {
+    let (out, forced) = roll_ecs(1_795_780_800, 1_795_780_801).await;
+    assert_eq!(forced, 0, "no second deployment");
+    assert_eq!(out["deployment"]["deploymentId"], OLD_DEP, "{out}");
+    // Created in the same instant as the flip counts as after it.
+    let (out, forced) = roll_ecs(1_795_780_800, 1_795_780_800).await;
+    assert_eq!(forced, 0);
+    assert_eq!(out["deployment"]["deploymentId"], OLD_DEP, "{out}");
+}
+
+#[tokio::test]
+async fn roll_ecs_forces_when_the_primary_deployment_predates_the_flip() {
+    let (out, forced) = roll_ecs(1_795_780_800, 1_795_780_799).await;
+    assert_eq!(forced, 1);
+    assert_eq!(out["deployment"]["deploymentId"], NEW_DEP, "{out}");
 }

@@ -42,6 +42,63 @@ async fn get_returns_value_and_version() {
 }
 
 #[tokio::test]
+async fn get_dated_maps_last_modified_date() {
+    let r = mock!(Client::get_parameter)
+        .match_requests(|r| r.name() == Some("/tenantflow/xy-0146-prod/db"))
+        .then_output(|| {
+            let mut p = param("/tenantflow/xy-0146-prod/db", "{}", 7);
+            // 2026-11-27T12:00:05.250Z
+            p.last_modified_date = Some(aws_sdk_ssm::primitives::DateTime::from_secs_and_nanos(
+                1_795_780_805,
+                250_000_000,
+            ));
+            GetParameterOutput::builder().parameter(p).build()
+        });
+    let p = SsmParameters::new(client!(aws_sdk_ssm, &[&r]));
+    let got = p
+        .get_dated("/tenantflow/xy-0146-prod/db")
+        .await
+        .expect("ok")
+        .expect("some");
+    assert_eq!(
+        (got.parameter.value.as_str(), got.parameter.version),
+        ("{}", 7)
+    );
+    assert_eq!(
+        got.modified_at,
+        Some(chrono::DateTime::from_timestamp(1_795_780_805, 250_000_000).expect("time"))
+    );
+    // `get` is the same call without the date.
+    let plain = p
+        .get("/tenantflow/xy-0146-prod/db")
+        .await
+        .expect("ok")
+        .expect("some");
+    assert_eq!(plain, got.parameter);
+    assert_eq!(r.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn get_dated_without_last_modified_date_is_unknown() {
+    let r = mock!(Client::get_parameter).then_output(|| {
+        GetParameterOutput::builder()
+            .parameter(param("/tenantflow/xy-0146-prod/db", "{}", 7))
+            .build()
+    });
+    let p = SsmParameters::new(client!(aws_sdk_ssm, &[&r]));
+    let got = p
+        .get_dated("/tenantflow/xy-0146-prod/db")
+        .await
+        .expect("ok")
+        .expect("some");
+    assert_eq!(got.modified_at, None);
+    let r = mock!(Client::get_parameter)
+        .then_error(|| GetParameterError::ParameterNotFound(ParameterNotFound::builder().build()));
+    let p = SsmParameters::new(client!(aws_sdk_ssm, &[&r]));
+    assert_eq!(p.get_dated(LOCK).await, Ok(None));
+}
+
+#[tokio::test]
 async fn get_missing_is_none() {
     let r = mock!(Client::get_parameter)
         .then_error(|| GetParameterError::ParameterNotFound(ParameterNotFound::builder().build()));

@@ -1,14 +1,24 @@
-//! `roll-ecs`: force a new deployment of the tenant's ECS service so its tasks read the new
-//! pointer, and record the id of that deployment (the only one `check-ecs` judges).
+//! `roll-ecs`: make sure the tenant's ECS service runs tasks that read the new pointer, and record
+//! the id of the deployment that does (the only one `check-ecs` judges).
 //!
 //! The service comes from `/tenantflow/<ns>/service` or defaults to `Settings.default_cluster`
-//! and a service named like the tenant. A retry after a crash forces one more deployment, which
-//! supersedes the first; the recorded id is always the newest, so the judgement stays right.
+//! and a service named like the tenant.
+//!
+//! Idempotent: a retry after a crash must find the deployment the first attempt forced, not force
+//! a second one (an extra app restart). So before forcing, the step reads the active pointer with
+//! its `modified_at` and the service's PRIMARY deployment. When the pointer is still at the
+//! version `flip-ssm` wrote, naming the flip's instance and release, and the PRIMARY deployment
+//! was created at or after the pointer was written, that deployment's tasks started after the
+//! flip and read the new pointer: its id is recorded and nothing is forced. In every other case
+//! (no PRIMARY deployment, one older than the flip, a pointer that moved, or an unknown write
+//! time) a new deployment is forced, as on the first attempt.
 
 use super::tenant::{check_state, need, service_of};
 use super::{parse_input, Ports};
 use crate::error::StepError;
-use crate::model::{DeploymentRecord, Progress, TenantState};
+use crate::model::{
+    ActivePointer, DeploymentRecord, FlipRecord, Progress, ServiceRef, TenantState,
+};
 use crate::ports::{Parameters, Services};
 use serde_json::Value;
 
@@ -31,15 +41,63 @@ pub async fn roll_ecs<P: Parameters + ?Sized, S: Services + ?Sized>(
     state: TenantState,
 ) -> Result<Progress, StepError> {
     check_state(&state)?;
-    need(&state.progress.flip, "flip")?;
+    let flip = need(&state.progress.flip, "flip")?;
     let mut progress = state.progress.clone();
     let service = service_of(params, &state.tenant, default_cluster).await?;
-    let id = services.force_deployment(&service).await?;
-    tracing::info!(tenant = %state.tenant, cluster = %service.cluster, service = %service.service, deployment = %id, "deployment forced");
+    let id = match deployed_since_flip(params, services, &state, flip, &service).await? {
+        Some(id) => {
+            tracing::info!(tenant = %state.tenant, cluster = %service.cluster, service = %service.service, deployment = %id, "deployment started after the flip found: reused, none forced");
+            id
+        }
+        None => {
+            let id = services.force_deployment(&service).await?;
+            tracing::info!(tenant = %state.tenant, cluster = %service.cluster, service = %service.service, deployment = %id, "deployment forced");
+            id
+        }
+    };
     progress.deployment = Some(DeploymentRecord {
         service,
         deployment_id: id,
         rollout_state: "IN_PROGRESS".to_string(),
     });
     Ok(progress)
+}
+
+/// The id of the service's PRIMARY deployment when it provably started after the flip: the
+/// pointer is still the flip's write and the deployment was created at or after that write.
+/// `None` means a deployment must be forced (the reason is logged).
+async fn deployed_since_flip<P: Parameters + ?Sized, S: Services + ?Sized>(
+    params: &P,
+    services: &S,
+    state: &TenantState,
+    flip: &FlipRecord,
+    service: &ServiceRef,
+) -> Result<Option<String>, StepError> {
+    let ns = &state.tenant;
+    let Some(pointer) = params.get_dated(&ns.paths().pointer).await? else {
+        tracing::info!(tenant = %ns, "no active pointer: cannot tell when the flip happened");
+        return Ok(None);
+    };
+    let flipped = pointer.parameter.version == flip.version
+        && serde_json::from_str::<ActivePointer>(&pointer.parameter.value)
+            .is_ok_and(|p| p.instance_id == flip.to.instance_id && p.release == flip.to.release);
+    if !flipped {
+        tracing::info!(tenant = %ns, version = pointer.parameter.version, flip_version = flip.version, "pointer is not the flip's write");
+        return Ok(None);
+    }
+    let Some(flipped_at) = pointer.modified_at else {
+        tracing::info!(tenant = %ns, "pointer write time unknown");
+        return Ok(None);
+    };
+    match services.primary_deployment(service).await? {
+        Some(d) if d.created_at >= flipped_at => Ok(Some(d.id)),
+        Some(d) => {
+            tracing::info!(tenant = %ns, deployment = %d.id, created_at = %d.created_at, flipped_at = %flipped_at, "PRIMARY deployment predates the flip");
+            Ok(None)
+        }
+        None => {
+            tracing::info!(tenant = %ns, "service has no PRIMARY deployment with a creation time");
+            Ok(None)
+        }
+    }
 }

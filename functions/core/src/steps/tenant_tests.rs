@@ -140,6 +140,7 @@ fn world_state(w: &FakeWorld) -> Value {
         "instances": w.db.instances.lock().expect("lock").clone(),
         "snapshots": w.db.snapshot_ids(),
         "params": w.params.values.lock().expect("lock").clone(),
+        "deployments": w.services.deployments.lock().expect("lock").values().cloned().collect::<Vec<_>>(),
     })
 }
 
@@ -191,12 +192,12 @@ async fn happy_path_blue_green() {
 #[tokio::test]
 async fn every_step_twice_equals_once() {
     let (w, s) = setup(Strategy::BlueGreen);
-    // Every step but roll-ecs (documented: a retry forces a newer deployment and records it).
     let mut state = s;
     for (stage, step) in [
         (Stage::Snapshot, StepName::Snapshot),
         (Stage::CreateDb, StepName::CreateDb),
         (Stage::Flip, StepName::FlipSsm),
+        (Stage::Roll, StepName::RollEcs),
         (Stage::Check, StepName::CheckEcs),
     ] {
         // Bring the world to just before `stage`, then run it twice on the same input.
@@ -272,6 +273,90 @@ async fn flip_retry_after_crash_is_a_no_op() {
     assert_eq!(w.pointer(NS).expect("p").version, 2, "no second write");
     assert_eq!(s2.progress.flip.as_ref().expect("flip").version, 2);
     assert!(w.db.instance(NEW).expect("new").deletion_protection);
+}
+
+fn deployment_id(s: &TenantState) -> String {
+    s.progress
+        .deployment
+        .as_ref()
+        .expect("deployment")
+        .deployment_id
+        .clone()
+}
+
+#[tokio::test]
+async fn roll_ecs_twice_forces_one_deployment_and_records_it_both_times() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Flip).await;
+    let first = progress(&w, StepName::RollEcs, &s).await;
+    // The retry after a crash (the first attempt's output was lost) runs on the same input.
+    let second = progress(&w, StepName::RollEcs, &s).await;
+    assert_eq!(w.log().count("services.force_deployment"), 1);
+    assert_eq!(deployment_id(&first), deployment_id(&second));
+    assert_eq!(first.progress, second.progress);
+    let svc = first
+        .progress
+        .deployment
+        .as_ref()
+        .expect("dep")
+        .service
+        .clone();
+    let listed = w.services.forced(&svc);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].id, deployment_id(&first));
+}
+
+#[tokio::test]
+async fn roll_ecs_forces_when_the_primary_deployment_predates_the_flip() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Migrate).await;
+    // The service already has a PRIMARY deployment, started before the flip: its tasks read the
+    // old pointer, so it must not be taken for ours.
+    let svc = crate::model::ServiceRef {
+        cluster: w.settings.default_cluster.clone(),
+        service: NS.into(),
+    };
+    let before = crate::ports::Services::force_deployment(&*w.services, &svc)
+        .await
+        .expect("force");
+    let s = advance(&w, s, Stage::Flip).await;
+    let rolled = progress(&w, StepName::RollEcs, &s).await;
+    assert_eq!(w.log().count("services.force_deployment"), 2);
+    assert_ne!(deployment_id(&rolled), before);
+    assert_eq!(
+        rolled.progress.deployment.as_ref().expect("dep").service,
+        svc
+    );
+    // The retry now finds the deployment it forced.
+    let again = progress(&w, StepName::RollEcs, &s).await;
+    assert_eq!(deployment_id(&again), deployment_id(&rolled));
+    assert_eq!(w.log().count("services.force_deployment"), 2);
+}
+
+#[tokio::test]
+async fn roll_ecs_forces_when_the_pointer_moved_or_its_write_time_is_unknown() {
+    // Unknown write time: nothing proves the PRIMARY deployment started after the flip.
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Flip).await;
+    let first = progress(&w, StepName::RollEcs, &s).await;
+    w.params
+        .modified
+        .lock()
+        .expect("lock")
+        .remove(&paths().pointer);
+    let second = progress(&w, StepName::RollEcs, &s).await;
+    assert_eq!(w.log().count("services.force_deployment"), 2);
+    assert_ne!(deployment_id(&first), deployment_id(&second));
+
+    // The pointer is no longer at the version the flip wrote.
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Flip).await;
+    let first = progress(&w, StepName::RollEcs, &s).await;
+    let p = w.params.value(&paths().pointer).expect("pointer");
+    w.params.seed(&paths().pointer, &p);
+    let second = progress(&w, StepName::RollEcs, &s).await;
+    assert_eq!(w.log().count("services.force_deployment"), 2);
+    assert_ne!(deployment_id(&first), deployment_id(&second));
 }
 
 #[tokio::test]
@@ -783,14 +868,14 @@ async fn await_registers_and_resume_completes_each_kind() {
         &w.workflows.results()[2],
         TaskResult::Failure { token, error, .. } if token == "tok-r" && error == "Tenantflow.RolloutFailed"
     ));
-    let s = progress(&w, StepName::RollEcs, &s).await;
-    let dep = s
-        .progress
-        .deployment
-        .as_ref()
-        .expect("dep")
-        .deployment_id
-        .clone();
+    // A second rollout. roll-ecs would find the failed one (it started after the flip) and reuse
+    // it, so the new deployment is forced directly and recorded as roll-ecs would.
+    let mut s = s;
+    let d = s.progress.deployment.as_mut().expect("dep");
+    let dep = crate::ports::Services::force_deployment(&*w.services, &d.service)
+        .await
+        .expect("force");
+    d.deployment_id = dep.clone();
     dispatch(
         StepName::AwaitResource,
         &w.ports(),
