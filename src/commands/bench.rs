@@ -10,18 +10,50 @@
 //! Run times on a shared machine vary by ±10% from one run to the next, so the benchmark runs
 //! `--repeat` rounds (3 by default), each on a fresh copy of the fleet, and reports the medians.
 
-use crate::cli::{BenchArgs, EXIT_FAILED, EXIT_OK};
 use crate::commands::deploy::{deploy_blocking, open_state};
+use crate::commands::exit::{EXIT_FAILED, EXIT_OK};
 use crate::commands::init::{absolute, create_fleet};
 use crate::examples;
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use serde_json::json;
 use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 use tenantflow_core::model::Outcome;
 use tenantflow_core::steps::Settings;
 use tenantflow_local::bench::raw_work;
 use tenantflow_local::DeployOptions;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Number of tenants.
+    #[arg(long, default_value_t = 200)]
+    pub tenants: usize,
+    /// Customers and orders per tenant.
+    #[arg(long, default_value_t = 10_000)]
+    pub rows: usize,
+    /// Tenants deployed at once, in the deploy and in the raw work (default: the deploy's own
+    /// default, 10).
+    #[arg(long, value_name = "N")]
+    pub max_concurrency: Option<u32>,
+    /// Rounds to run, each on a fresh copy of the fleet; the median is reported.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub repeat: usize,
+    /// Seed of the data generator.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Where to build the benchmark fleet (default: a new temporary folder, removed afterwards).
+    /// The benchmark never touches --state.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Keep the benchmark fleet afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub fn run(_state: &Path, args: &BenchArgs) -> Result<u8> {
     // The deploy's own default, so the benchmark measures what a user gets.

@@ -10,17 +10,31 @@
 //! The copy for step 4 is a second fleet built the same way (same seed, so the same data, then
 //! `0002`), in `<state>-all-or-nothing`. Exits 1 if a step did not end the way the demo explains.
 
-use crate::cli::{DemoArgs, EXIT_FAILED, EXIT_OK};
 use crate::commands::deploy::{deploy_blocking, render_report};
+use crate::commands::exit::{EXIT_FAILED, EXIT_OK};
 use crate::commands::init::{absolute, create_fleet};
 use crate::commands::status;
 use crate::examples;
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tenantflow_core::manifest::FleetMode;
 use tenantflow_core::model::Outcome;
 use tenantflow_local::{DeployOptions, DeployReport, LocalState};
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of tenants.
+    #[arg(long, default_value_t = 8)]
+    pub tenants: usize,
+    /// Customers and orders per tenant.
+    #[arg(long, default_value_t = 200)]
+    pub rows: usize,
+    /// Seed of the data generator.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
 
 fn heading(n: u32, text: &str) {
     crate::outln!("\n== {n}. {text} ==\n");

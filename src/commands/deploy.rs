@@ -1,15 +1,82 @@
 //! `tenantflow deploy RELEASE_DIR`: publish the release into the local S3, run the real state
 //! machine definitions on the local backend, and report per tenant.
 
-use crate::cli::{DeployArgs, EXIT_FAILED, EXIT_OK, EXIT_PARTIAL};
+use crate::commands::exit::{EXIT_FAILED, EXIT_OK, EXIT_PARTIAL};
 use crate::progress::RunProgress;
 use crate::table;
 use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
+use tenantflow_core::manifest::{FleetMode, Strategy};
 use tenantflow_core::model::Outcome;
 use tenantflow_local::{DeployOptions, DeployReport, LocalState, TenantRow};
+
+/// `--fleet` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FleetArg {
+    Independent,
+    AllOrNothing,
+}
+
+impl From<FleetArg> for FleetMode {
+    fn from(f: FleetArg) -> Self {
+        match f {
+            FleetArg::Independent => FleetMode::Independent,
+            FleetArg::AllOrNothing => FleetMode::AllOrNothing,
+        }
+    }
+}
+
+/// `--strategy` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    BlueGreen,
+    InPlace,
+    Promote,
+}
+
+impl From<StrategyArg> for Strategy {
+    fn from(s: StrategyArg) -> Self {
+        match s {
+            StrategyArg::BlueGreen => Strategy::BlueGreen,
+            StrategyArg::InPlace => Strategy::InPlace,
+            StrategyArg::Promote => Strategy::Promote,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The release folder: Flyway scripts plus manifest.json (see `release pack`).
+    pub release_dir: PathBuf,
+    /// Override the manifest's fleet mode.
+    #[arg(long, value_enum)]
+    pub fleet: Option<FleetArg>,
+    /// Override the manifest's strategy.
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyArg>,
+    /// Tenants in the canary wave.
+    #[arg(long, value_name = "N")]
+    pub canary: Option<u32>,
+    /// A wave whose failure percentage exceeds this stops all later waves.
+    #[arg(long, value_name = "P")]
+    pub max_failure_percent: Option<f64>,
+    /// At most this many tenants at once.
+    #[arg(long, value_name = "N")]
+    pub max_concurrency: Option<u32>,
+    /// For strategy promote: the snapshot to restore.
+    #[arg(long, value_name = "SNAPSHOT_ID")]
+    pub source_snapshot: Option<String>,
+    /// Seed of the engine's random choices (retry jitter).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Opens an existing state directory, with an error that says what to do.
 pub fn open_state(state: &Path) -> Result<LocalState> {

@@ -1,14 +1,31 @@
 //! `tenantflow init`: a local fleet on release `0001-initial` with seeded data.
 
-use crate::cli::{InitArgs, EXIT_OK};
+use crate::commands::exit::EXIT_OK;
 use crate::examples;
 use crate::fleet::{tenant_name, TenantData};
 use crate::table;
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use serde_json::json;
 use std::path::Path;
 use tenantflow_core::names::GenerationTs;
 use tenantflow_local::LocalState;
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Number of tenants.
+    #[arg(long, default_value_t = 8)]
+    pub tenants: usize,
+    /// Customers and orders per tenant.
+    #[arg(long, default_value_t = 200)]
+    pub rows: usize,
+    /// Seed of the data generator (also picks which tenants hold duplicate emails).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Print the created tenants as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// What `init` made.
 pub struct Fleet {

@@ -1,12 +1,20 @@
 //! `tenantflow status`: each tenant's active generation, release, lock and maintenance flag, and
 //! the instances and snapshots nothing references.
 
-use crate::cli::{StatusArgs, EXIT_OK};
 use crate::commands::deploy::open_state;
+use crate::commands::exit::EXIT_OK;
 use crate::table;
 use anyhow::{Context, Result};
+use clap::Args;
 use serde_json::Value;
 use std::path::Path;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// The status as the JSON object `status --json` prints.
 pub fn status_json(state: &Path) -> Result<Value> {

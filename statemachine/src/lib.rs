@@ -27,8 +27,12 @@
 //!   `intrinsics` and `jsonpath` compile the expression parts once.
 //! - `engine`: [`Engine`], its runtime thread and [`ExecutionResult`]; `exec`: the state
 //!   executor (one module per complex state); `history`: AWS-style events and JSON-lines files;
-//!   `callbacks`, `clock`, `objects` (the local S3 for ItemReader/ResultWriter).
-//! - `cli`: the `tenantflow sfn run` command.
+//!   `callbacks`, `clock`, `objects` (the local S3 for ItemReader/ResultWriter); `runner`: the
+//!   [`TaskRunner`] trait through which the embedding program performs Task states;
+//!   `substitute`: SAM-style `${KEY}` substitution.
+//!
+//! The crate knows nothing of tenantflow and has no command line: `tenantflow sfn run` (shell
+//! commands as task runners) lives in the `tenantflow` package, `src/commands/sfn.rs`.
 //!
 //! # Not supported yet
 //! JSONata and workflow variables (`Assign`); ItemReader other than a JSON / JSON-lines object
@@ -38,7 +42,6 @@
 
 mod callbacks;
 mod choice;
-pub mod cli;
 mod clock;
 mod definition;
 mod engine;
