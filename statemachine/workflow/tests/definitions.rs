@@ -1,4 +1,4 @@
-//! `deploy.asl.json` on the local engine, with scripted per-tenant handlers and the real fleet
+//! The generated `deploy.asl.json` on the local engine, with scripted per-tenant handlers and the real fleet
 //! steps: happy paths, a failure injected at every step with its exact rollback path, the
 //! all-or-nothing phases, canary stops, a lost resume event, and the cost budgets.
 

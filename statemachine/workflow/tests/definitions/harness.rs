@@ -1,4 +1,4 @@
-//! Runs `statemachine/deploy.asl.json` on the local engine with scripted per-tenant handlers.
+//! Runs the generated release definition (`statemachine/deploy.asl.json`) on the local engine with scripted per-tenant handlers.
 //!
 //! The fleet steps (`list-tenants`, `report`) are the real ones from `tenantflow-core`, over an
 //! object store shared with the engine's ItemReader/ResultWriter, so the test exercises the real
@@ -17,7 +17,7 @@ use statemachine::{
     Observer, TaskFailure, TaskRequest, TaskRunner,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tenantflow_core::error::StepError;
@@ -38,17 +38,10 @@ pub fn tenant(i: usize) -> String {
     format!("c{i:05}-app-prod")
 }
 
-/// The definition text with the local substitutions.
+/// The generated definition with the local substitutions.
 pub fn definition() -> Definition {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy.asl.json");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut subs = BTreeMap::new();
-    for s in StepName::ALL {
-        subs.insert(s.substitution_key(), format!("{ARN_PREFIX}{}", s.as_str()));
-    }
-    subs.insert("MigrationProjectName".into(), "tenantflow-migrate".into());
-    subs.insert("ReleaseBucket".into(), BUCKET.into());
-    let text = substitute(&text, &subs).unwrap();
+    let subs = workflow::substitutions(ARN_PREFIX, "tenantflow-migrate", BUCKET);
+    let text = substitute(&workflow::definition_text(), &subs).unwrap();
     Definition::from_json(&text)
         .unwrap()
         .with_name("tenantflow-release")
