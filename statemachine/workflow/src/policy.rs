@@ -6,7 +6,6 @@ use crate::asl::Retrier;
 pub const TRANSIENT_ERROR: &str = "Tenantflow.Transient";
 pub const NOT_READY: &str = "Tenantflow.NotReady";
 pub const LOCKED: &str = "Tenantflow.Locked";
-pub const LAMBDA_THROTTLED: &str = "Lambda.TooManyRequestsException";
 
 /// The failures a later attempt can get past: a step's own `Tenantflow.Transient` (an adapter saw
 /// throttling, a 5xx or a network error) and the Lambda service's errors around an invocation.
@@ -15,7 +14,7 @@ pub const TRANSIENT_ERRORS: &[&str] = &[
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
-    LAMBDA_THROTTLED,
+    "Lambda.TooManyRequestsException",
 ];
 
 /// Transient failures: 2 s doubling up to 60 s, full jitter so a throttled fleet spreads out, 6
@@ -30,11 +29,27 @@ pub const TRANSIENT: Retrier = Retrier {
     jitter_strategy: Some("FULL"),
 };
 
-/// `roll-ecs` retries only an invocation throttled before the function ran (written when the step
-/// was not idempotent): the transient backoff on `Lambda.TooManyRequestsException` alone.
-pub const INVOCATION_THROTTLED: Retrier = Retrier {
-    error_equals: &[LAMBDA_THROTTLED],
-    ..TRANSIENT
+/// The errors Step Functions reports when the `codebuild:startBuild.sync` integration's StartBuild
+/// call is refused, so the build never ran: the account's build limit or queue is full
+/// (`AccountLimitExceededException`), or the call was throttled or hit a service error, which an
+/// optimized integration reports under the service's base exception (`AWSCodeBuildException`, as
+/// `Lambda.AWSLambdaException`; `CodeBuildException` in the SDK-v2 naming of the SDK
+/// integrations). Never `States.TaskFailed`: that is a build that ran and failed.
+pub const BUILD_NOT_STARTED_ERRORS: &[&str] = &[
+    "CodeBuild.AccountLimitExceededException",
+    "CodeBuild.AWSCodeBuildException",
+    "CodeBuild.CodeBuildException",
+];
+
+/// CodeBuild refused to start the build: a slot frees when a running build ends, which takes
+/// minutes, so 30 s doubling up to 5 min, full jitter, 8 retries: at most 27.5 min (1,650 s).
+pub const BUILD_NOT_STARTED: Retrier = Retrier {
+    error_equals: BUILD_NOT_STARTED_ERRORS,
+    interval_seconds: 30,
+    max_attempts: 8,
+    backoff_rate: 2.0,
+    max_delay_seconds: Some(300),
+    jitter_strategy: Some("FULL"),
 };
 
 /// A resource a step acts on is still changing state (an instance or snapshot not yet
@@ -117,6 +132,7 @@ mod tests {
     fn the_budgets_are_the_documented_ones() {
         let secs = |r: Retrier| r.max_backoff_seconds().round() as u32;
         assert_eq!(secs(TRANSIENT), 122);
+        assert_eq!(secs(BUILD_NOT_STARTED), 1_650);
         assert_eq!(secs(RESOURCE_NOT_READY), 1_823);
         assert_eq!(secs(ROLLOUT_NOT_DONE), 739);
         assert_eq!(secs(UNDO_NOT_READY), 7_823);

@@ -11,7 +11,7 @@ use crate::asl::{
 };
 use crate::phase::Phase;
 use crate::policy::{
-    WaitBudget, INVOCATION_THROTTLED, LOCKED, RDS_WAIT, RESOURCE_NOT_READY, ROLLOUT_NOT_DONE,
+    WaitBudget, BUILD_NOT_STARTED, LOCKED, RDS_WAIT, RESOURCE_NOT_READY, ROLLOUT_NOT_DONE,
     ROLLOUT_WAIT, TRANSIENT, UNDO_NOT_READY,
 };
 use serde_json::{json, Map, Value};
@@ -131,8 +131,8 @@ impl Step {
             Step::RollOut => step(
                 phase,
                 StepName::RollEcs,
-                "Forces a new ECS deployment; not retried once it may have run, since a second call starts a second deployment.",
-                &[INVOCATION_THROTTLED],
+                "Forces a new ECS deployment, or records the one an earlier attempt forced after the flip, so a retry never starts a second one.",
+                &[TRANSIENT],
                 next,
             ),
             Step::WaitRollout => wait(phase, Wait {
@@ -298,7 +298,7 @@ fn migrate(phase: Phase, next: Then) -> Value {
     .map(|(name, path)| json!({"Name": name, "Type": "PLAINTEXT", "Value.$": path}))
     .collect();
     let comment = match phase {
-        Phase::Wave => "Flyway on CodeBuild against the candidate (in-place: the active database, with the snapshot as safety net); a failed build is States.TaskFailed. Not retried: a migration is not idempotent.",
+        Phase::Wave => "Flyway on CodeBuild against the candidate (in-place: the active database, with the snapshot as safety net); a failed build is States.TaskFailed and never retried: a migration is not idempotent. Retried only when CodeBuild refused to start the build.",
         _ => "Flyway on CodeBuild against the candidate; a failed build is States.TaskFailed.",
     };
     then(
@@ -311,6 +311,7 @@ fn migrate(phase: Phase, next: Then) -> Value {
             result_selector: Some(
                 json!({"buildId.$": "$.Build.Id", "status.$": "$.Build.BuildStatus"}),
             ),
+            retry: vec![BUILD_NOT_STARTED],
             catch: vec![roll_back_on_error(phase)],
             ..Task::new(
                 CODEBUILD_START_BUILD_SYNC.to_string(),
