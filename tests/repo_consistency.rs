@@ -4,7 +4,8 @@
 //! Reads files only (no tools, no network):
 //! - every `${…}` in a deployed definition has a `DefinitionSubstitutions` entry, and every
 //!   `*FunctionArn` entry names the SAM function built from that step's crate;
-//! - every `ErrorEquals` name is a `StepError` ASL name or a `States.`/`Lambda.` built-in;
+//! - every `ErrorEquals` name is a `StepError` ASL name, a `States.` built-in or an error of the
+//!   Lambda or CodeBuild integrations (`Lambda.`/`CodeBuild.` and an exception name);
 //! - every function crate has a SAM function (Rust on arm64, built by cargo-lambda) and an
 //!   `events/<fn>.json` sample;
 //! - the state machine role invokes exactly the functions the definitions call;
@@ -315,12 +316,15 @@ fn every_error_name_is_a_step_error_or_a_builtin() {
         for name in names {
             let known = StepError::ASL_NAMES.contains(&name.as_str())
                 || STATES_ERRORS.contains(&name.as_str())
-                || name
-                    .strip_prefix("Lambda.")
-                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()));
+                || ["Lambda.", "CodeBuild."].iter().any(|service| {
+                    name.strip_prefix(service).is_some_and(|rest| {
+                        rest.starts_with(|c: char| c.is_ascii_uppercase())
+                            && rest.ends_with("Exception")
+                    })
+                });
             assert!(
                 known,
-                "{}: ErrorEquals {name:?} is neither a StepError ASL name nor a States./Lambda. built-in",
+                "{}: ErrorEquals {name:?} is neither a StepError ASL name, a States. built-in nor a Lambda./CodeBuild. integration exception",
                 f.display()
             );
         }

@@ -24,9 +24,6 @@ use tenantflow_core::model::Outcome;
 use tenantflow_core::names::{InstanceId, SnapshotId};
 use tenantflow_core::steps::{dispatch, StepName};
 
-/// The release definition, as deployed to AWS.
-pub const DEFINITION: &str = include_str!("../../../statemachine/deploy.asl.json");
-
 /// Per-run overrides of the manifest (the CLI flags).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeployOptions {
@@ -301,7 +298,7 @@ pub async fn deploy(
     crate::layout::write_atomic(&input_file, input.to_string().as_bytes())
         .map_err(|e| LocalError::io(&input_file, e))?;
 
-    let text = statemachine::substitute(DEFINITION, &substitutions())
+    let text = statemachine::substitute(&workflow::definition_text(), &substitutions())
         .map_err(|e| LocalError::Engine(e.to_string()))?;
     let def = Definition::from_json(&text).map_err(|e| LocalError::Engine(e.to_string()))?;
     let times = Arc::new(TenantTimes {

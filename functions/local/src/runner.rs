@@ -35,16 +35,14 @@ pub fn function_arn(step: StepName) -> String {
     format!("{FUNCTION_ARN_PREFIX}{}", step.as_str())
 }
 
-/// `DefinitionSubstitutions` for the local engine: every `${<Step>FunctionArn}`,
-/// `${MigrationProjectName}` and `${ReleaseBucket}`.
+/// `DefinitionSubstitutions` for the local engine: the workflow's table for the local function
+/// ARNs, migration project and release bucket.
 pub fn substitutions() -> BTreeMap<String, String> {
-    let mut m: BTreeMap<String, String> = StepName::ALL
-        .iter()
-        .map(|s| (s.substitution_key(), function_arn(*s)))
-        .collect();
-    m.insert("MigrationProjectName".into(), MIGRATION_PROJECT.into());
-    m.insert("ReleaseBucket".into(), crate::layout::RELEASE_BUCKET.into());
-    m
+    workflow::substitutions(
+        FUNCTION_ARN_PREFIX,
+        MIGRATION_PROJECT,
+        crate::layout::RELEASE_BUCKET,
+    )
 }
 
 /// The step a function name or ARN names (`create-db`, `arn:…:function:create-db[:qualifier]`).

@@ -22,11 +22,8 @@ fn req(resource: &str, input: Value) -> TaskRequest {
 
 #[test]
 fn every_placeholder_of_the_definition_has_a_local_value() {
-    let text = statemachine::substitute(
-        tenantflow_local::deploy::DEFINITION,
-        &runner::substitutions(),
-    )
-    .unwrap();
+    let text =
+        statemachine::substitute(&workflow::definition_text(), &runner::substitutions()).unwrap();
     Definition::from_json(&text).unwrap();
     assert!(!text.contains("${"));
     assert_eq!(

@@ -1,4 +1,4 @@
-//! `deploy.asl.json` on the local engine, with scripted per-tenant handlers and the real fleet
+//! The generated `deploy.asl.json` on the local engine, with scripted per-tenant handlers and the real fleet
 //! steps: happy paths, a failure injected at every step with its exact rollback path, the
 //! all-or-nothing phases, canary stops, a lost resume event, and the cost budgets.
 
@@ -415,6 +415,104 @@ async fn a_locked_tenant_does_not_stop_the_waves_but_fails_the_run() {
     assert_eq!(out.tenant_result(&tenant(1))["outcome"], "deployed");
     assert_eq!(out.tenant_result(&tenant(2))["outcome"], "deployed");
     assert_eq!(out.result.status.as_str(), "FAILED");
+}
+
+/// A throttled ECS/SSM call inside `roll-ecs` (`Tenantflow.Transient`) or a Lambda service error
+/// after the flip is retried instead of rolling back a flipped tenant (`roll-ecs` is idempotent:
+/// a retry finds the deployment an earlier attempt forced).
+#[tokio::test]
+async fn a_throttled_roll_out_is_retried_and_the_tenant_deploys() {
+    let t = tenant(0);
+    for error in ["Tenantflow.Transient", "Lambda.ServiceException"] {
+        let out = run(
+            one_tenant(),
+            Script::default().fail_first(&t, ROLL, error, 2),
+        )
+        .await;
+        assert_eq!(out.path(&t), HAPPY.to_vec(), "{error}");
+        let attempts: Vec<u32> = out.calls_at(&t, ROLL).iter().map(|c| c.attempt).collect();
+        assert_eq!(attempts, [0, 1, 2], "{error}");
+        assert!(out.calls_at(&t, ROLL_BACK).is_empty(), "{error}");
+        assert_eq!(out.tenant_result(&t)["outcome"], "deployed", "{error}");
+        assert_eq!(out.result.status.as_str(), "SUCCEEDED", "{error}");
+    }
+    // The all-or-nothing commit phase's roll-out is the same state.
+    let rel = Release {
+        fleet: "all-or-nothing",
+        ..one_tenant()
+    };
+    let script = Script::default().fail_first(&t, &C(ROLL), "Tenantflow.Transient", 1);
+    let out = run(rel, script).await;
+    assert_eq!(out.calls_at(&t, &C(ROLL)).len(), 2);
+    assert_eq!(out.tenant_result(&t)["outcome"], "deployed");
+    assert_eq!(out.result.status.as_str(), "SUCCEEDED");
+}
+
+/// CodeBuild refused to start the build (the account's build limit, a throttled StartBuild):
+/// the build never ran, so it is started again and the tenant deploys.
+#[tokio::test]
+async fn a_codebuild_limit_error_is_retried() {
+    let t = tenant(0);
+    for error in [
+        "CodeBuild.AccountLimitExceededException",
+        "CodeBuild.AWSCodeBuildException",
+        "CodeBuild.CodeBuildException",
+    ] {
+        let out = run(
+            one_tenant(),
+            Script::default().fail_first(&t, MIGRATE, error, 3),
+        )
+        .await;
+        assert_eq!(out.path(&t), HAPPY.to_vec(), "{error}");
+        let attempts: Vec<u32> = out
+            .calls_at(&t, MIGRATE)
+            .iter()
+            .map(|c| c.attempt)
+            .collect();
+        assert_eq!(attempts, [0, 1, 2, 3], "{error}");
+        assert_eq!(out.tenant_result(&t)["outcome"], "deployed", "{error}");
+    }
+    let rel = Release {
+        fleet: "all-or-nothing",
+        ..one_tenant()
+    };
+    let script = Script::default().fail_first(
+        &t,
+        &P(MIGRATE),
+        "CodeBuild.AccountLimitExceededException",
+        1,
+    );
+    let out = run(rel, script).await;
+    assert_eq!(out.calls_at(&t, &P(MIGRATE)).len(), 2);
+    assert_eq!(out.tenant_result(&t)["outcome"], "deployed");
+}
+
+/// A build that ran and failed (`States.TaskFailed`: Flyway failed) is never started again: a
+/// migration is not idempotent. The tenant rolls back after one attempt.
+#[tokio::test]
+async fn a_failed_migration_is_not_retried() {
+    let t = tenant(0);
+    let out = run(
+        one_tenant(),
+        Script::default().fail(&t, MIGRATE, "States.TaskFailed"),
+    )
+    .await;
+    assert_eq!(out.calls_at(&t, MIGRATE).len(), 1);
+    assert_eq!(out.path(&t).last(), Some(&ROLL_BACK));
+    let r = out.tenant_result(&t);
+    assert_eq!(r["outcome"], "rolled-back");
+    assert_eq!(r["error"], "States.TaskFailed");
+    let rel = Release {
+        fleet: "all-or-nothing",
+        ..one_tenant()
+    };
+    let out = run(
+        rel,
+        Script::default().fail(&t, &P(MIGRATE), "States.TaskFailed"),
+    )
+    .await;
+    assert_eq!(out.calls_at(&t, &P(MIGRATE)).len(), 1);
+    assert_eq!(out.tenant_result(&t)["outcome"], "rolled-back");
 }
 
 #[allow(non_snake_case)]

@@ -1,4 +1,4 @@
-//! Runs `statemachine/deploy.asl.json` on the local engine with scripted per-tenant handlers.
+//! Runs the generated release definition (`statemachine/deploy.asl.json`) on the local engine with scripted per-tenant handlers.
 //!
 //! The fleet steps (`list-tenants`, `report`) are the real ones from `tenantflow-core`, over an
 //! object store shared with the engine's ItemReader/ResultWriter, so the test exercises the real
@@ -17,7 +17,7 @@ use statemachine::{
     Observer, TaskFailure, TaskRequest, TaskRunner,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tenantflow_core::error::StepError;
@@ -38,17 +38,10 @@ pub fn tenant(i: usize) -> String {
     format!("c{i:05}-app-prod")
 }
 
-/// The definition text with the local substitutions.
+/// The generated definition with the local substitutions.
 pub fn definition() -> Definition {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy.asl.json");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut subs = BTreeMap::new();
-    for s in StepName::ALL {
-        subs.insert(s.substitution_key(), format!("{ARN_PREFIX}{}", s.as_str()));
-    }
-    subs.insert("MigrationProjectName".into(), "tenantflow-migrate".into());
-    subs.insert("ReleaseBucket".into(), BUCKET.into());
-    let text = substitute(&text, &subs).unwrap();
+    let subs = workflow::substitutions(ARN_PREFIX, "tenantflow-migrate", BUCKET);
+    let text = substitute(&workflow::definition_text(), &subs).unwrap();
     Definition::from_json(&text)
         .unwrap()
         .with_name("tenantflow-release")
@@ -57,17 +50,26 @@ pub fn definition() -> Definition {
 /// What a test injects.
 #[derive(Default, Clone)]
 pub struct Script {
-    /// (tenant, state name) → the failure that state reports every time.
-    pub fail: HashMap<(String, String), (String, String)>,
+    /// (tenant, state name) → the failure that state reports on its first `times` attempts
+    /// (every time unless set with [`Script::fail_first`]).
+    pub fail: HashMap<(String, String), Injected>,
     /// (tenant, wait kind) → how many resume events are lost before one arrives.
     pub lost_events: HashMap<(String, String), u32>,
 }
 
 impl Script {
-    pub fn fail(mut self, tenant: &str, state: &str, error: &str) -> Self {
+    pub fn fail(self, tenant: &str, state: &str, error: &str) -> Self {
+        self.fail_first(tenant, state, error, u32::MAX)
+    }
+    /// The state fails on its first `times` attempts, then runs normally.
+    pub fn fail_first(mut self, tenant: &str, state: &str, error: &str, times: u32) -> Self {
         self.fail.insert(
             (tenant.to_string(), state.to_string()),
-            (error.to_string(), format!("injected {error} at {state}")),
+            Injected {
+                error: error.to_string(),
+                cause: format!("injected {error} at {state}"),
+                times,
+            },
         );
         self
     }
@@ -76,6 +78,15 @@ impl Script {
             .insert((tenant.to_string(), wait.to_string()), times);
         self
     }
+}
+
+/// A failure a test injects.
+#[derive(Clone)]
+pub struct Injected {
+    pub error: String,
+    pub cause: String,
+    /// Attempts that fail (0-based attempt numbers below this).
+    pub times: u32,
 }
 
 /// One task the runner performed.
@@ -124,11 +135,12 @@ fn failure(e: StepError) -> TaskFailure {
 }
 
 impl Scripted {
-    fn injected(&self, tenant: &str, state: &str) -> Option<TaskFailure> {
+    fn injected(&self, tenant: &str, req: &TaskRequest) -> Option<TaskFailure> {
         self.script
             .fail
-            .get(&(tenant.to_string(), state.to_string()))
-            .map(|(e, c)| TaskFailure::new(e.clone(), c.clone()))
+            .get(&(tenant.to_string(), req.state_name.clone()))
+            .filter(|i| req.attempt < i.times)
+            .map(|i| TaskFailure::new(i.error.clone(), i.cause.clone()))
     }
 
     async fn tenant_step(
@@ -137,7 +149,7 @@ impl Scripted {
         tenant: &str,
         req: &TaskRequest,
     ) -> Result<Value, TaskFailure> {
-        if let Some(f) = self.injected(tenant, &req.state_name) {
+        if let Some(f) = self.injected(tenant, req) {
             return Err(f);
         }
         let mut state = req.input.clone();
@@ -258,7 +270,7 @@ impl Scripted {
         if req.attempt < lost {
             return Ok(json!({"registered": true}));
         }
-        let failure = self.injected(tenant, &req.state_name);
+        let failure = self.injected(tenant, req);
         tokio::spawn(async move {
             clock.sleep(Duration::from_secs(WAIT_SECONDS)).await;
             let _ = match failure {
@@ -271,7 +283,7 @@ impl Scripted {
     }
 
     fn migrate(&self, tenant: &str, req: &TaskRequest) -> Result<Value, TaskFailure> {
-        if let Some(f) = self.injected(tenant, &req.state_name) {
+        if let Some(f) = self.injected(tenant, req) {
             return Err(f);
         }
         Ok(
