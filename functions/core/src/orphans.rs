@@ -72,7 +72,7 @@ impl<'a> OrphanRule<'a> {
         let Some((ns, ts)) = snap.id.split_generation() else {
             return false;
         };
-        !self.active.get(&ns).is_some_and(|p| ts <= p.generation)
+        self.active.get(&ns).is_none_or(|p| ts > p.generation)
     }
 
     /// The orphans among `instances` and `snapshots`. `run_is_running` is asked about the run of

@@ -142,9 +142,8 @@ pub fn status(state: &LocalState) -> Result<StatusReport, LocalError> {
                     let conn = rusqlite::Connection::open_with_flags(
                         &file,
                         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-                    )
-                    .map_err(|e| e.to_string())?;
-                    flyway::current_version(&conn).map_err(|e| e.to_string())
+                    )?;
+                    Ok(flyway::current_version(&conn)?)
                 });
                 match version {
                     Err(e) => {
