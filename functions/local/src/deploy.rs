@@ -1,12 +1,12 @@
 //! `deploy`: a local run, end to end, in the order it happens:
-//! 1. [`release`]: read and validate the release directory (bad input changes nothing);
-//! 2. [`start`]: pick the run's start on the virtual clock, then publish the release into local
+//! 1. `release`: read and validate the release directory (bad input changes nothing);
+//! 2. `start`: pick the run's start on the virtual clock, then publish the release into local
 //!    S3 at that instant;
-//! 3. [`trigger`]: the core `trigger` step turns the manifest's S3 event into a run, whose input
+//! 3. `trigger`: the core `trigger` step turns the manifest's S3 event into a run, whose input
 //!    gets the CLI's overrides (`<state>/runs/<run>/input.json`);
-//! 4. [`execute`]: run the real definition (`statemachine/deploy.asl.json`) on the engine with the
-//!    local ports; [`spans`] times each tenant on the virtual clock;
-//! 5. [`report`]: the core report step's run report (`runs/<run>/report.json` in the release
+//! 4. `execute`: run the real definition (`statemachine/deploy.asl.json`) on the engine with the
+//!    local ports; `spans` times each tenant on the virtual clock;
+//! 5. `report`: the core report step's run report (`runs/<run>/report.json` in the release
 //!    bucket), typed, becomes the deploy report (`<state>/runs/<run>/deploy-report.json`).
 //!
 //! The engine's virtual clock starts one second after the newest timestamp in the state (any

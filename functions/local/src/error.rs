@@ -10,7 +10,7 @@
 //!   Their text becomes what AWS would report: a resource's failure event, a build's message, a
 //!   deployment's reason.
 //!
-//! The ports return `StepError` like every adapter; [`sql_step_error`] and [`io_step_error`]
+//! The ports return `StepError` like every adapter; `sql_step_error` and `io_step_error`
 //! classify local failures for them.
 //!
 //! Every variant keeps the typed error it stems from. A `LocalError` whose message already quotes
