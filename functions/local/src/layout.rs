@@ -1,4 +1,4 @@
-//! The state directory layout (DESIGN §7, a public contract) and the local settings file.
+//! The state directory layout (docs/design.md §7, a public contract) and the local settings file.
 //!
 //! ```text
 //! <state>/tenantflow-state.json              marker + local settings (quota limits, simulated durations)

@@ -12,7 +12,7 @@ use tenantflow_core::manifest::{release_prefix, Manifest};
 use tenantflow_core::model::{ActivePointer, ServiceRef};
 use tenantflow_core::names::{tags, GenerationTs, InstanceId, Namespace};
 
-/// A state directory (DESIGN §7).
+/// A state directory (docs/design.md §7).
 #[derive(Debug, Clone)]
 pub struct LocalState {
     layout: Layout,
