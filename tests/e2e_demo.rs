@@ -1,5 +1,5 @@
-//! End to end: the demo's three deploys through the built binary, with DESIGN §8's invariants
-//! checked after each by reading the state directory directly.
+//! End to end: the demo's three deploys through the built binary, with the invariants of
+//! docs/design.md §8 checked after each by reading the state directory directly.
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! Shared helpers of the end-to-end tests: running the built `tenantflow` binary, and checking
-//! DESIGN §8's invariants by reading a state directory directly with rusqlite (never through the
-//! CLI), following the public layout of DESIGN §7.
+//! the invariants of docs/design.md §8 by reading a state directory directly with rusqlite (never
+//! through the CLI), following the public layout of docs/design.md §7.
 #![allow(dead_code)]
 
 use rusqlite::{Connection, OpenFlags};
@@ -276,7 +276,7 @@ pub fn fleet_checksums(state: &Path) -> BTreeMap<String, BTreeMap<String, String
         .collect()
 }
 
-/// DESIGN §8 after a finished run, read from the files:
+/// docs/design.md §8 after a finished run, read from the files:
 /// 1. every pointer names an existing instance file whose `flyway_schema_history` has exactly the
 ///    versions and repeatables of the pointer's release, and no failed row;
 /// 2. no orphans: every instance file is some tenant's active instance, every snapshot belongs to a

@@ -7,6 +7,7 @@
 //! - [`model`]: the active pointer, the per-tenant state and progress record, step inputs/outputs;
 //! - [`ports`]: the async port traits the adapters implement (`Databases`, `Parameters`, …);
 //! - [`steps`]: the step logic, generic over the ports, one module per step;
+//! - [`orphans`]: the orphan rule the janitor and the local `status` share;
 //! - [`error`]: `StepError`, with the stable ASL error names.
 //! - `testing` (feature `testing`): in-memory fakes of every port for step-logic tests.
 //!
@@ -37,6 +38,7 @@ pub mod flyway;
 pub mod manifest;
 pub mod model;
 pub mod names;
+pub mod orphans;
 pub mod ports;
 pub mod steps;
 #[cfg(any(test, feature = "testing"))]

@@ -16,8 +16,8 @@
 //! - `tenants`: explicit names are valid namespaces, globs compile;
 //! - `healthCheck.sql`: not blank;
 //! - `strategy: promote` needs `sourceSnapshot`, which must be a valid snapshot id wherever given;
-//! - `writeFreeze: false` is refused for `blue-green` (DESIGN §2: only for promoted data; an
-//!   `in-place` migration edits the live database, so there is nothing to lose);
+//! - `writeFreeze: false` is refused for `blue-green` (docs/design.md §2.3: only for promoted
+//!   data; an `in-place` migration edits the live database, so there is nothing to lose);
 //! - `bakeSeconds` at most one year (the Step Functions Wait limit).
 
 use crate::error::StepError;
@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
-/// How one tenant moves to the new release (DESIGN §2).
+/// How one tenant moves to the new release (docs/design.md §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
@@ -37,7 +37,7 @@ pub enum Strategy {
     InPlace,
 }
 
-/// How the fleet behaves when some tenants fail (DESIGN §3).
+/// How the fleet behaves when some tenants fail (docs/design.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum FleetMode {
@@ -118,7 +118,8 @@ pub struct Manifest {
     pub max_concurrency: Option<u32>,
     #[serde(default)]
     pub tenants: TenantSelection,
-    /// Freeze app writes from snapshot to rollout (DESIGN §2). Only data promoted as an artifact may say false.
+    /// Freeze app writes from snapshot to rollout (docs/design.md §2.3). Only data promoted as an
+    /// artifact may say false.
     #[serde(default = "default_true")]
     pub write_freeze: bool,
     /// Seconds to wait after a healthy rollout before deleting the old generation.

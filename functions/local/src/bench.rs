@@ -33,8 +33,11 @@ pub fn active_databases(state: &LocalState) -> Result<Vec<(String, PathBuf)>, Lo
         let Some(ns) = SsmPaths::tenant_of_pointer(&p.name) else {
             continue;
         };
-        let ptr: ActivePointer = serde_json::from_str(&p.value)
-            .map_err(|e| LocalError::Other(format!("{}: {e}", p.name)))?;
+        let ptr: ActivePointer =
+            serde_json::from_str(&p.value).map_err(|cause| LocalError::InvalidJson {
+                name: p.name.clone(),
+                cause,
+            })?;
         out.push((
             ns.to_string(),
             state.layout().instance_file(ptr.instance_id.as_str()),
@@ -72,16 +75,16 @@ pub fn raw_work(
                     .and_then(|()| crate::sqlite::backup_copy(&snap, &cand));
                 let t1 = Instant::now();
                 let migrated = copied
-                    .map_err(|m| LocalError::CorruptDatabase {
+                    .map_err(|cause| LocalError::CorruptDatabase {
                         path: src.clone(),
-                        message: m,
+                        cause: Box::new(cause),
                     })
                     .and_then(|()| {
                         flyway::migrate_path(&cand, &release.scripts, &MigrateOptions::default())
                             .map(|_| ())
-                            .map_err(|e| LocalError::Migration {
+                            .map_err(|cause| LocalError::Migration {
                                 path: cand.clone(),
-                                message: e.to_string(),
+                                cause: Box::new(cause),
                             })
                     });
                 let t2 = Instant::now();

@@ -3,8 +3,8 @@
 //! and reported with CodeBuild's status words (SUCCEEDED, FAILED).
 
 use crate::clock::Clock;
-use crate::error::sql_step_error;
-use crate::flyway::{self, FlywayError, MigrateOptions, Script};
+use crate::error::{sql_step_error, BuildError};
+use crate::flyway::{self, MigrateOptions, Script};
 use crate::layout::{Layout, MIGRATION_PROJECT};
 use crate::rds::LocalDatabases;
 use crate::s3::LocalObjects;
@@ -82,11 +82,8 @@ impl LocalMigrations {
     }
 
     /// The release's scripts from local S3 (top level of the prefix, `*.sql`).
-    fn scripts(&self, bucket: &str, prefix: &str) -> Result<Vec<Script>, String> {
-        let keys = self
-            .objects
-            .list_sync(bucket, prefix)
-            .map_err(|e| e.to_string())?;
+    fn scripts(&self, bucket: &str, prefix: &str) -> Result<Vec<Script>, BuildError> {
+        let keys = self.objects.list_sync(bucket, prefix)?;
         let mut out = vec![];
         for key in keys {
             let Some(name) = key.strip_prefix(prefix) else {
@@ -95,15 +92,20 @@ impl LocalMigrations {
             if name.contains('/') || !name.ends_with(".sql") {
                 continue;
             }
-            let body = self
-                .objects
-                .get_sync(bucket, &key)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("s3://{bucket}/{key} vanished"))?;
+            let body =
+                self.objects
+                    .get_sync(bucket, &key)?
+                    .ok_or_else(|| BuildError::Vanished {
+                        bucket: bucket.to_string(),
+                        key: key.clone(),
+                    })?;
             out.push(Script::new(name, body));
         }
         if out.is_empty() {
-            return Err(format!("no migration scripts under s3://{bucket}/{prefix}"));
+            return Err(BuildError::NoScripts {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+            });
         }
         Ok(out)
     }
@@ -139,17 +141,16 @@ impl LocalMigrations {
             Ok(id)
         })?;
 
-        let outcome: Result<flyway::MigrateReport, String> = async {
+        let outcome: Result<flyway::MigrateReport, BuildError> = async {
             let inst = self
                 .databases
-                .describe_instance_sync(&req.instance_id)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("DB instance {} not found", req.instance_id))?;
+                .describe_instance_sync(&req.instance_id)?
+                .ok_or_else(|| BuildError::NoInstance(req.instance_id.clone()))?;
             if inst.status != "available" {
-                return Err(format!(
-                    "DB instance {} is {}",
-                    req.instance_id, inst.status
-                ));
+                return Err(BuildError::NotAvailable {
+                    id: req.instance_id.clone(),
+                    status: inst.status,
+                });
             }
             let scripts = self.scripts(&req.bucket, &req.prefix)?;
             let path = self.layout.instance_file(req.instance_id.as_str());
@@ -162,7 +163,7 @@ impl LocalMigrations {
                     flyway::migrate_path(&path, &scripts, &opts)
                 })
                 .await?
-                .map_err(|e: FlywayError| e.to_string())
+                .map_err(BuildError::from)
         }
         .await;
 
@@ -175,10 +176,10 @@ impl LocalMigrations {
                 schema_version: report.schema_version,
                 applied: report.applied.into_iter().map(|a| a.script).collect(),
             },
-            Err(message) => BuildResult {
+            Err(e) => BuildResult {
                 id: id.clone(),
                 status: "FAILED".into(),
-                message: Some(message),
+                message: Some(e.to_string()),
                 schema_version: None,
                 applied: vec![],
             },

@@ -9,7 +9,7 @@
 //! (highest `seq`) is its PRIMARY one; `created_at` is the run clock's time of the force, RFC 3339.
 
 use crate::clock::Clock;
-use crate::error::sql_step_error;
+use crate::error::{sql_step_error, HealthError};
 use crate::events::LocalBus;
 use crate::layout::{Layout, RELEASE_BUCKET};
 use crate::s3::LocalObjects;
@@ -82,15 +82,14 @@ impl Inner {
 
     /// What a rollout starting now checks: the instance the active pointer names, its file and
     /// the release's health-check SQL; Err(reason) when there is nothing to check.
-    fn health_target(&self, ns: &str) -> Result<HealthTarget, String> {
-        let ns = Namespace::parse(ns).map_err(|e| e.to_string())?;
+    fn health_target(&self, ns: &str) -> Result<HealthTarget, HealthError> {
+        let ns = Namespace::parse(ns)?;
         let ptr = self
             .params
-            .get_sync(&ns.paths().pointer)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("{ns} has no active pointer"))?;
+            .get_sync(&ns.paths().pointer)?
+            .ok_or_else(|| HealthError::NoPointer(ns.clone()))?;
         let ptr: ActivePointer = serde_json::from_str(&ptr.value)
-            .map_err(|e| format!("active pointer of {ns} is not valid: {e}"))?;
+            .map_err(|source| HealthError::BadPointer { ns, source })?;
         Ok(HealthTarget {
             sql: self.health_sql(&ptr.release),
             file: self.layout.instance_file(ptr.instance_id.as_str()),
@@ -124,18 +123,23 @@ struct HealthTarget {
 
 impl HealthTarget {
     /// Runs the check: Ok(instance) when healthy, Err(reason) when not.
-    fn check(&self) -> Result<String, String> {
+    fn check(&self) -> Result<String, HealthError> {
         let instance = &self.instance;
         if !self.file.is_file() {
-            return Err(format!(
-                "{instance}: database file {} is missing",
-                self.file.display()
-            ));
+            return Err(HealthError::FileMissing {
+                instance: instance.clone(),
+                file: self.file.clone(),
+            });
         }
         let conn = Connection::open_with_flags(&self.file, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| format!("{instance}: {e}"))?;
-        run_health_check(&conn, &self.sql)
-            .map_err(|e| format!("health check failed on {instance}: {e}"))?;
+            .map_err(|source| HealthError::Open {
+                instance: instance.clone(),
+                source,
+            })?;
+        run_health_check(&conn, &self.sql).map_err(|source| HealthError::Failed {
+            instance: instance.clone(),
+            source,
+        })?;
         Ok(instance.clone())
     }
 }
@@ -232,12 +236,12 @@ impl Services for LocalServices {
                 .sleep(Duration::from_secs(inner2.rollout_seconds))
                 .await;
             let verdict = match check {
-                Ok(job) => job.wait().await.and_then(|r| r),
-                Err(reason) => Err(reason),
+                Ok(job) => job.wait().await.map_err(HealthError::from).and_then(|r| r),
+                Err(e) => Err(e),
             };
             let (state, instance, reason) = match verdict {
                 Ok(instance) => ("COMPLETED", Some(instance), String::new()),
-                Err(reason) => ("FAILED", None, reason),
+                Err(e) => ("FAILED", None, e.to_string()),
             };
             let done = inner2.with("finish deployment", |c| {
                 c.execute_cached(

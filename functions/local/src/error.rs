@@ -1,16 +1,37 @@
-//! `LocalError`: what the high-level local API (state dir, releases, deploy, status) reports.
+//! The local backend's errors.
 //!
-//! The ports themselves return `StepError` like every adapter; `LocalError` is for callers of the
-//! local API (the CLI), and always names the file or directory concerned.
+//! - [`LocalError`]: what the high-level local API (state directory, releases, deploy, status)
+//!   reports to its callers (the CLI). It always names the file or directory concerned.
+//! - [`StateDirProblem`] and [`ReleaseProblem`]: why a state directory or a release directory was
+//!   refused.
+//! - [`CopyError`] and [`UnreadableDatabase`] ([`crate::sqlite`]), [`HeavyError`]
+//!   ([`crate::heavy`]), [`BuildError`] ([`crate::codebuild`]) and [`HealthError`]
+//!   ([`crate::ecs`]): why a database copy or read, a heavy job, a build or a health check failed.
+//!   Their text becomes what AWS would report: a resource's failure event, a build's message, a
+//!   deployment's reason.
+//!
+//! The ports return `StepError` like every adapter; `sql_step_error` and `io_step_error`
+//! classify local failures for them.
+//!
+//! Every variant keeps the typed error it stems from. A `LocalError` whose message already quotes
+//! that error holds it in a `cause`, `reason` or `problem` field rather than returning it from
+//! `source()`, because the CLI prints the whole source chain and would print it twice.
 
+use crate::flyway::FlywayError;
+use crate::layout::{FORMAT, MARKER};
 use std::path::{Path, PathBuf};
+use tenantflow_core::flyway::NameError;
+use tenantflow_core::names::{InstanceId, Namespace};
 use tenantflow_core::StepError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
     /// The directory exists but is not a tenantflow state directory (or does not exist).
     #[error("{path}: not a tenantflow state directory ({reason}); create one with `tenantflow init --state DIR`")]
-    NotAStateDir { path: PathBuf, reason: String },
+    NotAStateDir {
+        path: PathBuf,
+        reason: StateDirProblem,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -24,23 +45,47 @@ pub enum LocalError {
         source: rusqlite::Error,
     },
     /// A release directory or manifest is invalid; `file` names the offending file.
-    #[error("invalid release: {file}: {message}")]
-    InvalidRelease { file: PathBuf, message: String },
+    #[error("invalid release: {file}: {problem}")]
+    InvalidRelease {
+        file: PathBuf,
+        problem: ReleaseProblem,
+    },
     /// A tenant database file is missing or not a SQLite database.
-    #[error("{path}: tenant database is corrupt or missing: {message}")]
-    CorruptDatabase { path: PathBuf, message: String },
+    #[error("{path}: tenant database is corrupt or missing: {cause}")]
+    CorruptDatabase {
+        path: PathBuf,
+        cause: Box<CopyError>,
+    },
     /// A Flyway migration failed (or its validation did).
-    #[error("migration failed on {path}: {message}")]
-    Migration { path: PathBuf, message: String },
+    #[error("migration failed on {path}: {cause}")]
+    Migration {
+        path: PathBuf,
+        cause: Box<FlywayError>,
+    },
     /// A step or port failed.
     #[error(transparent)]
     Step(#[from] StepError),
-    /// The state machine definitions or the engine failed.
+    /// The release definition names a `${…}` substitution the local engine has no value for.
     #[error("engine: {0}")]
-    Engine(String),
-    /// Anything else, with context.
-    #[error("{0}")]
-    Other(String),
+    Substitution(statemachine::SubstitutionError),
+    /// The release definition is not a valid state machine.
+    #[error("engine: {0}")]
+    Definition(statemachine::DefinitionError),
+    /// A JSON value in the state directory does not parse; `name` says which.
+    #[error("{name}: {cause}")]
+    InvalidJson {
+        name: String,
+        cause: serde_json::Error,
+    },
+    /// A value could not be written as JSON (`what` names it).
+    #[error("serialize {what}: {cause}")]
+    Serialize {
+        what: &'static str,
+        cause: serde_json::Error,
+    },
+    /// `create_tenant` for a generation that already exists.
+    #[error("{path}: instance {id} already exists")]
+    InstanceExists { path: PathBuf, id: InstanceId },
 }
 
 impl LocalError {
@@ -56,12 +101,161 @@ impl LocalError {
             source,
         }
     }
-    pub(crate) fn release(file: &Path, message: impl Into<String>) -> Self {
+    pub(crate) fn release(file: &Path, problem: impl Into<ReleaseProblem>) -> Self {
         LocalError::InvalidRelease {
             file: file.to_path_buf(),
-            message: message.into(),
+            problem: problem.into(),
         }
     }
+    pub(crate) fn not_a_state_dir(path: &Path, reason: StateDirProblem) -> Self {
+        LocalError::NotAStateDir {
+            path: path.to_path_buf(),
+            reason,
+        }
+    }
+    pub(crate) fn serialize(what: &'static str) -> impl FnOnce(serde_json::Error) -> Self {
+        move |cause| LocalError::Serialize { what, cause }
+    }
+}
+
+/// Why a directory is not a usable state directory.
+#[derive(Debug, thiserror::Error)]
+pub enum StateDirProblem {
+    #[error("no such directory")]
+    NoSuchDirectory,
+    #[error("it is a file")]
+    IsAFile,
+    #[error("it is not empty and has no {MARKER}; refusing to use it")]
+    NotEmpty,
+    #[error("cannot read {}: {source}", .marker.display())]
+    UnreadableMarker {
+        marker: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not valid: {source}", .marker.display())]
+    InvalidMarker {
+        marker: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{} has format {found:?}, expected {FORMAT:?}", .marker.display())]
+    WrongFormat { marker: PathBuf, found: String },
+}
+
+/// What is wrong with a release directory (the file is in [`LocalError::InvalidRelease`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseProblem {
+    #[error("not a directory")]
+    NotADirectory,
+    #[error("cannot read the manifest ({source}); write one with `tenantflow release pack`")]
+    UnreadableManifest { source: std::io::Error },
+    /// The manifest is not JSON.
+    #[error(transparent)]
+    NotJson(serde_json::Error),
+    /// The manifest breaks a rule, or a script's sha256 does not match.
+    #[error(transparent)]
+    Invalid(#[from] StepError),
+    #[error("not a valid Flyway script name: {source}")]
+    BadScriptName { source: NameError },
+    #[error(
+        "this script is not in manifest.json (extra script); run `tenantflow release pack` again"
+    )]
+    ExtraScript,
+    #[error("script named in manifest.json is missing: {source}")]
+    MissingScript { source: std::io::Error },
+}
+
+/// A database file could not be copied (snapshot, restore, the benchmark's copies).
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("{}: file does not exist", .path.display())]
+    Missing { path: PathBuf },
+    /// The source cannot be opened or read as a database.
+    #[error("{}: {source}", .path.display())]
+    Source {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("copy {} → {}: {source}", .src.display(), .dst.display())]
+    Copy {
+        src: PathBuf,
+        dst: PathBuf,
+        source: rusqlite::Error,
+    },
+    /// The copy ran as a heavy job that gave no result.
+    #[error(transparent)]
+    Heavy(#[from] HeavyError),
+}
+
+/// A database file that cannot be read (the caller names the file).
+#[derive(Debug, thiserror::Error)]
+pub enum UnreadableDatabase {
+    #[error("file does not exist")]
+    Missing,
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// A job on the heavy-work pool gave no result.
+#[derive(Debug, thiserror::Error)]
+pub enum HeavyError {
+    #[error("a heavy job (copy, migration or health check) ended without a result: it panicked")]
+    Lost,
+    #[error("waiting for a heavy job failed: {source}")]
+    Wait { source: tokio::task::JoinError },
+}
+
+/// Why a local migration build failed (its text is the build's message).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Reading the instance registry or the release bucket failed.
+    #[error(transparent)]
+    Port(#[from] StepError),
+    #[error("DB instance {0} not found")]
+    NoInstance(InstanceId),
+    #[error("DB instance {id} is {status}")]
+    NotAvailable { id: InstanceId, status: String },
+    #[error("s3://{bucket}/{key} vanished")]
+    Vanished { bucket: String, key: String },
+    #[error("no migration scripts under s3://{bucket}/{prefix}")]
+    NoScripts { bucket: String, prefix: String },
+    #[error(transparent)]
+    Heavy(#[from] HeavyError),
+    #[error(transparent)]
+    Flyway(#[from] FlywayError),
+}
+
+/// Why a local rollout is unhealthy (its text is the deployment's reason).
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    /// The service's namespace is not valid, or reading the pointer failed.
+    #[error(transparent)]
+    Port(#[from] StepError),
+    #[error("{0} has no active pointer")]
+    NoPointer(Namespace),
+    #[error("active pointer of {ns} is not valid: {source}")]
+    BadPointer {
+        ns: Namespace,
+        source: serde_json::Error,
+    },
+    #[error("{instance}: database file {} is missing", .file.display())]
+    FileMissing { instance: String, file: PathBuf },
+    #[error("{instance}: {source}")]
+    Open {
+        instance: String,
+        source: rusqlite::Error,
+    },
+    #[error("health check failed on {instance}: {source}")]
+    Failed {
+        instance: String,
+        source: rusqlite::Error,
+    },
+    #[error(transparent)]
+    Heavy(#[from] HeavyError),
 }
 
 /// Classifies a SQLite error for a port: busy/locked are transient, the rest internal.

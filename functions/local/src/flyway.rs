@@ -94,12 +94,18 @@ pub enum FlywayError {
     Duplicate { what: String, a: String, b: String },
     #[error("validate failed: {0}")]
     Validation(String),
-    #[error("migration {script} failed: {message}")]
-    ScriptFailed { script: String, message: String },
+    #[error("migration {script} failed: {source}")]
+    ScriptFailed {
+        script: String,
+        source: rusqlite::Error,
+    },
     #[error("sqlite: {0}")]
     Sql(#[from] rusqlite::Error),
-    #[error("{path}: {message}")]
-    Io { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Flyway's checksum of a script's bytes.
@@ -116,9 +122,9 @@ pub fn checksum(content: &[u8]) -> i32 {
 
 /// Loads every `*.sql` file of `dir` (not recursive), sorted by name.
 pub fn load_dir(dir: &Path) -> Result<Vec<Script>, FlywayError> {
-    let io = |p: &Path, e: std::io::Error| FlywayError::Io {
+    let io = |p: &Path, source: std::io::Error| FlywayError::Io {
         path: p.to_path_buf(),
-        message: e.to_string(),
+        source,
     };
     let mut out = vec![];
     for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
@@ -367,7 +373,7 @@ pub fn migrate(
                 insert_row(conn, res, opts, millis, false)?;
                 return Err(FlywayError::ScriptFailed {
                     script: res.script.name.clone(),
-                    message: e.to_string(),
+                    source: e,
                 });
             }
         }
@@ -385,7 +391,10 @@ pub fn migrate_path(
     if !path.is_file() {
         return Err(FlywayError::Io {
             path: path.to_path_buf(),
-            message: "database file does not exist".into(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "database file does not exist",
+            ),
         });
     }
     let mut conn = crate::sqlite::open_existing(path)?;

@@ -10,6 +10,7 @@
 //! no longer move in lockstep from one copy to the next.
 
 use crate::clock::Clock;
+use crate::error::HeavyError;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -97,7 +98,7 @@ impl HeavyPool {
         clock: &dyn Clock,
         simulated: Duration,
         f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, String> {
+    ) -> Result<T, HeavyError> {
         let job = self.start(f);
         clock.sleep(simulated).await;
         job.wait().await
@@ -112,22 +113,19 @@ pub struct Pending<T> {
 impl<T: Send + 'static> Pending<T> {
     /// The job's result. Waits on tokio's blocking pool, which holds the engine's virtual clock
     /// still until the job is done.
-    pub async fn wait(self) -> Result<T, String> {
+    pub async fn wait(self) -> Result<T, HeavyError> {
         match self.rx.try_recv() {
             Ok(v) => return Ok(v),
-            Err(mpsc::TryRecvError::Disconnected) => return Err(LOST.into()),
+            Err(mpsc::TryRecvError::Disconnected) => return Err(HeavyError::Lost),
             Err(mpsc::TryRecvError::Empty) => {}
         }
         let rx = self.rx;
         tokio::task::spawn_blocking(move || rx.recv())
             .await
-            .map_err(|e| format!("waiting for a heavy job failed: {e}"))?
-            .map_err(|_| LOST.into())
+            .map_err(|source| HeavyError::Wait { source })?
+            .map_err(|_| HeavyError::Lost)
     }
 }
-
-const LOST: &str =
-    "a heavy job (copy, migration or health check) ended without a result: it panicked";
 
 #[cfg(test)]
 mod tests {
@@ -139,9 +137,9 @@ mod tests {
         let a = pool.start(|| 40 + 2);
         let b = pool.start(|| -> u32 { panic!("boom") });
         let c = pool.start(|| "still alive");
-        assert_eq!(a.wait().await, Ok(42));
-        assert!(b.wait().await.unwrap_err().contains("panicked"));
-        assert_eq!(c.wait().await, Ok("still alive"));
+        assert_eq!(a.wait().await.ok(), Some(42));
+        assert!(b.wait().await.unwrap_err().to_string().contains("panicked"));
+        assert_eq!(c.wait().await.ok(), Some("still alive"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -163,7 +161,7 @@ mod tests {
         };
         let (out, other_at) = tokio::join!(job, other);
         assert_eq!(other_at, Duration::from_secs(100));
-        assert_eq!(out, Ok(7));
+        assert_eq!(out.ok(), Some(7));
         assert_eq!(t0.elapsed(), Duration::from_secs(300));
     }
 
@@ -187,7 +185,7 @@ mod tests {
                 7
             })
             .await;
-        assert_eq!(out, Ok(7));
+        assert_eq!(out.ok(), Some(7));
         assert_eq!(t0.elapsed(), Duration::from_secs(1));
         assert!(!later_fired.load(Ordering::SeqCst));
     }

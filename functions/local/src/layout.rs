@@ -1,4 +1,4 @@
-//! The state directory layout (DESIGN §7, a public contract) and the local settings file.
+//! The state directory layout (docs/design.md §7, a public contract) and the local settings file.
 //!
 //! ```text
 //! <state>/tenantflow-state.json              marker + local settings (quota limits, simulated durations)
@@ -14,7 +14,7 @@
 //! <state>/runs/<run-name>/…                  request, history and report of each local run
 //! ```
 
-use crate::error::LocalError;
+use crate::error::{LocalError, StateDirProblem};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -149,10 +149,10 @@ impl Layout {
     /// Creates the directory skeleton and the marker (keeps an existing marker's settings).
     pub fn create(&self) -> Result<StateConfig, LocalError> {
         if self.root.exists() && !self.root.is_dir() {
-            return Err(LocalError::NotAStateDir {
-                path: self.root.clone(),
-                reason: "it is a file".into(),
-            });
+            return Err(LocalError::not_a_state_dir(
+                &self.root,
+                StateDirProblem::IsAFile,
+            ));
         }
         if self.marker().exists() {
             return self.read_config();
@@ -161,10 +161,10 @@ impl Layout {
             let mut entries =
                 std::fs::read_dir(&self.root).map_err(|e| LocalError::io(&self.root, e))?;
             if entries.next().is_some() {
-                return Err(LocalError::NotAStateDir {
-                    path: self.root.clone(),
-                    reason: format!("it is not empty and has no {MARKER}; refusing to use it"),
-                });
+                return Err(LocalError::not_a_state_dir(
+                    &self.root,
+                    StateDirProblem::NotEmpty,
+                ));
             }
         }
         for d in [
@@ -184,32 +184,39 @@ impl Layout {
 
     pub fn read_config(&self) -> Result<StateConfig, LocalError> {
         let marker = self.marker();
-        let text = std::fs::read_to_string(&marker).map_err(|e| LocalError::NotAStateDir {
-            path: self.root.clone(),
-            reason: format!("cannot read {}: {e}", marker.display()),
+        let text = std::fs::read_to_string(&marker).map_err(|source| {
+            LocalError::not_a_state_dir(
+                &self.root,
+                StateDirProblem::UnreadableMarker {
+                    marker: marker.clone(),
+                    source,
+                },
+            )
         })?;
-        let config: StateConfig =
-            serde_json::from_str(&text).map_err(|e| LocalError::NotAStateDir {
-                path: self.root.clone(),
-                reason: format!("{} is not valid: {e}", marker.display()),
-            })?;
+        let config: StateConfig = serde_json::from_str(&text).map_err(|source| {
+            LocalError::not_a_state_dir(
+                &self.root,
+                StateDirProblem::InvalidMarker {
+                    marker: marker.clone(),
+                    source,
+                },
+            )
+        })?;
         if config.format != FORMAT {
-            return Err(LocalError::NotAStateDir {
-                path: self.root.clone(),
-                reason: format!(
-                    "{} has format {:?}, expected {FORMAT:?}",
-                    marker.display(),
-                    config.format
-                ),
-            });
+            return Err(LocalError::not_a_state_dir(
+                &self.root,
+                StateDirProblem::WrongFormat {
+                    marker,
+                    found: config.format,
+                },
+            ));
         }
         Ok(config)
     }
 
     pub fn write_config(&self, config: &StateConfig) -> Result<(), LocalError> {
         let marker = self.marker();
-        let text = serde_json::to_string_pretty(config)
-            .map_err(|e| LocalError::Other(format!("serialize config: {e}")))?;
+        let text = serde_json::to_string_pretty(config).map_err(LocalError::serialize("config"))?;
         write_atomic(&marker, text.as_bytes()).map_err(|e| LocalError::io(&marker, e))
     }
 }

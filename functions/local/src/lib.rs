@@ -1,5 +1,5 @@
 //! tenantflow's embedded local backend: every port on SQLite files and folders in one state
-//! directory (DESIGN §7), the engine wiring that runs the real definitions on it, and the
+//! directory (docs/design.md §7), the engine wiring that runs the real definitions on it, and the
 //! high-level API the CLI uses (`LocalState`, `deploy`, `status`, the raw-work benchmark).
 //!
 //! Layout:
@@ -11,12 +11,16 @@
 //! - [`flyway`]: the Flyway-compatible migration runner;
 //! - [`clock`]: the clock resources become ready on (the engine's virtual clock during a run);
 //! - [`runner`]: the engine `TaskRunner` resolving the definitions' resources locally;
-//! - [`deploy`]: publish + trigger + run the definitions on the engine, with a per-tenant report;
-//! - [`bench`]: the raw work of a deploy (two copies + migration per tenant), for the benchmark;
-//! - [`state`]: `LocalState` (create/open, tenants, publishing releases); [`status`];
+//! - [`deploy`](mod@deploy): a local run in small pieces: publish the release, the typed
+//!   trigger, the run on the engine, and the typed run report turned into the deploy report;
+//! - [`bench`](mod@bench): the raw work of a deploy (two copies + migration per tenant), for the
+//!   benchmark;
+//! - [`state`]: `LocalState` (create/open, tenants, publishing releases);
+//!   [`status`](mod@status) (tenants, and orphans by the rule the janitor applies);
 //! - [`ports`]: all adapters built together, and the core `Ports` bundle;
 //! - [`sqlite`]: opening metadata databases and copying databases with the backup API;
-//! - [`error`] defines `LocalError`, the error type of the local API.
+//! - [`error`]: `LocalError`, the error type of the local API, and the typed failures of local
+//!   copies, heavy jobs, builds and health checks.
 
 pub mod bench;
 pub mod clock;

@@ -72,11 +72,10 @@ impl LocalPorts {
                 .map_err(|e| LocalError::sqlite(&layout.builds(), e))?,
         );
         let workflows = Arc::new(LocalWorkflows::new(&layout.runs_dir()));
+        // The core defaults, except that the local "account" says how many builds it runs.
         let settings = Settings {
-            default_max_concurrency: 10,
             build_concurrency: config.limits.builds,
-            default_cluster: "tenantflow".into(),
-            namespace: None,
+            ..Settings::default()
         };
         Ok(LocalPorts {
             layout: layout.clone(),

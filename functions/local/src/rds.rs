@@ -10,7 +10,7 @@
 //! after the simulated duration on the run's clock, when an RDS event goes out on the local bus.
 
 use crate::clock::Clock;
-use crate::error::sql_step_error;
+use crate::error::{sql_step_error, CopyError};
 use crate::events::LocalBus;
 use crate::heavy::Pending;
 use crate::layout::{Durations, Layout, Limits};
@@ -242,7 +242,7 @@ impl LocalDatabases {
         &self,
         kind: Kind,
         id: String,
-        copy: Pending<Result<(), String>>,
+        copy: Pending<Result<(), CopyError>>,
         seconds: u64,
     ) {
         let inner = self.inner.clone();
@@ -252,7 +252,7 @@ impl LocalDatabases {
         };
         tokio::spawn(async move {
             inner.clock.sleep(Duration::from_secs(seconds)).await;
-            let copied = copy.wait().await.and_then(|r| r);
+            let copied = copy.wait().await.map_err(CopyError::from).and_then(|r| r);
             let table = kind.table();
             let status = if copied.is_ok() {
                 "available"
@@ -322,7 +322,7 @@ async fn remove_file(
         .start(move || std::fs::remove_file(&path))
         .wait()
         .await
-        .map_err(StepError::Internal)?;
+        .map_err(|e| StepError::Internal(e.to_string()))?;
     match removed {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

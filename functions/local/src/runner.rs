@@ -17,7 +17,7 @@ use crate::workflows::TaskCallbacks;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use statemachine::{TaskFailure, TaskRequest, TaskRunner};
+use statemachine::{CallbackError, TaskFailure, TaskRequest, TaskRunner};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tenantflow_core::names::InstanceId;
@@ -66,13 +66,11 @@ impl Clock for EngineClock {
 }
 
 impl TaskCallbacks for statemachine::Callbacks {
-    fn success(&self, token: &str, output: Value) -> Result<(), String> {
+    fn success(&self, token: &str, output: Value) -> Result<(), CallbackError> {
         self.send_task_success(token, output)
-            .map_err(|e| e.to_string())
     }
-    fn failure(&self, token: &str, error: &str, cause: &str) -> Result<(), String> {
+    fn failure(&self, token: &str, error: &str, cause: &str) -> Result<(), CallbackError> {
         self.send_task_failure(token, error, cause)
-            .map_err(|e| e.to_string())
     }
 }
 

@@ -1,5 +1,6 @@
 //! SQLite helpers: opening metadata databases, and copying a database file with the online backup API.
 
+use crate::error::{CopyError, UnreadableDatabase};
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::time::Duration;
@@ -30,35 +31,38 @@ pub(crate) fn open_existing(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// Checks that `path` is a readable SQLite database (the header and schema can be read).
-pub fn check_database(path: &Path) -> Result<(), String> {
+pub fn check_database(path: &Path) -> Result<(), UnreadableDatabase> {
     if !path.is_file() {
-        return Err("file does not exist".into());
+        return Err(UnreadableDatabase::Missing);
     }
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| e.to_string())?;
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
         r.get::<_, i64>(0)
-    })
-    .map(|_| ())
-    .map_err(|e| e.to_string())
+    })?;
+    Ok(())
 }
 
 /// Copies the database at `src` to a new file `dst` with the SQLite online backup API.
 ///
 /// The copy is written to a temporary sibling and renamed into place, so `dst` either does not
 /// exist or is complete. A missing or corrupt source is an error, and `dst` is not created.
-pub fn backup_copy(src: &Path, dst: &Path) -> Result<(), String> {
+pub fn backup_copy(src: &Path, dst: &Path) -> Result<(), CopyError> {
     begin_copy(src)?.finish(dst)
 }
 
 /// Starts a point-in-time copy of `src`: opens it and takes a read transaction, so the copy that
 /// [`PendingCopy::finish`] makes later (on another thread) is of the database as it is now. A
 /// writer that comes meanwhile waits for the copy (its busy timeout) instead of changing it.
-pub fn begin_copy(src: &Path) -> Result<PendingCopy, String> {
+pub fn begin_copy(src: &Path) -> Result<PendingCopy, CopyError> {
     if !src.is_file() {
-        return Err(format!("{}: file does not exist", src.display()));
+        return Err(CopyError::Missing {
+            path: src.to_path_buf(),
+        });
     }
-    let fail = |e: rusqlite::Error| format!("{}: {e}", src.display());
+    let fail = |source| CopyError::Source {
+        path: src.to_path_buf(),
+        source,
+    };
     let from = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(fail)?;
     from.busy_timeout(Duration::from_secs(30)).map_err(fail)?;
     // Reading the schema inside an open transaction takes the read lock and keeps it; it also
@@ -84,10 +88,13 @@ pub struct PendingCopy {
 
 impl PendingCopy {
     /// Copies the source as it was when the copy began to `dst`, and ends the read transaction.
-    pub fn finish(self, dst: &Path) -> Result<(), String> {
+    pub fn finish(self, dst: &Path) -> Result<(), CopyError> {
         let PendingCopy { from, src } = self;
         if let Some(dir) = dst.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|source| CopyError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         }
         let tmp = crate::layout::tmp_path(dst);
         let result = (|| -> rusqlite::Result<()> {
@@ -115,10 +122,17 @@ impl PendingCopy {
         })();
         drop(from);
         match result {
-            Ok(()) => std::fs::rename(&tmp, dst).map_err(|e| format!("{}: {e}", dst.display())),
-            Err(e) => {
+            Ok(()) => std::fs::rename(&tmp, dst).map_err(|source| CopyError::Io {
+                path: dst.to_path_buf(),
+                source,
+            }),
+            Err(source) => {
                 let _ = std::fs::remove_file(&tmp);
-                Err(format!("copy {} → {}: {e}", src.display(), dst.display()))
+                Err(CopyError::Copy {
+                    src,
+                    dst: dst.to_path_buf(),
+                    source,
+                })
             }
         }
     }

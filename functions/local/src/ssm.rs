@@ -1,7 +1,7 @@
 //! Local SSM Parameter Store on `<state>/ssm.sqlite`.
 //!
-//! Table `parameter_versions(name, version, value, modified_at)`, exactly as DESIGN §7 says; the
-//! current value of a parameter is its highest version. Create-if-absent runs in one
+//! Table `parameter_versions(name, version, value, modified_at)`, exactly as docs/design.md §7
+//! says; the current value of a parameter is its highest version. Create-if-absent runs in one
 //! `BEGIN IMMEDIATE` transaction, so two racing creators cannot both succeed, even across processes.
 //! `modified_at` is the run clock's time of the write, RFC 3339 (what `get_dated` reports).
 

@@ -1,6 +1,6 @@
 //! [`LocalState`]: a state directory, with tenant creation and release publishing.
 
-use crate::error::LocalError;
+use crate::error::{LocalError, ReleaseProblem, StateDirProblem};
 use crate::flyway::{self, MigrateOptions, Script};
 use crate::layout::{write_atomic, Layout, StateConfig, RELEASE_BUCKET};
 use crate::ports::LocalPorts;
@@ -12,7 +12,7 @@ use tenantflow_core::manifest::{release_prefix, Manifest};
 use tenantflow_core::model::{ActivePointer, ServiceRef};
 use tenantflow_core::names::{tags, GenerationTs, InstanceId, Namespace};
 
-/// A state directory (DESIGN §7).
+/// A state directory (docs/design.md §7).
 #[derive(Debug, Clone)]
 pub struct LocalState {
     layout: Layout,
@@ -60,10 +60,10 @@ impl LocalState {
     /// Opens an existing state directory; a directory without the marker is refused.
     pub fn open(dir: &Path) -> Result<LocalState, LocalError> {
         if !dir.is_dir() {
-            return Err(LocalError::NotAStateDir {
-                path: dir.to_path_buf(),
-                reason: "no such directory".into(),
-            });
+            return Err(LocalError::not_a_state_dir(
+                dir,
+                StateDirProblem::NoSuchDirectory,
+            ));
         }
         let layout = Layout::new(dir);
         let config = layout.read_config()?;
@@ -115,10 +115,7 @@ impl LocalState {
         let id = InstanceId::generation(ns, generation);
         let file = self.layout.instance_file(id.as_str());
         if file.exists() || ports.databases.describe_instance_sync(&id)?.is_some() {
-            return Err(LocalError::Other(format!(
-                "{}: instance {id} already exists",
-                file.display()
-            )));
+            return Err(LocalError::InstanceExists { path: file, id });
         }
         let tmp = crate::layout::tmp_path(&file);
         let built = (|| -> Result<(), LocalError> {
@@ -137,10 +134,10 @@ impl LocalState {
                         .to_string(),
                 ),
             };
-            flyway::migrate(&mut conn, &release.scripts, &opts).map_err(|e| {
+            flyway::migrate(&mut conn, &release.scripts, &opts).map_err(|cause| {
                 LocalError::Migration {
                     path: file.clone(),
-                    message: e.to_string(),
+                    cause: Box::new(cause),
                 }
             })?;
             seed(&conn).map_err(|e| LocalError::sqlite(&file, e))?;
@@ -167,8 +164,7 @@ impl LocalState {
             port: 0,
             release: release.manifest.release.clone(),
         };
-        let value = serde_json::to_string(&pointer)
-            .map_err(|e| LocalError::Other(format!("serialize pointer: {e}")))?;
+        let value = serde_json::to_string(&pointer).map_err(LocalError::serialize("pointer"))?;
         ports.parameters.put_sync(&ns.paths().pointer, &value)?;
         ports.services.register_service(
             &ServiceRef {
@@ -230,8 +226,7 @@ fn next_version_id(layout: &Layout, key: &str) -> Result<String, LocalError> {
     let n = all.entry(key.to_string()).or_insert(0);
     *n += 1;
     let id = format!("v{:06}", *n);
-    let text = serde_json::to_string_pretty(&all)
-        .map_err(|e| LocalError::Other(format!("serialize versions: {e}")))?;
+    let text = serde_json::to_string_pretty(&all).map_err(LocalError::serialize("versions"))?;
     write_atomic(&path, text.as_bytes()).map_err(|e| LocalError::io(&path, e))?;
     Ok(id)
 }
@@ -239,17 +234,17 @@ fn next_version_id(layout: &Layout, key: &str) -> Result<String, LocalError> {
 /// Reads and validates a release directory. Every error names the offending file.
 pub fn read_release(dir: &Path) -> Result<ReleaseDir, LocalError> {
     if !dir.is_dir() {
-        return Err(LocalError::release(dir, "not a directory"));
+        return Err(LocalError::release(dir, ReleaseProblem::NotADirectory));
     }
     let manifest_path = dir.join("manifest.json");
-    let manifest_bytes = std::fs::read(&manifest_path).map_err(|e| {
+    let manifest_bytes = std::fs::read(&manifest_path).map_err(|source| {
         LocalError::release(
             &manifest_path,
-            format!("cannot read the manifest ({e}); write one with `tenantflow release pack`"),
+            ReleaseProblem::UnreadableManifest { source },
         )
     })?;
-    let manifest = Manifest::parse(&manifest_bytes)
-        .map_err(|e| LocalError::release(&manifest_path, e.to_string()))?;
+    let manifest =
+        Manifest::parse(&manifest_bytes).map_err(|e| LocalError::release(&manifest_path, e))?;
     let dir_name = dir.file_name().map(|n| n.to_string_lossy().to_string());
     if dir_name.as_deref() != Some(manifest.release.as_str()) {
         // Not fatal on AWS (the S3 prefix is what counts), but a local folder named otherwise
@@ -270,8 +265,8 @@ pub fn read_release(dir: &Path) -> Result<ReleaseDir, LocalError> {
         if !manifest.scripts.iter().any(|s| &s.name == name) {
             let file = dir.join(name);
             let why = match tenantflow_core::flyway::ScriptName::parse(name) {
-                Err(e) => format!("not a valid Flyway script name: {e}"),
-                Ok(_) => "this script is not in manifest.json (extra script); run `tenantflow release pack` again".into(),
+                Err(source) => ReleaseProblem::BadScriptName { source },
+                Ok(_) => ReleaseProblem::ExtraScript,
             };
             return Err(LocalError::release(&file, why));
         }
@@ -279,18 +274,15 @@ pub fn read_release(dir: &Path) -> Result<ReleaseDir, LocalError> {
     let mut scripts = vec![];
     for (name, entry) in manifest
         .scripts_in_order()
-        .map_err(|e| LocalError::release(&manifest_path, e.to_string()))?
+        .map_err(|e| LocalError::release(&manifest_path, e))?
     {
         let file = dir.join(&entry.name);
-        let bytes = std::fs::read(&file).map_err(|e| {
-            LocalError::release(
-                &file,
-                format!("script named in manifest.json is missing: {e}"),
-            )
+        let bytes = std::fs::read(&file).map_err(|source| {
+            LocalError::release(&file, ReleaseProblem::MissingScript { source })
         })?;
         manifest
             .verify_script(&name.file, &bytes)
-            .map_err(|e| LocalError::release(&file, e.to_string()))?;
+            .map_err(|e| LocalError::release(&file, e))?;
         scripts.push(Script::new(entry.name.clone(), bytes));
     }
     Ok(ReleaseDir {

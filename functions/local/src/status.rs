@@ -3,20 +3,27 @@
 //! - A tenant is a `/tenantflow/<ns>/db` pointer. Its `schemaVersion` is the highest successful
 //!   version in the active instance's `flyway_schema_history`, and its `release` is the published
 //!   release whose highest script version equals it (the pointer's own release preferred).
-//! - An orphan instance is an instance (registry entry or file) no pointer names; an orphan
-//!   snapshot is one whose namespace has no tenant, that lacks the tenantflow tags, or whose file
-//!   and registry entry disagree. Snapshots a tenant keeps by its retention policy are not orphans.
+//! - Orphans follow the rule the janitor applies ([`tenantflow_core::orphans`]), plus what only a
+//!   state directory can show: an instance or snapshot whose file and registry entry disagree (one
+//!   without the other), or whose registry entry lacks the tenantflow tags. An instance a pointer
+//!   names is never an orphan; if its file is missing, that is its tenant's `problem`. Snapshots a
+//!   tenant keeps by its retention policy are not orphans.
+//! - No local run counts as running for the orphan rule: a local run lives and dies with its
+//!   `deploy` process, and a run killed half-way leaves its recorded status at RUNNING, so the
+//!   record cannot tell.
 
 use crate::error::LocalError;
 use crate::flyway;
-use crate::layout::RELEASE_BUCKET;
+use crate::layout::{Layout, RELEASE_BUCKET};
+use crate::ports::LocalPorts;
 use crate::state::LocalState;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use tenantflow_core::flyway::{ScriptName, Version};
 use tenantflow_core::manifest::Manifest;
 use tenantflow_core::model::ActivePointer;
-use tenantflow_core::names::{tags, SnapshotId, SsmPaths};
+use tenantflow_core::names::{tags, InstanceId, Namespace, SnapshotId, SsmPaths};
+use tenantflow_core::orphans::OrphanRule;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -105,13 +112,11 @@ pub fn status(state: &LocalState) -> Result<StatusReport, LocalError> {
     let releases = release_versions(state);
 
     let mut tenants = vec![];
-    let mut referenced: BTreeSet<String> = BTreeSet::new();
-    let mut namespaces: BTreeSet<String> = BTreeSet::new();
+    let mut active: BTreeMap<Namespace, ActivePointer> = BTreeMap::new();
     for p in &params {
         let Some(ns) = SsmPaths::tenant_of_pointer(&p.name) else {
             continue;
         };
-        namespaces.insert(ns.to_string());
         let paths = ns.paths();
         let lock_holder = by_name.get(paths.lock.as_str()).map(|s| s.to_string());
         let maintenance = by_name.contains_key(paths.maintenance.as_str());
@@ -131,15 +136,14 @@ pub fn status(state: &LocalState) -> Result<StatusReport, LocalError> {
             Ok(ptr) => {
                 row.active_generation = Some(ptr.generation.to_string());
                 row.active_instance = Some(ptr.instance_id.to_string());
-                referenced.insert(ptr.instance_id.to_string());
+                active.insert(ns.clone(), ptr.clone());
                 let file = layout.instance_file(ptr.instance_id.as_str());
                 let version = crate::sqlite::check_database(&file).and_then(|()| {
                     let conn = rusqlite::Connection::open_with_flags(
                         &file,
                         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-                    )
-                    .map_err(|e| e.to_string())?;
-                    flyway::current_version(&conn).map_err(|e| e.to_string())
+                    )?;
+                    Ok(flyway::current_version(&conn)?)
                 });
                 match version {
                     Err(e) => {
@@ -176,41 +180,66 @@ pub fn status(state: &LocalState) -> Result<StatusReport, LocalError> {
         tenants.push(row);
     }
 
-    let (reg_instances, reg_snapshots) = ports.databases.all_ids()?;
-    let mut instances: BTreeSet<String> = reg_instances.iter().cloned().collect();
-    instances.extend(files_in(&layout.instances_dir()));
-    let orphan_instances = instances
-        .into_iter()
-        .filter(|i| !referenced.contains(i))
-        .collect();
-
-    let file_snaps = files_in(&layout.snapshots_dir());
-    let reg_snaps: BTreeSet<String> = reg_snapshots.iter().cloned().collect();
-    let mut orphan_snapshots = vec![];
-    for s in reg_snaps.union(&file_snaps) {
-        let both = reg_snaps.contains(s) && file_snaps.contains(s);
-        let owner = SnapshotId::parse(s)
-            .ok()
-            .and_then(|id| id.split_generation())
-            .map(|(ns, _)| ns.to_string());
-        let tagged = match SnapshotId::parse(s) {
-            Ok(id) => ports
-                .databases
-                .describe_snapshot_sync(&id)?
-                .map(|d| d.tags.contains_key(tags::NAMESPACE))
-                .unwrap_or(false),
-            Err(_) => false,
-        };
-        let owned = owner.is_some_and(|ns| namespaces.contains(&ns));
-        if !(both && owned && tagged) {
-            orphan_snapshots.push(s.clone());
-        }
-    }
     Ok(StatusReport {
         tenants,
-        orphans: Orphans {
-            instances: orphan_instances,
-            snapshots: orphan_snapshots,
-        },
+        orphans: orphans(&ports, layout, &active)?,
+    })
+}
+
+/// The orphans of the state directory; see the module doc.
+fn orphans(
+    ports: &LocalPorts,
+    layout: &Layout,
+    active: &BTreeMap<Namespace, ActivePointer>,
+) -> Result<Orphans, LocalError> {
+    let (reg_instances, reg_snapshots) = ports.databases.all_ids()?;
+    let reg_instances: BTreeSet<String> = reg_instances.into_iter().collect();
+    let reg_snapshots: BTreeSet<String> = reg_snapshots.into_iter().collect();
+    let instance_files = files_in(&layout.instances_dir());
+    let snapshot_files = files_in(&layout.snapshots_dir());
+    let active_ids: BTreeSet<&str> = active.values().map(|p| p.instance_id.as_str()).collect();
+    let tagged = |t: &tenantflow_core::ports::Tags| t.contains_key(tags::NAMESPACE);
+
+    // Resources the registry vouches for go to the rule; the rest are damage.
+    let mut damaged_instances: BTreeSet<String> = BTreeSet::new();
+    let mut instances = vec![];
+    for id in reg_instances.union(&instance_files) {
+        let described = match InstanceId::parse(id) {
+            Ok(i) if reg_instances.contains(id) && instance_files.contains(id) => {
+                ports.databases.describe_instance_sync(&i)?
+            }
+            _ => None,
+        };
+        match described.filter(|i| tagged(&i.tags)) {
+            Some(i) => instances.push(i),
+            None if !active_ids.contains(id.as_str()) => {
+                damaged_instances.insert(id.clone());
+            }
+            None => {}
+        }
+    }
+    let mut damaged_snapshots: BTreeSet<String> = BTreeSet::new();
+    let mut snapshots = vec![];
+    for id in reg_snapshots.union(&snapshot_files) {
+        let described = match SnapshotId::parse(id) {
+            Ok(s) if reg_snapshots.contains(id) && snapshot_files.contains(id) => {
+                ports.databases.describe_snapshot_sync(&s)?
+            }
+            _ => None,
+        };
+        match described.filter(|s| tagged(&s.tags)) {
+            Some(s) => snapshots.push(s),
+            None => {
+                damaged_snapshots.insert(id.clone());
+            }
+        }
+    }
+
+    let found = OrphanRule::new(&ports.settings, active).find(&instances, &snapshots, |_| false);
+    damaged_instances.extend(found.instances);
+    damaged_snapshots.extend(found.snapshots);
+    Ok(Orphans {
+        instances: damaged_instances.into_iter().collect(),
+        snapshots: damaged_snapshots.into_iter().collect(),
     })
 }

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
+use statemachine::CallbackError;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -12,8 +13,8 @@ use tenantflow_core::StepError;
 
 /// The engine side of `.waitForTaskToken` (implemented for the engine's `Callbacks`).
 pub trait TaskCallbacks: Send + Sync {
-    fn success(&self, token: &str, output: Value) -> Result<(), String>;
-    fn failure(&self, token: &str, error: &str, cause: &str) -> Result<(), String>;
+    fn success(&self, token: &str, output: Value) -> Result<(), CallbackError>;
+    fn failure(&self, token: &str, error: &str, cause: &str) -> Result<(), CallbackError>;
 }
 
 /// The name of the local release state machine.
@@ -162,7 +163,7 @@ impl Workflows for LocalWorkflows {
             .map_err(|e| StepError::invalid("output", format!("not JSON: {e}")))?;
         self.cb()?
             .success(token, value)
-            .map_err(StepError::NotFound)
+            .map_err(|e| StepError::NotFound(e.to_string()))
     }
 
     async fn send_task_failure(
@@ -173,7 +174,7 @@ impl Workflows for LocalWorkflows {
     ) -> Result<(), StepError> {
         self.cb()?
             .failure(token, error, cause)
-            .map_err(StepError::NotFound)
+            .map_err(|e| StepError::NotFound(e.to_string()))
     }
 
     async fn execution_status(

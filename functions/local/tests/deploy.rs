@@ -190,7 +190,7 @@ async fn deploys_rolls_back_the_failing_tenant_and_keeps_invariants() {
     for t in st.tenants.iter().filter(|t| t.tenant != "ab-0002-prod") {
         assert_eq!(t.release.as_deref(), Some("0003-unique"));
     }
-    // History and reports are where DESIGN §7 says.
+    // History and reports are where docs/design.md §7 says.
     let run_dir = f.state.root().join("runs").join(&report.run);
     assert!(run_dir.join("deploy-report.json").is_file());
     assert!(run_dir.join("history").is_dir());

@@ -218,7 +218,8 @@ fn failed_script_is_rolled_back_and_recorded_unsuccessful() {
     ];
     let e = flyway::migrate(&mut conn, &scripts, &opts()).unwrap_err();
     match &e {
-        FlywayError::ScriptFailed { script, message } => {
+        FlywayError::ScriptFailed { script, source } => {
+            let message = source.to_string();
             assert_eq!(script, "V2__unique.sql");
             assert!(message.contains("UNIQUE"), "{message}");
         }

@@ -51,11 +51,14 @@ fn backup_copy_copies_rows_and_refuses_bad_sources() {
     )
     .unwrap();
     let dst2 = dir.path().join("c.sqlite");
-    let e = tenantflow_local::sqlite::backup_copy(&corrupt, &dst2).unwrap_err();
+    let e = tenantflow_local::sqlite::backup_copy(&corrupt, &dst2)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("corrupt.sqlite"), "{e}");
     assert!(!dst2.exists());
-    let e =
-        tenantflow_local::sqlite::backup_copy(&dir.path().join("none.sqlite"), &dst2).unwrap_err();
+    let e = tenantflow_local::sqlite::backup_copy(&dir.path().join("none.sqlite"), &dst2)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("does not exist"), "{e}");
     // No temporary leftovers.
     let names: Vec<_> = std::fs::read_dir(dir.path())

@@ -1,4 +1,4 @@
-//! `await-resource`: the first half of the `waitForTaskToken` pair (DESIGN §4).
+//! `await-resource`: the first half of the `waitForTaskToken` pair (docs/design.md §4).
 //!
 //! Input `{"token", "wait": "snapshot"|"candidate"|"rollout", "state": TenantState}`. Stores the
 //! token under the resource's id (see [`super::wait`]), then checks the resource once: if it is

@@ -2,19 +2,18 @@
 //!
 //! - **Stale locks:** `/tenantflow/<ns>/lock` whose holder execution is no longer RUNNING (or no
 //!   longer exists). They are released unless `releaseStaleLocks` is false.
-//! - **Orphan instances:** tenantflow-tagged instances that no active pointer names, whose run is
-//!   not running, and that are not already being deleted.
-//! - **Orphan snapshots:** tenantflow-tagged snapshots whose run is not running and that are newer
-//!   than the tenant's active generation, i.e. they belong to a generation that never went live
-//!   (snapshots of generations that did go live are kept by the retention policy).
+//! - **Orphan instances and snapshots:** by the shared rule of [`crate::orphans`]. A run counts as
+//!   running when Step Functions says its execution is RUNNING, or (for a run tag that holds an
+//!   execution name) when a RUNNING lock holder has that name.
 //!
 //! Orphans are only reported, never deleted: deciding that a database is garbage is a person's call.
 
 use super::{parse_input, Ports, Settings};
 use crate::error::StepError;
 use crate::model::ActivePointer;
-use crate::names::{tags, GenerationTs, Namespace, SSM_ROOT};
-use crate::ports::{Databases, Parameters, Tags, Workflows};
+use crate::names::{Namespace, SSM_ROOT};
+use crate::orphans::{run_of, OrphanRule};
+use crate::ports::{Databases, Parameters, Workflows};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -156,53 +155,34 @@ where
         });
     }
 
-    let active_ids: BTreeSet<&str> = active.values().map(|p| p.instance_id.as_str()).collect();
-    let mut orphan_instances = Vec::new();
-    for inst in dbs.list_instances("").await? {
-        if !owned(settings, &inst.tags) || active_ids.contains(inst.id.as_str()) {
-            continue;
+    let instances = dbs.list_instances("").await?;
+    let snapshots = dbs.list_snapshots("").await?;
+    let rule = OrphanRule::new(settings, &active);
+    // Only the suspects' runs are looked up.
+    let suspect_runs: Vec<&str> = instances
+        .iter()
+        .filter(|i| rule.instance_is_suspect(i))
+        .filter_map(|i| run_of(&i.tags))
+        .chain(
+            snapshots
+                .iter()
+                .filter(|s| rule.snapshot_is_suspect(s))
+                .filter_map(|s| run_of(&s.tags)),
+        )
+        .collect();
+    let mut running: BTreeSet<&str> = BTreeSet::new();
+    for run in suspect_runs {
+        if run_is_running(workflows, &mut status_of, &running_names, run).await? {
+            running.insert(run);
         }
-        if inst.status == "deleting" {
-            continue;
-        }
-        if run_is_running(workflows, &mut status_of, &running_names, &inst.tags).await? {
-            continue;
-        }
-        orphan_instances.push(inst.id.to_string());
     }
-
-    let mut orphan_snapshots = Vec::new();
-    for snap in dbs.list_snapshots("").await? {
-        if !owned(settings, &snap.tags) || snap.status == "deleting" {
-            continue;
-        }
-        let Some((ns, ts)) = snap.id.split_generation() else {
-            continue;
-        };
-        let live: Option<GenerationTs> = active.get(&ns).map(|p| p.generation);
-        if live.is_some_and(|g| ts <= g) {
-            continue;
-        }
-        if run_is_running(workflows, &mut status_of, &running_names, &snap.tags).await? {
-            continue;
-        }
-        orphan_snapshots.push(snap.id.to_string());
-    }
-    orphan_instances.sort();
-    orphan_snapshots.sort();
+    let orphans = rule.find(&instances, &snapshots, |run| running.contains(run));
     Ok(JanitorReport {
-        orphan_count: (orphan_instances.len() + orphan_snapshots.len()) as u64,
-        orphan_instances,
-        orphan_snapshots,
+        orphan_count: orphans.count(),
+        orphan_instances: orphans.instances,
+        orphan_snapshots: orphans.snapshots,
         stale_locks,
     })
-}
-
-/// Tagged by tenantflow for a tenant of this deployment.
-fn owned(settings: &Settings, t: &Tags) -> bool {
-    t.get(tags::NAMESPACE)
-        .and_then(|ns| Namespace::parse(ns).ok())
-        .is_some_and(|ns| settings.owns(&ns))
 }
 
 async fn execution_status<W: Workflows + ?Sized>(
@@ -225,16 +205,13 @@ async fn execution_status<W: Workflows + ?Sized>(
     Ok(status)
 }
 
-/// Whether the run named by the `tenantflow:run` tag (an ARN or an execution name) is running.
+/// Whether `run` (a `tenantflow:run` tag: an ARN or an execution name) is running.
 async fn run_is_running<W: Workflows + ?Sized>(
     workflows: &W,
     cache: &mut BTreeMap<String, String>,
     running_names: &BTreeSet<String>,
-    t: &Tags,
+    run: &str,
 ) -> Result<bool, StepError> {
-    let Some(run) = t.get(tags::RUN) else {
-        return Ok(false);
-    };
     if run.starts_with("arn:") {
         return Ok(execution_status(workflows, cache, run).await? == "RUNNING");
     }
@@ -244,8 +221,9 @@ async fn run_is_running<W: Workflows + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::tags;
     use crate::names::{InstanceId, SnapshotId};
-    use crate::ports::{DbInstance, DbSnapshot};
+    use crate::ports::{DbInstance, DbSnapshot, Tags};
     use crate::testing::FakeWorld;
 
     const DONE: &str = "arn:aws:states:eu-west-1:1:execution:tenantflow-release:r1-aaaa";

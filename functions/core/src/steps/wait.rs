@@ -1,5 +1,5 @@
-//! The `waitForTaskToken` pair's shared parts (DESIGN §4): where a task token is kept, and how
-//! a resource's state is judged.
+//! The `waitForTaskToken` pair's shared parts (docs/design.md §4): where a task token is kept,
+//! and how a resource's state is judged.
 //!
 //! `await-resource` stores `{token, tenant, service?}` at `/tenantflow/_wait/<kind>/<resource-id>`
 //! (kind `db-snapshot`, `db-instance` or `ecs-deployment`), then checks the resource once.

@@ -1,0 +1,114 @@
+//! The deploy report: the run report the core `report` step wrote (`runs/<run>/report.json` in
+//! the release bucket), typed, with the engine's figures and each tenant's virtual duration.
+//! Written to `<state>/runs/<run>/deploy-report.json`.
+
+use super::execute::Executed;
+use crate::error::LocalError;
+use crate::layout::{write_atomic, RELEASE_BUCKET};
+use crate::ports::LocalPorts;
+use serde::{Deserialize, Serialize};
+use tenantflow_core::model::Outcome;
+use tenantflow_core::steps::list_tenants::run_prefix;
+use tenantflow_core::steps::report::RunReport;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployReport {
+    pub run: String,
+    pub release: String,
+    /// SUCCEEDED | FAILED (the execution's status).
+    pub status: String,
+    pub tenants: Vec<TenantRow>,
+    pub state_transitions: u64,
+    pub max_history_events: u64,
+    pub wall_seconds: f64,
+    /// The execution's error and cause when it did not succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// Virtual-clock start and end of the run.
+    pub started_at: String,
+    pub stopped_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantRow {
+    pub tenant: String,
+    pub outcome: Outcome,
+    pub from_generation: Option<String>,
+    pub to_generation: Option<String>,
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// Virtual seconds from the tenant's first child execution start to its last end.
+    pub duration_seconds: Option<f64>,
+}
+
+impl DeployReport {
+    /// True when every tenant deployed and the run succeeded.
+    pub fn all_deployed(&self) -> bool {
+        self.status == "SUCCEEDED" && self.tenants.iter().all(|t| t.outcome == Outcome::Deployed)
+    }
+}
+
+/// The run report of `run`, if the run got as far as writing one.
+pub(super) fn run_report(ports: &LocalPorts, run: &str) -> Result<Option<RunReport>, LocalError> {
+    let key = format!("{}report.json", run_prefix(run));
+    let Some(bytes) = ports.objects.get_sync(RELEASE_BUCKET, &key)? else {
+        return Ok(None);
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(report) => Ok(Some(report)),
+        Err(e) => {
+            tracing::warn!(run, error = %e, "the run report does not parse; no tenant rows");
+            Ok(None)
+        }
+    }
+}
+
+/// The deploy report of a finished execution.
+pub(super) fn deploy_report(
+    run: &str,
+    release: &str,
+    executed: &Executed,
+    report: Option<RunReport>,
+    wall_seconds: f64,
+) -> DeployReport {
+    let tenants = report
+        .map(|r| r.tenants)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| TenantRow {
+            duration_seconds: executed.spans.seconds(&t.tenant),
+            tenant: t.tenant,
+            outcome: t.outcome,
+            from_generation: t.from_generation,
+            to_generation: t.to_generation,
+            error: t.error,
+            cause: t.cause,
+        })
+        .collect();
+    let result = &executed.result;
+    DeployReport {
+        run: run.to_string(),
+        release: release.to_string(),
+        status: result.status.as_str().to_string(),
+        tenants,
+        state_transitions: result.state_transitions,
+        max_history_events: result.max_history_events,
+        wall_seconds,
+        error: result.error.clone(),
+        cause: result.cause.clone(),
+        started_at: result.started_at.to_rfc3339(),
+        stopped_at: result.stopped_at.to_rfc3339(),
+    }
+}
+
+/// Writes `report` to `<state>/runs/<run>/deploy-report.json`.
+pub(super) fn write(ports: &LocalPorts, report: &DeployReport) -> Result<(), LocalError> {
+    let f = ports.layout.run_dir(&report.run).join("deploy-report.json");
+    let text = serde_json::to_string_pretty(report).map_err(LocalError::serialize("report"))?;
+    write_atomic(&f, text.as_bytes()).map_err(|e| LocalError::io(&f, e))
+}
