@@ -129,10 +129,7 @@ impl Stack {
 
     fn eval(&self, v: &Yaml) -> Eval {
         match v {
-            Yaml::Tagged(t) => self.function(
-                &t.tag.to_string().trim_start_matches('!').to_string(),
-                &t.value,
-            ),
+            Yaml::Tagged(t) => self.function(t.tag.to_string().trim_start_matches('!'), &t.value),
             Yaml::Mapping(m) if m.len() == 1 => {
                 let (k, arg) = m.iter().next().expect("one entry");
                 match k.as_str() {
@@ -718,6 +715,9 @@ async fn the_scheduled_janitor_input_is_janitor_input() {
     );
 }
 
+/// (role, action, resource, request context) the code needs.
+type Need<'a> = (&'a str, &'a str, String, Vec<(&'a str, &'a str)>);
+
 /// IAM each function's code needs, on resources named as the code names them.
 #[test]
 fn roles_allow_what_the_code_calls() {
@@ -725,7 +725,7 @@ fn roles_allow_what_the_code_calls() {
     let db = rds("db", GENERATION);
     let snap = rds("snapshot", GENERATION);
     let bucket = format!("{NS}-rel-{ACCOUNT}-{REGION}");
-    let cases: Vec<(&str, &str, String, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Need> = vec![
         // RdsDatabases::restore_instance: RestoreDBInstanceFromDBSnapshot with Tags, authorised on
         // the new instance, the snapshot and the groups copied from the template (Service
         // Authorization Reference for RDS; tags on create need rds:AddTagsToResource).
