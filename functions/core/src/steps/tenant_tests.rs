@@ -896,6 +896,53 @@ async fn await_registers_and_resume_completes_each_kind() {
     );
 }
 
+/// AWS's samples write `SourceIdentifier` as `rds:<id>` and the snapshot event's ARN as
+/// `…:snapshot:rds:<id>` ("Overview of events for Amazon RDS", rds-cloudwatch-events.sample.html):
+/// resume still finds the waiting token.
+#[tokio::test]
+async fn resume_reads_rds_ids_written_the_way_aws_samples_write_them() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Snapshot).await;
+    dispatch(
+        StepName::AwaitResource,
+        &w.ports(),
+        await_input("tok-s", "snapshot", &s),
+    )
+    .await
+    .expect("await");
+    w.db.finish_all();
+    let mut event = rds_snapshot_event(NEW);
+    let arn = format!("arn:aws:rds:eu-west-1:123456789012:snapshot:rds:{NEW}");
+    event["resources"] = json!([arn]);
+    event["detail"]["SourceArn"] = json!(arn);
+    event["detail"]["SourceIdentifier"] = json!(format!("rds:{NEW}"));
+    let out = dispatch(StepName::Resume, &w.ports(), event)
+        .await
+        .expect("resume");
+    assert_eq!(out["resumed"], json!(true), "{out}");
+    assert_eq!(out["resource"], json!(NEW));
+    // Without an ARN, the SourceIdentifier alone.
+    let s = progress(&w, StepName::CreateDb, &s).await;
+    dispatch(
+        StepName::AwaitResource,
+        &w.ports(),
+        await_input("tok-c", "candidate", &s),
+    )
+    .await
+    .expect("await");
+    w.db.finish_all();
+    let mut event = rds_instance_event(NEW);
+    event["detail"]
+        .as_object_mut()
+        .expect("detail")
+        .remove("SourceArn");
+    event["detail"]["SourceIdentifier"] = json!(format!("rds:{NEW}"));
+    let out = dispatch(StepName::Resume, &w.ports(), event)
+        .await
+        .expect("resume");
+    assert_eq!(out["resumed"], json!(true), "{out}");
+}
+
 #[tokio::test]
 async fn resume_ignores_resources_nobody_waits_on() {
     let w = FakeWorld::new();
