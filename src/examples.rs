@@ -21,15 +21,18 @@ macro_rules! files {
 const EMBEDDED: &[(&str, &str, &str)] = files![
     "0001-initial" / "V1__create_schema.sql",
     "0001-initial" / "manifest.json",
+    "0001-initial" / "SHA256SUMS",
     "0002-loyalty-points" / "V1__create_schema.sql",
     "0002-loyalty-points" / "V2__loyalty_points.sql",
     "0002-loyalty-points" / "R__customer_summary_view.sql",
     "0002-loyalty-points" / "manifest.json",
+    "0002-loyalty-points" / "SHA256SUMS",
     "0003-unique-email" / "V1__create_schema.sql",
     "0003-unique-email" / "V2__loyalty_points.sql",
     "0003-unique-email" / "R__customer_summary_view.sql",
     "0003-unique-email" / "V3__unique_customer_email.sql",
     "0003-unique-email" / "manifest.json",
+    "0003-unique-email" / "SHA256SUMS",
 ];
 
 /// The folder that holds the example release folders.

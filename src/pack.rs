@@ -1,7 +1,10 @@
 //! `tenantflow release pack`: writes a release folder's `manifest.json` from the Flyway scripts in
-//! it, with their sha256s, so nobody types a checksum by hand.
+//! it, with their sha256s, so nobody types a checksum by hand, and `SHA256SUMS` next to it: the
+//! same checksums in `sha256sum -c` format, which the migration build checks every script against
+//! before Flyway runs (the Flyway image cannot read JSON). The plan refuses a release whose
+//! `SHA256SUMS` is missing or disagrees with the manifest.
 //!
-//! Every file in the folder other than `manifest.json` (and dot-files) must be a Flyway script
+//! Every file in the folder other than `manifest.json`, `SHA256SUMS` (and dot-files) must be a Flyway script
 //! (`V<version>__<desc>.sql` or `R__<desc>.sql`); anything else is refused, as are two scripts
 //! with the same version. Settings of an existing manifest (description, health check, waves, …)
 //! are kept unless a flag overrides them.
@@ -11,7 +14,9 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
 use tenantflow_core::flyway::{apply_order, ScriptName, Version};
-use tenantflow_core::manifest::{FleetMode, HealthCheck, Manifest, ScriptEntry, Strategy};
+use tenantflow_core::manifest::{
+    FleetMode, HealthCheck, Manifest, ScriptEntry, Strategy, SHA256SUMS,
+};
 
 pub const MANIFEST: &str = "manifest.json";
 
@@ -41,7 +46,7 @@ pub fn scan_scripts(dir: &Path) -> Result<Vec<ScriptName>> {
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name == MANIFEST || name.starts_with('.') {
+        if name == MANIFEST || name == SHA256SUMS || name.starts_with('.') {
             continue;
         }
         if !entry.path().is_file() {
@@ -150,9 +155,12 @@ pub fn build_manifest(dir: &Path, opts: &PackOptions) -> Result<Manifest> {
     Ok(m)
 }
 
-/// Writes `dir/manifest.json` and returns the manifest.
+/// Writes `dir/SHA256SUMS` and then `dir/manifest.json`, and returns the manifest.
 pub fn pack(dir: &Path, opts: &PackOptions) -> Result<Manifest> {
     let m = build_manifest(dir, opts)?;
+    let sums = dir.join(SHA256SUMS);
+    std::fs::write(&sums, m.sha256sums()?)
+        .with_context(|| format!("cannot write {}", sums.display()))?;
     let path = dir.join(MANIFEST);
     let mut text = serde_json::to_string_pretty(&m)?;
     text.push('\n');
@@ -216,6 +224,33 @@ mod tests {
         assert_eq!(again.health_check.unwrap().sql, "select 1");
     }
 
+    /// The build checks scripts with `sha256sum -c SHA256SUMS`: pack writes it next to the
+    /// manifest, in apply order, saying exactly what the manifest says.
+    #[test]
+    fn pack_writes_sha256sums_next_to_the_manifest() {
+        let d = folder(&[("V2__b.sql", "select 2;"), ("V1__a.sql", "select 1;")]);
+        let m = pack(
+            d.path(),
+            &PackOptions {
+                id: Some("r1".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let sums = std::fs::read_to_string(d.path().join(SHA256SUMS)).unwrap();
+        assert_eq!(
+            sums,
+            format!(
+                "{}  V1__a.sql\n{}  V2__b.sql\n",
+                hex::encode(Sha256::digest(b"select 1;")),
+                hex::encode(Sha256::digest(b"select 2;"))
+            )
+        );
+        m.verify_sha256sums(sums.as_bytes()).unwrap();
+        // Packing again (SHA256SUMS now in the folder) is not refused as a stray file.
+        assert_eq!(pack(d.path(), &PackOptions::default()).unwrap(), m);
+    }
+
     #[test]
     fn refuses_bad_names_and_duplicate_versions() {
         let d = folder(&[("V1__a.sql", ""), ("notes.txt", "")]);
@@ -244,6 +279,13 @@ mod tests {
             assert_eq!(
                 built,
                 on_disk,
+                "re-run `tenantflow release pack {}`",
+                dir.display()
+            );
+            let sums = std::fs::read_to_string(dir.join(SHA256SUMS)).unwrap_or_default();
+            assert_eq!(
+                sums,
+                built.sha256sums().unwrap(),
                 "re-run `tenantflow release pack {}`",
                 dir.display()
             );

@@ -4,7 +4,7 @@
 
 use crate::errors::{classify, describe, service};
 use async_trait::async_trait;
-use aws_sdk_codebuild::types::{Build, EnvironmentVariable, EnvironmentVariableType};
+use aws_sdk_codebuild::types::{Build, EnvironmentVariable, EnvironmentVariableType, SourceType};
 use aws_sdk_codebuild::Client;
 use tenantflow_core::ports::{MigrationRequest, MigrationStatus, Migrations};
 use tenantflow_core::StepError;
@@ -57,16 +57,25 @@ impl Migrations for CodeBuildMigrations {
     async fn start(&self, req: &MigrationRequest) -> Result<MigrationStatus, StepError> {
         use aws_sdk_codebuild::operation::start_build::StartBuildError as E;
         let op = "StartBuild";
-        let vars = vec![
+        let mut vars = vec![
             env("TENANTFLOW_INSTANCE", req.instance_id.as_str())?,
             env("TENANTFLOW_RELEASE_BUCKET", &req.bucket)?,
             env("TENANTFLOW_RELEASE_PREFIX", &req.prefix)?,
             env("TENANTFLOW_RELEASE", &req.release)?,
         ];
+        if let Some(digest) = &req.sha256sums {
+            vars.push(env("TENANTFLOW_SHA256SUMS_SHA256", digest)?);
+        }
+        // The build's source is the release folder itself (infra/buildspec.yml reads it with a
+        // `filesystem:` location; Flyway cannot read `s3:` without the AWS SDK, flyway/flyway#3668).
+        // An S3 folder source is "<bucket-name>/<path>/<folder>/" (API_ProjectSource, location).
+        let folder = format!("{}/{}", req.bucket, req.prefix.trim_end_matches('/'));
         let res = self
             .client
             .start_build()
             .project_name(&self.project)
+            .source_type_override(SourceType::S3)
+            .source_location_override(format!("{folder}/"))
             .set_environment_variables_override(Some(vars))
             .send()
             .await;

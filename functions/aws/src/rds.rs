@@ -73,6 +73,43 @@ fn to_snapshot(s: &SdkSnapshot) -> Result<DbSnapshot, StepError> {
     })
 }
 
+/// The `Iops` / `StorageThroughput` a restore may send, copied from the template instance.
+///
+/// `DescribeDBInstances` reports gp3's *baseline* figures (3,000 IOPS, 125 MiB/s) even where they
+/// cannot be set, and RDS rejects explicit values there with `InvalidParameterCombination`. Per
+/// "Amazon RDS DB instance storage" (<https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/CHAP_Storage.html>,
+/// gp3 table), IOPS and throughput can be provisioned on gp3 only at or above
+/// 400 GiB for Db2, MariaDB, MySQL and PostgreSQL, at or above 200 GiB for Oracle, and at any size
+/// for SQL Server. `io1`/`io2` take `Iops` (required) but no throughput, which is gp3-only
+/// (`StorageThroughput` in API_RestoreDBInstanceFromDBSnapshot). Anything else, or an engine or
+/// size this rule does not know (RDS Custom included: throughput "doesn't apply"), sends neither: the restore then takes them from the snapshot
+/// ("If this parameter isn't specified, the IOPS value is taken from the backup").
+pub fn provisioned_performance(tpl: &SdkInstance) -> (Option<i32>, Option<i32>) {
+    match tpl.storage_type() {
+        Some("io1" | "io2") => (tpl.iops(), None),
+        Some("gp3") => {
+            let engine = tpl.engine().unwrap_or_default();
+            let threshold_gib = if engine.starts_with("sqlserver") {
+                Some(0)
+            } else if engine.starts_with("oracle") {
+                Some(200)
+            } else if ["postgres", "mysql", "mariadb", "db2"]
+                .iter()
+                .any(|e| engine.starts_with(e))
+            {
+                Some(400)
+            } else {
+                None
+            };
+            match (threshold_gib, tpl.allocated_storage()) {
+                (Some(t), Some(gib)) if gib >= t => (tpl.iops(), tpl.storage_throughput()),
+                _ => (None, None),
+            }
+        }
+        _ => (None, None),
+    }
+}
+
 /// Free slots of one `DescribeAccountAttributes` quota; unknown quotas count as unlimited.
 fn free(quotas: &[aws_sdk_rds::types::AccountQuota], name: &str) -> u32 {
     quotas
@@ -187,6 +224,9 @@ impl Databases for RdsDatabases {
             }
             Err(e) => return Err(classify("DescribeDBInstances", e)),
         };
+        let (iops, throughput) = provisioned_performance(&tpl);
+        // Neither BackupRetentionPeriod nor anything else of the serving instance is changed here:
+        // the restore creates a new instance, and the snapshot's retention comes with it.
         let res = self
             .client
             .restore_db_instance_from_db_snapshot()
@@ -218,8 +258,8 @@ impl Databases for RdsDatabases {
             )
             .set_multi_az(tpl.multi_az())
             .set_storage_type(tpl.storage_type().map(str::to_string))
-            .set_iops(tpl.iops())
-            .set_storage_throughput(tpl.storage_throughput())
+            .set_iops(iops)
+            .set_storage_throughput(throughput)
             // A candidate is never reachable from the internet, whatever the template says.
             .publicly_accessible(false)
             // Off so rollback can delete a failed candidate; flip/teardown protect the active one.

@@ -19,6 +19,12 @@
 //! - `writeFreeze: false` is refused for `blue-green` (docs/design.md §2.3: only for promoted
 //!   data; an `in-place` migration edits the live database, so there is nothing to lose);
 //! - `bakeSeconds` at most one year (the Step Functions Wait limit).
+//!
+//! Next to the manifest, a release holds [`SHA256SUMS`]: the same checksums in `sha256sum -c`
+//! format ([`Manifest::sha256sums`]), written by `tenantflow release pack`. The migration build
+//! cannot parse JSON (the Flyway image has no `jq`), so it checks every script against that file
+//! before Flyway runs; the plan refuses a release whose `SHA256SUMS` does not say exactly what the
+//! manifest says ([`Manifest::verify_sha256sums`]).
 
 use crate::error::StepError;
 use crate::flyway::{Kind, ScriptName};
@@ -146,6 +152,9 @@ fn default_retention() -> u32 {
 pub fn release_prefix(release_id: &str) -> String {
     format!("releases/{release_id}/")
 }
+
+/// The checksum file next to `manifest.json`: one `<sha256>  <script>` line per script.
+pub const SHA256SUMS: &str = "SHA256SUMS";
 
 /// Longest release id.
 pub const MAX_RELEASE_ID: usize = 64;
@@ -358,6 +367,64 @@ impl Manifest {
     }
 }
 
+impl Manifest {
+    /// The release's `SHA256SUMS` text: one `<sha256>  <name>` line per script, in Flyway's apply
+    /// order, each ending in `\n`: the format `sha256sum -c` checks (GNU coreutils and BusyBox:
+    /// hash, two spaces, file name).
+    pub fn sha256sums(&self) -> Result<String, StepError> {
+        Ok(self
+            .scripts_in_order()?
+            .into_iter()
+            .map(|(_, e)| format!("{}  {}\n", e.sha256, e.name))
+            .collect())
+    }
+
+    /// Checks that a `SHA256SUMS` file names exactly this manifest's scripts, each with the
+    /// manifest's sha256 (any order; a `*` binary marker before the name is accepted). Failures are
+    /// `InvalidInput` on field `SHA256SUMS`.
+    pub fn verify_sha256sums(&self, text: &[u8]) -> Result<(), StepError> {
+        let bad = |m: String| Err(StepError::invalid(SHA256SUMS, m));
+        let Ok(text) = std::str::from_utf8(text) else {
+            return bad("is not UTF-8 text".into());
+        };
+        let mut listed: HashMap<&str, &str> = HashMap::new();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parsed = line
+                .split_once("  ")
+                .or_else(|| line.split_once(" *"))
+                .filter(|(sum, name)| is_sha256_hex(sum) && !name.is_empty());
+            let Some((sum, name)) = parsed else {
+                return bad(format!(
+                    "line {} is not `<sha256>  <script>`: {line:?}",
+                    n + 1
+                ));
+            };
+            if listed.insert(name, sum).is_some() {
+                return bad(format!("names {name:?} twice"));
+            }
+        }
+        for s in &self.scripts {
+            match listed.remove(s.name.as_str()) {
+                None => return bad(format!("does not list {:?}", s.name)),
+                Some(sum) if sum != s.sha256 => {
+                    return bad(format!(
+                        "says {} has sha256 {sum}, the manifest says {}",
+                        s.name, s.sha256
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(extra) = listed.keys().min() {
+            return bad(format!("lists {extra:?}, which the manifest does not name"));
+        }
+        Ok(())
+    }
+}
+
 /// Re-labels an `InvalidInput` with the manifest field it came from.
 fn retag(e: StepError, field: String) -> StepError {
     match e {
@@ -556,6 +623,47 @@ mod tests {
         v["sourceSnapshot"] = json!("xy-0146-qa-20261120100000");
         v["writeFreeze"] = json!(false);
         assert!(parse(&v).is_ok());
+    }
+
+    #[test]
+    fn sha256sums_round_trip_and_every_disagreement_is_refused() {
+        let m = parse(&base()).unwrap();
+        let text = m.sha256sums().unwrap();
+        assert_eq!(
+            text,
+            format!("{SHA}  V1__init.sql\n{SHA}  V1.1__add_points.sql\n{SHA}  R__views.sql\n")
+        );
+        m.verify_sha256sums(text.as_bytes()).unwrap();
+        // Any order, binary marker, blank lines: still the same set.
+        let other =
+            format!("\n{SHA} *R__views.sql\n{SHA}  V1.1__add_points.sql\n{SHA}  V1__init.sql\n");
+        m.verify_sha256sums(other.as_bytes()).unwrap();
+
+        let other_sum = "0".repeat(64);
+        for (bad, why) in [
+            (
+                format!("{SHA}  V1__init.sql\n{SHA}  R__views.sql\n"),
+                "does not list",
+            ),
+            (format!("{text}{SHA}  V9__extra.sql\n"), "does not name"),
+            (
+                text.replace(&format!("{SHA}  R__"), &format!("{other_sum}  R__")),
+                "the manifest says",
+            ),
+            (format!("{text}{SHA}  V1__init.sql\n"), "twice"),
+            (format!("{text}not a line\n"), "is not"),
+            (text.replace("  V1__", " V1__"), "is not"),
+            (String::new(), "does not list"),
+        ] {
+            match m.verify_sha256sums(bad.as_bytes()) {
+                Err(StepError::InvalidInput { field, message }) => {
+                    assert_eq!(field, SHA256SUMS);
+                    assert!(message.contains(why), "{message:?} lacks {why:?}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        assert!(m.verify_sha256sums(&[0xff, 0xfe]).is_err());
     }
 
     #[test]

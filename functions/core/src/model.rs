@@ -62,6 +62,11 @@ pub struct ReleaseRef {
     pub source_snapshot: Option<SnapshotId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// Lowercase hex sha256 of the release's `SHA256SUMS` file as the plan verified it against the
+    /// manifest. The migration build gets it (`TENANTFLOW_SHA256SUMS_SHA256`) and refuses any other
+    /// file, so the scripts Flyway runs are the ones the plan checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256sums: Option<String>,
 }
 
 /// The tenant's ECS service.

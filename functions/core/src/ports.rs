@@ -170,9 +170,13 @@ pub trait Secrets: Send + Sync {
 pub struct MigrationRequest {
     pub instance_id: InstanceId,
     pub bucket: String,
-    /// `releases/<id>/`
+    /// `releases/<id>/`: the build's source (the S3 folder `<bucket>/<prefix>`).
     pub prefix: String,
     pub release: String,
+    /// sha256 of the release's `SHA256SUMS` as the plan verified it (`ReleaseRef::sha256sums`);
+    /// the build refuses to run Flyway on any other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256sums: Option<String>,
 }
 
 /// Build status, CodeBuild's words: IN_PROGRESS, SUCCEEDED, FAILED, FAULT, TIMED_OUT, STOPPED.

@@ -657,6 +657,9 @@ impl FakeObjects {
             .get(&(bucket.to_string(), key.to_string()))
             .cloned()
     }
+    pub fn remove(&self, bucket: &str, key: &str) {
+        lock(&self.objects).remove(&(bucket.to_string(), key.to_string()));
+    }
 }
 
 #[async_trait]
@@ -885,6 +888,7 @@ pub fn release_ref(id: &str, strategy: Strategy) -> ReleaseRef {
         snapshot_retention: 3,
         source_snapshot: None,
         health_check: None,
+        sha256sums: None,
     }
 }
 

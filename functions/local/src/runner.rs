@@ -146,6 +146,7 @@ impl LocalRunner {
             bucket: var("TENANTFLOW_RELEASE_BUCKET")?,
             prefix: var("TENANTFLOW_RELEASE_PREFIX")?,
             release: var("TENANTFLOW_RELEASE")?,
+            sha256sums: env.get("TENANTFLOW_SHA256SUMS_SHA256").cloned(),
         };
         let started = self.local.clock.now();
         // A build takes simulated time; the Flyway run itself works meanwhile on the heavy pool.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tenantflow_core::manifest::{release_prefix, Manifest};
+use tenantflow_core::manifest::{release_prefix, Manifest, SHA256SUMS};
 use tenantflow_core::model::{ActivePointer, ServiceRef};
 use tenantflow_core::names::{tags, GenerationTs, InstanceId, Namespace};
 
@@ -197,6 +197,17 @@ impl LocalState {
                 .objects
                 .put_sync(RELEASE_BUCKET, &format!("{prefix}{}", s.name), &s.content)?;
         }
+        // What `tenantflow release pack` writes next to the manifest; the plan refuses a release
+        // without it (read_release has checked a folder's own copy agrees).
+        let sums = release
+            .manifest
+            .sha256sums()
+            .map_err(|e| LocalError::release(&release.dir, e.to_string()))?;
+        ports.objects.put_sync(
+            RELEASE_BUCKET,
+            &format!("{prefix}{SHA256SUMS}"),
+            sums.as_bytes(),
+        )?;
         let key = format!("{prefix}manifest.json");
         ports
             .objects
@@ -284,6 +295,15 @@ pub fn read_release(dir: &Path) -> Result<ReleaseDir, LocalError> {
             .verify_script(&name.file, &bytes)
             .map_err(|e| LocalError::release(&file, e))?;
         scripts.push(Script::new(entry.name.clone(), bytes));
+    }
+    let sums_path = dir.join(SHA256SUMS);
+    if let Ok(sums) = std::fs::read(&sums_path) {
+        manifest.verify_sha256sums(&sums).map_err(|e| {
+            LocalError::release(
+                &sums_path,
+                format!("{e}; run `tenantflow release pack` again"),
+            )
+        })?;
     }
     Ok(ReleaseDir {
         dir: dir.to_path_buf(),

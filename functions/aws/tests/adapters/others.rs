@@ -123,6 +123,7 @@ fn request() -> MigrationRequest {
         bucket: BUCKET.into(),
         prefix: "releases/r1/".into(),
         release: "r1".into(),
+        sha256sums: Some("ab".repeat(32)),
     }
 }
 
@@ -157,6 +158,35 @@ async fn codebuild_start_passes_the_candidate_and_release() {
         (s.build_id.as_str(), s.status.as_str()),
         ("tenantflow-migrate:b1", "IN_PROGRESS")
     );
+}
+
+/// The Flyway image cannot read `s3:` locations (no AWS SDK: flyway/flyway#3668), so the build's
+/// source is the release folder: an S3 source override "<bucket>/releases/<id>/" (the folder form
+/// of API_ProjectSource's location), plus the digest of the SHA256SUMS the plan verified.
+#[tokio::test]
+async fn codebuild_start_makes_the_release_folder_the_source() {
+    let d = "ab".repeat(32);
+    let r = mock!(aws_sdk_codebuild::Client::start_build)
+        .match_requests(move |r| {
+            r.source_type_override() == Some(&aws_sdk_codebuild::types::SourceType::S3)
+                && r.source_location_override() == Some(&format!("{BUCKET}/releases/r1/")[..])
+                && r.environment_variables_override()
+                    .iter()
+                    .any(|v| v.name() == "TENANTFLOW_SHA256SUMS_SHA256" && v.value() == d.as_str())
+        })
+        .then_output(|| {
+            StartBuildOutput::builder()
+                .build_value(
+                    Build::builder()
+                        .id("tenantflow-migrate:b2")
+                        .build_status(StatusType::InProgress)
+                        .build(),
+                )
+                .build()
+        });
+    let m = CodeBuildMigrations::new(client!(aws_sdk_codebuild, &[&r]), "tenantflow-migrate");
+    m.start(&request()).await.expect("started");
+    assert_eq!(r.num_calls(), 1, "request did not name the release folder");
 }
 
 #[tokio::test]

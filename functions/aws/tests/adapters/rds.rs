@@ -557,3 +557,120 @@ async fn unknown_client_error_is_internal() {
     let e = db.headroom().await;
     assert!(matches!(e, Err(StepError::Internal(_))), "{e:?}");
 }
+
+/// What one restore request asked for: (Iops, StorageThroughput, BackupRetentionPeriod).
+type Sent = (Option<i32>, Option<i32>, Option<i32>);
+
+/// Restores from a template instance with the given storage, and returns what the request sent.
+async fn restore_sent(engine: &str, storage_type: &str, gib: i32, iops: i32, mibps: i32) -> Sent {
+    let tpl = DbInstance::builder()
+        .db_instance_identifier(OLD)
+        .db_instance_status("available")
+        .engine(engine)
+        .storage_type(storage_type)
+        .allocated_storage(gib)
+        .iops(iops)
+        .storage_throughput(mibps)
+        .backup_retention_period(7)
+        .build();
+    let describe = mock!(Client::describe_db_instances)
+        .match_requests(|r| r.db_instance_identifier() == Some(OLD))
+        .then_output(move || {
+            DescribeDbInstancesOutput::builder()
+                .db_instances(tpl.clone())
+                .build()
+        });
+    let sent: std::sync::Arc<std::sync::Mutex<Vec<Sent>>> = Default::default();
+    let seen = sent.clone();
+    let t = our_tags(RUN);
+    let restore = mock!(Client::restore_db_instance_from_db_snapshot)
+        .match_requests(move |r| {
+            seen.lock().unwrap().push((
+                r.iops(),
+                r.storage_throughput(),
+                r.backup_retention_period(),
+            ));
+            true
+        })
+        .then_output(move || {
+            RestoreDbInstanceFromDbSnapshotOutput::builder()
+                .db_instance(instance(NEW, "creating", &t))
+                .build()
+        });
+    let db = RdsDatabases::new(client!(aws_sdk_rds, &[&describe, &restore]));
+    db.restore_instance(&restore_req()).await.expect("restored");
+    let sent = sent.lock().unwrap();
+    assert_eq!(sent.len(), 1, "one restore request");
+    sent[0]
+}
+
+/// gp3 below the engine's threshold reports its baseline (3,000 IOPS, 125 MiB/s) in
+/// DescribeDBInstances, and RDS rejects those same values when a restore sends them
+/// (InvalidParameterCombination). Thresholds: "Amazon RDS DB instance storage", gp3 table,
+/// https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/CHAP_Storage.html (400 GiB for Db2,
+/// MariaDB, MySQL, PostgreSQL; 200 GiB for Oracle; SQL Server at any size). The old code copied
+/// them whatever the storage.
+#[tokio::test]
+async fn restore_sends_iops_and_throughput_only_where_rds_accepts_them() {
+    let cases = [
+        // engine, storage type, GiB, reported IOPS, reported MiB/s, expected (IOPS, MiB/s)
+        ("postgres", "gp3", 100, 3000, 125, (None, None)),
+        ("postgres", "gp3", 399, 3000, 125, (None, None)),
+        ("postgres", "gp3", 400, 12000, 500, (Some(12000), Some(500))),
+        ("mysql", "gp3", 20, 3000, 125, (None, None)),
+        ("mysql", "gp3", 1000, 15000, 750, (Some(15000), Some(750))),
+        ("mariadb", "gp3", 300, 3000, 125, (None, None)),
+        ("db2-se", "gp3", 100, 3000, 125, (None, None)),
+        ("oracle-ee", "gp3", 150, 3000, 125, (None, None)),
+        (
+            "oracle-se2",
+            "gp3",
+            200,
+            12000,
+            500,
+            (Some(12000), Some(500)),
+        ),
+        (
+            "sqlserver-se",
+            "gp3",
+            20,
+            3000,
+            125,
+            (Some(3000), Some(125)),
+        ),
+        ("postgres", "io1", 100, 5000, 0, (Some(5000), None)),
+        ("mysql", "io2", 100, 8000, 0, (Some(8000), None)),
+        ("postgres", "gp2", 100, 300, 0, (None, None)),
+        ("some-new-engine", "gp3", 5000, 12000, 500, (None, None)),
+    ];
+    for (engine, st, gib, iops, mibps, want) in cases {
+        let (got_iops, got_mibps, _) = restore_sent(engine, st, gib, iops, mibps).await;
+        assert_eq!(
+            (got_iops, got_mibps),
+            want,
+            "{engine} {st} {gib} GiB reporting {iops} IOPS / {mibps} MiB/s"
+        );
+    }
+}
+
+/// Since September 2025 a restored instance with backup retention > 0 takes a baseline backup
+/// (hashicorp/terraform-provider-aws#44104). The restore must not set a retention of its own
+/// (it keeps the snapshot's), and the one ModifyDBInstance call tenantflow makes on a serving
+/// instance (deletion protection) must not touch its retention either.
+#[tokio::test]
+async fn neither_restore_nor_protection_changes_backup_retention() {
+    let (_, _, retention) = restore_sent("postgres", "gp3", 100, 3000, 125).await;
+    assert_eq!(retention, None, "restore sent BackupRetentionPeriod");
+    let r = mock!(Client::modify_db_instance)
+        .match_requests(|r| {
+            r.backup_retention_period().is_none()
+                && r.preferred_backup_window().is_none()
+                && r.deletion_protection() == Some(true)
+        })
+        .then_output(|| ModifyDbInstanceOutput::builder().build());
+    let db = RdsDatabases::new(client!(aws_sdk_rds, &[&r]));
+    db.set_deletion_protection(&iid(OLD), true)
+        .await
+        .expect("ok");
+    assert_eq!(r.num_calls(), 1);
+}

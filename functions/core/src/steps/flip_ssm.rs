@@ -42,7 +42,7 @@ pub async fn flip_ssm<D: Databases + ?Sized, P: Parameters + ?Sized>(
             candidate.instance_id
         )));
     }
-    if instance.status != "available" {
+    if !super::wait::instance_usable(&instance.status) {
         return Err(StepError::NotReady {
             resource: format!("instance {}", instance.id),
             status: instance.status,

@@ -1,10 +1,11 @@
 //! `list-tenants`: plans a run (the first state of the release state machine).
 //!
-//! Reads and validates the manifest and every script's sha256, discovers the tenants from their
-//! active pointers, applies the selection, splits the waves, sizes `maxConcurrency` from quota
-//! headroom, and writes the tenant lists to S3 (`runs/<run>/waves/<n>.json`, `runs/<run>/tenants.json`)
-//! so that no tenant list ever flows through a state payload. Everything is validated before the
-//! first write.
+//! Reads and validates the manifest, every script's sha256 and the release's `SHA256SUMS`,
+//! discovers the tenants from their active pointers (saying exactly what a tenant it skips lacks),
+//! applies the selection, splits the waves, sizes `maxConcurrency` from quota headroom (counting
+//! the snapshots this run keeps for good), and writes the tenant lists to S3
+//! (`runs/<run>/waves/<n>.json`, `runs/<run>/tenants.json`, `runs/<run>/skipped.json`) so that no
+//! tenant list ever flows through a state payload. Everything is validated before the first write.
 
 mod select;
 
@@ -13,13 +14,17 @@ pub(crate) mod fixtures;
 
 use super::{parse_input, Ports, Settings};
 use crate::error::StepError;
-use crate::manifest::{release_prefix, validate_release_id, FleetMode, Manifest, Strategy};
-use crate::model::{ReleaseRef, RunContext};
-use crate::names::{GenerationTs, Namespace, SnapshotId, SsmPaths, SSM_ROOT};
+use crate::manifest::{
+    release_prefix, validate_release_id, FleetMode, Manifest, Strategy, SHA256SUMS,
+};
+use crate::model::{ActivePointer, ReleaseRef, RunContext};
+use crate::names::{GenerationTs, Namespace, SnapshotId, SSM_ROOT};
 use crate::ports::{Databases, Objects, Parameters};
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use select::select_tenants;
 
@@ -115,6 +120,17 @@ pub struct Plan {
     /// Empty in `all-or-nothing` mode, which reads `allTenants`.
     pub waves: Vec<WavePlan>,
     pub all_tenants: ItemsRef,
+    /// Tenants the selection covers that this run skips, with what each lacks
+    /// (`runs/<run>/skipped.json`, a JSON array of [`SkippedTenant`]); absent when none is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<ItemsRef>,
+}
+
+/// A tenant `list-tenants` found but cannot deploy to, and exactly what it lacks.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SkippedTenant {
+    pub tenant: Namespace,
+    pub reason: String,
 }
 
 /// One item of a wave or tenant list.
@@ -173,7 +189,7 @@ where
     } = input.input;
     let release_id = release_id_of_key(&key)?.to_string();
     let run = run_context(&input.execution)?;
-    let manifest = load_manifest(objects, &bucket, &key, &release_id).await?;
+    let (manifest, sha256sums) = load_manifest(objects, &bucket, &key, &release_id).await?;
 
     let strategy = overrides.strategy.unwrap_or(manifest.strategy);
     let fleet = overrides.fleet.unwrap_or(manifest.fleet);
@@ -212,8 +228,9 @@ where
         ));
     }
 
-    let discovered = discover_tenants(params, settings).await?;
-    let tenants = select_tenants(&discovered, &manifest.tenants)?;
+    let discovery = discover(params, settings).await?;
+    let tenants = select_tenants(&discovery.tenants, &discovery.skipped, &manifest.tenants)?;
+    let skipped = select::skipped_in_selection(&discovery.skipped, &manifest.tenants)?;
     let n = tenants.len() as u64;
 
     let headroom = dbs.headroom().await?;
@@ -222,13 +239,29 @@ where
         .or(manifest.max_concurrency)
         .unwrap_or(settings.default_max_concurrency);
     let mut max_concurrency = cap.min(settings.build_concurrency).min(headroom.instances);
+    let mut kept = 0;
     if strategy != Strategy::Promote {
-        max_concurrency = max_concurrency.min(headroom.snapshots);
+        kept = snapshots_kept_for_good(
+            dbs,
+            settings,
+            &tenants,
+            manifest.snapshot_retention,
+            headroom.snapshots,
+            max_concurrency,
+        )
+        .await?;
+        max_concurrency = max_concurrency.min(headroom.snapshots.saturating_sub(kept));
     }
     if n > 0 && max_concurrency == 0 {
         return Err(StepError::QuotaExceeded(format!(
-            "no headroom for even one tenant: instances {}, manual snapshots {}, builds {}, cap {cap}",
-            headroom.instances, headroom.snapshots, settings.build_concurrency
+            "no headroom for even one tenant: instances {}, builds {}, cap {cap}, manual snapshots {} \
+             of which this run keeps {kept} for good (snapshotRetention {} for {n} tenants: {} \
+             manual snapshots at steady state); raise the RDS quotas or lower snapshotRetention",
+            headroom.instances,
+            settings.build_concurrency,
+            headroom.snapshots,
+            manifest.snapshot_retention,
+            n.saturating_mul(u64::from(manifest.snapshot_retention)),
         )));
     }
     let max_concurrency = max_concurrency.max(1);
@@ -259,6 +292,22 @@ where
     }
 
     put_items(objects, &bucket, &all_tenants.key, &tenants).await?;
+    let skipped = if skipped.is_empty() {
+        None
+    } else {
+        for t in &skipped {
+            tracing::warn!(tenant = %t.tenant, reason = %t.reason, "tenant skipped");
+        }
+        let key = format!("{prefix}skipped.json");
+        let body = serde_json::to_vec(&skipped)
+            .map_err(|e| StepError::Internal(format!("serialize skipped tenants: {e}")))?;
+        objects.put(&bucket, &key, &body).await?;
+        Some(ItemsRef {
+            bucket: bucket.clone(),
+            key,
+            count: skipped.len() as u64,
+        })
+    };
     let mut waves = Vec::with_capacity(wave_lists.len());
     for (i, (name, list)) in wave_lists.into_iter().enumerate() {
         let key = format!("{prefix}waves/{i}.json");
@@ -284,6 +333,7 @@ where
             snapshot_retention: manifest.snapshot_retention,
             source_snapshot,
             health_check: manifest.health_check.clone(),
+            sha256sums: Some(sha256sums),
         },
         fleet,
         tenant_count: n,
@@ -294,6 +344,7 @@ where
         wave_count: waves.len() as u64,
         waves,
         all_tenants,
+        skipped,
         run,
     })
 }
@@ -328,13 +379,15 @@ fn canary_size(n: u64, count: Option<u32>, percent: Option<f64>) -> Result<u64, 
     Ok(size.min(n))
 }
 
-/// Reads the manifest, checks it names this release, and checks every script's sha256.
+/// Reads the manifest, checks it names this release, checks every script's sha256, and checks
+/// that the release's `SHA256SUMS` (what the migration build verifies the scripts with) says the
+/// same. Returns the manifest and the sha256 of that `SHA256SUMS`.
 async fn load_manifest<O: Objects + ?Sized>(
     objects: &O,
     bucket: &str,
     key: &str,
     release_id: &str,
-) -> Result<Manifest, StepError> {
+) -> Result<(Manifest, String), StepError> {
     let bytes = objects
         .get(bucket, key)
         .await?
@@ -371,25 +424,145 @@ async fn load_manifest<O: Objects + ?Sized>(
                 other => other,
             })?;
     }
-    Ok(manifest)
+    let sums_key = format!("{}{SHA256SUMS}", release_prefix(release_id));
+    let sums = objects.get(bucket, &sums_key).await?.ok_or_else(|| {
+        StepError::invalid(
+            SHA256SUMS,
+            format!(
+                "s3://{bucket}/{sums_key} does not exist: the migration build checks every script \
+                 against it; `tenantflow release pack` writes it next to manifest.json"
+            ),
+        )
+    })?;
+    manifest.verify_sha256sums(&sums).map_err(|e| match e {
+        StepError::InvalidInput { message, .. } => {
+            StepError::invalid(SHA256SUMS, format!("s3://{bucket}/{sums_key} {message}"))
+        }
+        other => other,
+    })?;
+    Ok((manifest, hex::encode(Sha256::digest(&sums))))
 }
 
-/// Every tenant of this deployment ([`Settings::owns`]) that has an active pointer
-/// `/tenantflow/<ns>/db`, sorted.
-pub async fn discover_tenants<P: Parameters + ?Sized>(
+/// The tenants of this deployment ([`Settings::owns`]) found under `/tenantflow/`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Discovery {
+    /// Tenants with a valid active pointer, sorted.
+    pub tenants: Vec<Namespace>,
+    /// Tenants with parameters under `/tenantflow/<ns>/` that cannot be deployed to, sorted.
+    pub skipped: Vec<SkippedTenant>,
+}
+
+/// Every tenant of this deployment ([`Settings::owns`]) with parameters under `/tenantflow/<ns>/`.
+/// A tenant is deployable when `/tenantflow/<ns>/db` holds a pointer `{generation, instanceId,
+/// release, …}` naming the instance `<ns>-<generation>`; any other tenant is skipped with what it
+/// lacks (an existing fleet needs exactly this to start: see the README, "Deploying with SAM").
+pub async fn discover<P: Parameters + ?Sized>(
     params: &P,
     settings: &Settings,
-) -> Result<Vec<Namespace>, StepError> {
-    let mut out: Vec<Namespace> = params
-        .list(&format!("{SSM_ROOT}/"))
-        .await?
-        .iter()
-        .filter_map(|p| SsmPaths::tenant_of_pointer(&p.name))
-        .filter(|ns| settings.owns(ns))
-        .collect();
-    out.sort();
-    out.dedup();
+) -> Result<Discovery, StepError> {
+    let mut seen: BTreeMap<Namespace, (Option<String>, BTreeSet<String>)> = BTreeMap::new();
+    for p in params.list(&format!("{SSM_ROOT}/")).await? {
+        let Some((ns, leaf)) = p
+            .name
+            .strip_prefix(SSM_ROOT)
+            .and_then(|r| r.strip_prefix('/'))
+            .and_then(|r| r.split_once('/'))
+        else {
+            continue;
+        };
+        let Ok(ns) = Namespace::parse(ns) else {
+            continue;
+        };
+        if !settings.owns(&ns) {
+            continue;
+        }
+        let entry = seen.entry(ns).or_default();
+        if leaf == "db" {
+            entry.0 = Some(p.value);
+        } else {
+            entry.1.insert(leaf.to_string());
+        }
+    }
+    let mut out = Discovery::default();
+    for (ns, (pointer, others)) in seen {
+        let path = ns.paths().pointer;
+        let reason = match pointer {
+            None => Some(format!(
+                "no active pointer {path} (found only {}): write {{\"generation\": \"<YYYYMMDDhhmmss>\", \
+                 \"instanceId\": \"{ns}-<YYYYMMDDhhmmss>\", \"release\": \"<release id>\"}} there",
+                others
+                    .iter()
+                    .map(|l| format!("{SSM_ROOT}/{ns}/{l}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Some(value) => pointer_problem(&ns, &path, &value),
+        };
+        match reason {
+            None => out.tenants.push(ns),
+            Some(reason) => out.skipped.push(SkippedTenant { tenant: ns, reason }),
+        }
+    }
     Ok(out)
+}
+
+/// What is wrong with a tenant's pointer value, if anything.
+fn pointer_problem(ns: &Namespace, path: &str, value: &str) -> Option<String> {
+    let p: ActivePointer = match serde_json::from_str(value) {
+        Ok(p) => p,
+        Err(e) => {
+            return Some(format!(
+                "{path} is not a pointer {{\"generation\", \"instanceId\", \"release\"}}: {e}"
+            ))
+        }
+    };
+    match p.instance_id.split_generation() {
+        Some((n, ts)) if n == *ns && ts == p.generation => None,
+        Some((n, ts)) if n == *ns => Some(format!(
+            "{path} names instance {} but generation {}: they must agree ({ns}-{ts})",
+            p.instance_id, p.generation
+        )),
+        _ => Some(format!(
+            "{path} names instance {}, which is not a generation of {ns}: rename the instance to \
+             {ns}-<YYYYMMDDhhmmss> (the IAM policies and snapshot names rely on it) and point there",
+            p.instance_id
+        )),
+    }
+}
+
+/// Manual snapshots this run adds for good: with `retention` > 0, a tenant's new snapshot
+/// survives its teardown while the tenant keeps fewer than `retention` (teardown prunes beyond
+/// it), so each such tenant adds one. The account's snapshots are listed only when that could
+/// matter, i.e. when `free` does not cover one more snapshot for every tenant plus `concurrency`.
+async fn snapshots_kept_for_good<D: Databases + ?Sized>(
+    dbs: &D,
+    settings: &Settings,
+    tenants: &[Namespace],
+    retention: u32,
+    free: u32,
+    concurrency: u32,
+) -> Result<u32, StepError> {
+    let n = u32::try_from(tenants.len()).unwrap_or(u32::MAX);
+    if retention == 0 || tenants.is_empty() || free >= n.saturating_add(concurrency) {
+        return Ok(0);
+    }
+    let prefix = settings
+        .namespace
+        .as_ref()
+        .map(|ns| format!("{ns}-"))
+        .unwrap_or_default();
+    let mut held: BTreeMap<Namespace, u32> = BTreeMap::new();
+    for s in dbs.list_snapshots(&prefix).await? {
+        if let Some((ns, _)) = s.id.split_generation() {
+            if super::tenant::tenant_owns(&s.tags, &ns) {
+                *held.entry(ns).or_default() += 1;
+            }
+        }
+    }
+    Ok(tenants
+        .iter()
+        .filter(|t| held.get(*t).copied().unwrap_or(0) < retention)
+        .count() as u32)
 }
 
 async fn put_items<O: Objects + ?Sized>(
@@ -563,6 +736,176 @@ mod tests {
         }
         let w = world(2, json!({"release": "r2"}));
         assert_eq!(field(&plan_err(&w, json!({})).await), "manifest.release");
+    }
+
+    /// The migration build cannot read JSON (no `jq` in the Flyway image): it checks the scripts
+    /// against `SHA256SUMS`. A release whose `SHA256SUMS` is missing or disagrees with the manifest
+    /// is refused before any write, and the plan carries the digest of the one it verified.
+    #[tokio::test]
+    async fn sha256sums_must_agree_with_the_manifest() {
+        let w = world(2, json!({}));
+        let p = planned(&w, json!({})).await;
+        let sums = w
+            .objects
+            .body(BUCKET, "releases/r1/SHA256SUMS")
+            .expect("sums");
+        assert_eq!(
+            p.release.sha256sums.as_deref(),
+            Some(hex::encode(Sha256::digest(&sums)).as_str())
+        );
+
+        let sql_sum = hex::encode(Sha256::digest(super::fixtures::SQL));
+        for (body, why) in [
+            (None, "does not exist"),
+            (Some(String::new()), "does not list"),
+            (
+                Some(format!("{}  V1__points.sql\n", "0".repeat(64))),
+                "the manifest says",
+            ),
+            (
+                Some(format!(
+                    "{sql_sum}  V1__points.sql\n{sql_sum}  V2__sneaky.sql\n"
+                )),
+                "does not name",
+            ),
+        ] {
+            let w = world(2, json!({}));
+            match &body {
+                Some(b) => w
+                    .objects
+                    .seed(BUCKET, "releases/r1/SHA256SUMS", b.as_bytes()),
+                None => w.objects.remove(BUCKET, "releases/r1/SHA256SUMS"),
+            }
+            let before = w.log().writes();
+            match plan_err(&w, json!({})).await {
+                StepError::InvalidInput { field, message } => {
+                    assert_eq!(field, "SHA256SUMS");
+                    assert!(message.contains(why), "{message}");
+                }
+                other => panic!("{body:?}: {other:?}"),
+            }
+            assert_eq!(w.log().writes(), before, "nothing written");
+        }
+    }
+
+    /// An existing fleet starts with one pointer per tenant naming an instance `<ns>-<timestamp>`.
+    /// A tenant that has parameters but lacks either is skipped, and the plan says exactly what
+    /// it lacks (S3 `runs/<run>/skipped.json`); an explicit list naming it is refused with that.
+    #[tokio::test]
+    async fn skipped_tenants_are_named_with_what_they_lack() {
+        let w = world(2, json!({}));
+        let svc = json!({"cluster": "tenantflow", "service": "s"}).to_string();
+        w.params
+            .seed("/tenantflow/nopointer-app-prod/service", &svc);
+        w.params.seed(
+            "/tenantflow/legacy-app-prod/db",
+            &json!({"generation": "20260101000000", "instanceId": "legacy-db", "release": "r0"})
+                .to_string(),
+        );
+        w.params.seed(
+            "/tenantflow/garbled-app-prod/db",
+            "legacy-db.x.rds.amazonaws.com",
+        );
+        w.params.seed(
+            "/tenantflow/skewed-app-prod/db",
+            &json!({"generation": "20260101000000", "instanceId": "skewed-app-prod-20250101000000", "release": "r0"})
+                .to_string(),
+        );
+        let p = planned(&w, json!({})).await;
+        assert_eq!(p.tenant_count, 2, "only the tenants with valid pointers");
+        let skipped = p.skipped.expect("skipped list");
+        assert_eq!(skipped.count, 4);
+        assert_eq!(skipped.key, format!("runs/{RUN}/skipped.json"));
+        let body = w.objects.body(BUCKET, &skipped.key).expect("written");
+        let list: Vec<SkippedTenant> = serde_json::from_slice(&body).expect("json");
+        let reason = |t: &str| {
+            list.iter()
+                .find(|s| s.tenant.as_str() == t)
+                .map(|s| s.reason.clone())
+                .unwrap_or_else(|| panic!("{t} not skipped: {list:?}"))
+        };
+        let r = reason("nopointer-app-prod");
+        assert!(
+            r.contains("no active pointer /tenantflow/nopointer-app-prod/db"),
+            "{r}"
+        );
+        assert!(r.contains("/tenantflow/nopointer-app-prod/service"), "{r}");
+        let r = reason("legacy-app-prod");
+        assert!(
+            r.contains("legacy-db") && r.contains("legacy-app-prod-<YYYYMMDDhhmmss>"),
+            "{r}"
+        );
+        let r = reason("garbled-app-prod");
+        assert!(r.contains("is not a pointer"), "{r}");
+        let r = reason("skewed-app-prod");
+        assert!(r.contains("must agree"), "{r}");
+
+        // Globs that exclude a skipped tenant do not report it.
+        let w2 = world(
+            2,
+            json!({"tenants": {"exclude": ["legacy-*", "nopointer-*", "garbled-*", "skewed-*"]}}),
+        );
+        w2.params.seed("/tenantflow/legacy-app-prod/service", &svc);
+        assert_eq!(planned(&w2, json!({})).await.skipped, None);
+
+        // An explicit list naming a skipped tenant is refused with the reason.
+        let w3 = world(2, json!({"tenants": {"tenants": ["legacy-app-prod"]}}));
+        w3.params.seed("/tenantflow/legacy-app-prod/service", &svc);
+        match plan_err(&w3, json!({})).await {
+            StepError::InvalidInput { field, message } => {
+                assert_eq!(field, "manifest.tenants.tenants[0]");
+                assert!(message.contains("no active pointer"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Each tenant keeping fewer than `snapshotRetention` snapshots keeps this run's for good (the
+    /// teardown prunes only beyond retention): with the default quota of 100 manual snapshots and
+    /// retention 3, about 33 tenants fill it for good. The plan counts those in its headroom.
+    #[tokio::test]
+    async fn snapshots_kept_for_good_count_against_the_snapshot_headroom() {
+        // 40 tenants without snapshots yet: this run keeps 40 more.
+        let w = world(40, json!({}));
+        w.db.headroom.lock().unwrap().snapshots = 45;
+        assert_eq!(planned(&w, json!({})).await.max_concurrency, 5);
+        w.db.headroom.lock().unwrap().snapshots = 40;
+        let before = w.log().writes().len();
+        match plan_err(&w, json!({})).await {
+            StepError::QuotaExceeded(m) => {
+                assert!(m.contains("keeps 40 for good"), "{m}");
+                assert!(m.contains("120 manual snapshots at steady state"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(w.log().writes().len(), before, "nothing written");
+
+        // Tenants already at their retention add nothing for good; one below it adds one.
+        let w = world(40, json!({"snapshotRetention": 2}));
+        for i in 0..40 {
+            let held = if i == 0 { 1 } else { 2 };
+            for k in 0..held {
+                let id =
+                    SnapshotId::parse(&format!("{}-2026010{}000000", tenant(i), k + 1)).unwrap();
+                let tags = [(crate::names::tags::NAMESPACE.to_string(), tenant(i))]
+                    .into_iter()
+                    .collect();
+                w.db.add_snapshot(crate::ports::DbSnapshot {
+                    id,
+                    source_instance: String::new(),
+                    status: "available".into(),
+                    created_at: None,
+                    tags,
+                });
+            }
+        }
+        w.db.headroom.lock().unwrap().snapshots = 8;
+        assert_eq!(planned(&w, json!({})).await.max_concurrency, 7);
+
+        // Retention 0 keeps nothing; promote makes no snapshot at all.
+        let w = world(40, json!({"snapshotRetention": 0}));
+        w.db.headroom.lock().unwrap().snapshots = 3;
+        assert_eq!(planned(&w, json!({})).await.max_concurrency, 3);
     }
 
     #[tokio::test]

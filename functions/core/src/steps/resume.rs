@@ -95,7 +95,11 @@ fn detail_error(e: serde_path_to_error::Error<serde_json::Error>) -> StepError {
 }
 
 /// The RDS resource id of an event: from `SourceArn` (`…:db:<id>` / `…:snapshot:<id>`), else
-/// `SourceIdentifier`.
+/// `SourceIdentifier`. AWS's own samples write `SourceIdentifier` as `rds:<id>`, and the snapshot
+/// sample's ARN as `…:snapshot:rds:<id>` ("Overview of events for Amazon RDS",
+/// <https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-cloudwatch-events.sample.html>), so
+/// a leading `rds:` is dropped. (Automated snapshots are named `rds:…` too; they then name no
+/// waited-on resource and are ignored.)
 fn rds_id(detail: &Value) -> Result<String, StepError> {
     let d: RdsDetail = serde_path_to_error::deserialize(detail).map_err(detail_error)?;
     let from_arn = d
@@ -104,11 +108,15 @@ fn rds_id(detail: &Value) -> Result<String, StepError> {
         .and_then(|a| a.split_once(":db:").or_else(|| a.split_once(":snapshot:")))
         .map(|(_, id)| id.to_string());
     tracing::debug!(event_id = ?d.event_id, "rds event");
-    from_arn.or(d.source_identifier).ok_or_else(|| {
+    let id = from_arn.or(d.source_identifier).ok_or_else(|| {
         StepError::invalid(
             "detail.SourceIdentifier",
             "neither SourceArn nor SourceIdentifier",
         )
+    })?;
+    Ok(match id.strip_prefix("rds:") {
+        Some(rest) => rest.to_string(),
+        None => id,
     })
 }
 

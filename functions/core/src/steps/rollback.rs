@@ -267,7 +267,7 @@ async fn undo_in_place<D: Databases + ?Sized, P: Parameters + ?Sized, S: Service
                 status: "creating".into(),
             });
         }
-        if inst.status != "available" {
+        if !super::wait::instance_usable(&inst.status) {
             if super::wait::INSTANCE_DEAD.contains(&inst.status.as_str()) {
                 return Err(StepError::Conflict(format!(
                     "restored instance {target} is {}",

@@ -50,7 +50,7 @@ pub async fn snapshot<D: Databases + ?Sized, P: Parameters + ?Sized>(
                 pointer.value.instance_id
             ))
         })?;
-    if active.status != "available" {
+    if !super::wait::instance_usable(&active.status) {
         return Err(StepError::NotReady {
             resource: format!("instance {}", active.id),
             status: active.status,

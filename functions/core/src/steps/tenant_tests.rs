@@ -896,6 +896,53 @@ async fn await_registers_and_resume_completes_each_kind() {
     );
 }
 
+/// AWS's samples write `SourceIdentifier` as `rds:<id>` and the snapshot event's ARN as
+/// `…:snapshot:rds:<id>` ("Overview of events for Amazon RDS", rds-cloudwatch-events.sample.html):
+/// resume still finds the waiting token.
+#[tokio::test]
+async fn resume_reads_rds_ids_written_the_way_aws_samples_write_them() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Snapshot).await;
+    dispatch(
+        StepName::AwaitResource,
+        &w.ports(),
+        await_input("tok-s", "snapshot", &s),
+    )
+    .await
+    .expect("await");
+    w.db.finish_all();
+    let mut event = rds_snapshot_event(NEW);
+    let arn = format!("arn:aws:rds:eu-west-1:123456789012:snapshot:rds:{NEW}");
+    event["resources"] = json!([arn]);
+    event["detail"]["SourceArn"] = json!(arn);
+    event["detail"]["SourceIdentifier"] = json!(format!("rds:{NEW}"));
+    let out = dispatch(StepName::Resume, &w.ports(), event)
+        .await
+        .expect("resume");
+    assert_eq!(out["resumed"], json!(true), "{out}");
+    assert_eq!(out["resource"], json!(NEW));
+    // Without an ARN, the SourceIdentifier alone.
+    let s = progress(&w, StepName::CreateDb, &s).await;
+    dispatch(
+        StepName::AwaitResource,
+        &w.ports(),
+        await_input("tok-c", "candidate", &s),
+    )
+    .await
+    .expect("await");
+    w.db.finish_all();
+    let mut event = rds_instance_event(NEW);
+    event["detail"]
+        .as_object_mut()
+        .expect("detail")
+        .remove("SourceArn");
+    event["detail"]["SourceIdentifier"] = json!(format!("rds:{NEW}"));
+    let out = dispatch(StepName::Resume, &w.ports(), event)
+        .await
+        .expect("resume");
+    assert_eq!(out["resumed"], json!(true), "{out}");
+}
+
 #[tokio::test]
 async fn resume_ignores_resources_nobody_waits_on() {
     let w = FakeWorld::new();
@@ -911,6 +958,94 @@ async fn resume_ignores_resources_nobody_waits_on() {
         assert!(out["ignored"].is_string());
     }
     assert!(w.log().writes().is_empty());
+}
+
+/// Since September 2025 a restored instance with backup retention > 0 takes a baseline backup and
+/// sits in `backing-up` (sometimes for hours) before `available`, accepting connections meanwhile
+/// (hashicorp/terraform-provider-aws#44104); a storage change leaves it in `storage-optimization`,
+/// also usable. Every step that judges readiness must go on, not wait for `available`.
+#[tokio::test]
+async fn a_restored_instance_backing_up_or_optimizing_storage_is_ready() {
+    for usable in ["backing-up", "storage-optimization"] {
+        let (w, s) = setup(Strategy::BlueGreen);
+        // The active generation itself was restored by the previous run and is still backing up.
+        w.db.set_instance_status(OLD, usable);
+        let s = advance(&w, s, Stage::Snapshot).await;
+        w.db.finish_all();
+        let s = progress(&w, StepName::CreateDb, &s).await;
+        w.db.set_instance_status(NEW, usable);
+
+        // await-resource sees it ready at once and resumes with the status RDS reports.
+        let out = dispatch(
+            StepName::AwaitResource,
+            &w.ports(),
+            await_input("tok-c", "candidate", &s),
+        )
+        .await
+        .expect("await");
+        assert_eq!(out["resumed"], json!(true), "{usable}");
+        assert_eq!(
+            w.workflows.results(),
+            [TaskResult::Success {
+                token: "tok-c".into(),
+                output: json!({"resource": NEW, "status": usable}).to_string()
+            }]
+        );
+        // resume, answering the event of a token registered earlier, does the same.
+        dispatch(
+            StepName::AwaitResource,
+            &w.ports(),
+            await_input("tok-c2", "candidate", &s),
+        )
+        .await
+        .expect("await");
+        let path = format!("/tenantflow/_wait/db-instance/{NEW}");
+        w.params.seed(
+            &path,
+            &json!({"token": "tok-late", "tenant": NS}).to_string(),
+        );
+        let out = dispatch(StepName::Resume, &w.ports(), rds_instance_event(NEW))
+            .await
+            .expect("resume");
+        assert_eq!(out["resumed"], json!(true), "{usable}");
+
+        // The flip accepts the candidate and the pipeline completes.
+        let mut s = s;
+        s.progress.migration = Some(MigrationRecord {
+            build_id: "tenantflow-migrate:1".into(),
+            status: "SUCCEEDED".into(),
+        });
+        let s = advance(&w, s, Stage::Check).await;
+        assert_eq!(
+            w.pointer(NS).expect("pointer").value.instance_id.as_str(),
+            NEW,
+            "{usable}"
+        );
+        let r = result(&w, StepName::Teardown, &s).await;
+        assert_eq!(r.outcome, Outcome::Deployed);
+    }
+}
+
+#[tokio::test]
+async fn in_place_rollback_flips_to_a_restore_that_is_backing_up() {
+    let (w, s) = setup(Strategy::InPlace);
+    let s = fail(advance(&w, s, Stage::Migrate).await, "States.TaskFailed");
+    let e = call(&w, StepName::Rollback, &s).await.unwrap_err();
+    assert_eq!(e.asl_name(), "Tenantflow.NotReady", "restore started");
+    w.db.set_instance_status(NEW, "backing-up");
+    let r = result(&w, StepName::Rollback, &s).await;
+    assert_eq!(r.outcome, Outcome::RolledBack);
+    assert_eq!(w.pointer(NS).expect("p").value.instance_id.as_str(), NEW);
+}
+
+#[tokio::test]
+async fn instance_states_that_never_serve_are_not_usable() {
+    for dead in super::wait::INSTANCE_DEAD {
+        assert!(!super::wait::instance_usable(dead), "{dead}");
+    }
+    for pending in ["creating", "modifying", "rebooting", "renaming", "starting"] {
+        assert!(!super::wait::instance_usable(pending), "{pending}");
+    }
 }
 
 // ---- bad input: typed error, no port call ----

@@ -71,6 +71,21 @@ pub enum Verdict {
     Failed { error: StepError },
 }
 
+/// Instance states in which a database serves connections: `available`, and two states a fresh
+/// restore may sit in for hours while accepting connections:
+/// - `backing-up`: since September 2025 RDS takes a baseline backup right after a restore when
+///   backup retention is > 0, before the instance turns `available`
+///   (hashicorp/terraform-provider-aws#44104, confirmed there by AWS Support);
+/// - `storage-optimization`: after a storage change, "the DB instance is available for use"
+///   meanwhile (RDS User Guide, "Viewing Amazon RDS DB instance status",
+///   <https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/accessing-monitoring.html>).
+pub const INSTANCE_USABLE: &[&str] = &["available", "backing-up", "storage-optimization"];
+
+/// Whether an instance in `status` serves connections (see [`INSTANCE_USABLE`]).
+pub fn instance_usable(status: &str) -> bool {
+    INSTANCE_USABLE.contains(&status)
+}
+
 /// Instance states that never turn `available` by themselves.
 pub const INSTANCE_DEAD: &[&str] = &[
     "failed",
@@ -114,7 +129,7 @@ pub async fn judge_instance<D: Databases + ?Sized>(
         None => Verdict::Failed {
             error: StepError::NotFound(format!("instance {id}")),
         },
-        Some(i) if i.status == "available" => Verdict::Ready(i.status),
+        Some(i) if instance_usable(&i.status) => Verdict::Ready(i.status),
         Some(i) if INSTANCE_DEAD.contains(&i.status.as_str()) => Verdict::Failed {
             error: StepError::NotReady {
                 resource: format!("instance {id}"),

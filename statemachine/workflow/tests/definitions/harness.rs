@@ -378,7 +378,13 @@ impl Parameters for Pointers {
             .iter()
             .map(|t| Parameter {
                 name: format!("/tenantflow/{t}/db"),
-                value: "{}".into(),
+                // A pointer naming the tenant's generation, as the plan requires.
+                value: serde_json::json!({
+                    "generation": "20260101000000",
+                    "instanceId": format!("{t}-20260101000000"),
+                    "release": "r0",
+                })
+                .to_string(),
                 version: 1,
             })
             .collect())
@@ -609,6 +615,12 @@ pub async fn run_with(release: Release, script: Script, observe: bool) -> Outcom
     )
     .unwrap();
     std::fs::write(dir.join("V1__points.sql"), sql).unwrap();
+    // What `tenantflow release pack` writes next to the manifest; the plan checks it.
+    std::fs::write(
+        dir.join("SHA256SUMS"),
+        format!("{}  V1__points.sql\n", hex_sha(sql)),
+    )
+    .unwrap();
 
     let bus = Arc::new(Bus::default());
     let ports = Ports {

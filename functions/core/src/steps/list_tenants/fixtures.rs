@@ -35,6 +35,12 @@ pub fn world(n: usize, extra: Value) -> FakeWorld {
         manifest.to_string().as_bytes(),
     );
     w.objects.seed(BUCKET, "releases/r1/V1__points.sql", SQL);
+    // `tenantflow release pack` writes SHA256SUMS next to the manifest (when the manifest is valid).
+    if let Ok(m) = crate::manifest::Manifest::parse(manifest.to_string().as_bytes()) {
+        let sums = m.sha256sums().expect("sums");
+        w.objects
+            .seed(BUCKET, "releases/r1/SHA256SUMS", sums.as_bytes());
+    }
     w
 }
 

@@ -1,14 +1,17 @@
 //! Tenant selection: an explicit list, or include/exclude globs over the discovered tenants.
 
+use super::SkippedTenant;
 use crate::error::StepError;
 use crate::manifest::TenantSelection;
 use crate::names::Namespace;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-/// The selected tenants, sorted. An explicit list must name only tenants that have an active
-/// pointer; globs select among the discovered tenants (`include` empty means all).
+/// The selected tenants, sorted. An explicit list must name only tenants that have a valid
+/// active pointer (a skipped one is refused with what it lacks); globs select among the
+/// discovered tenants (`include` empty means all).
 pub fn select_tenants(
     discovered: &[Namespace],
+    skipped: &[SkippedTenant],
     selection: &TenantSelection,
 ) -> Result<Vec<Namespace>, StepError> {
     if let Some(list) = &selection.tenants {
@@ -17,6 +20,12 @@ pub fn select_tenants(
             let field = format!("manifest.tenants.tenants[{i}]");
             let ns =
                 Namespace::parse(name).map_err(|e| StepError::invalid(&field, e.to_string()))?;
+            if let Some(s) = skipped.iter().find(|s| s.tenant == ns) {
+                return Err(StepError::invalid(
+                    field,
+                    format!("tenant {ns} cannot be deployed to: {}", s.reason),
+                ));
+            }
             if !discovered.contains(&ns) {
                 return Err(StepError::invalid(
                     field,
@@ -35,6 +44,25 @@ pub fn select_tenants(
         .iter()
         .filter(|t| selection.include.is_empty() || include.is_match(t.as_str()))
         .filter(|t| !exclude.is_match(t.as_str()))
+        .cloned()
+        .collect())
+}
+
+/// The skipped tenants the selection's globs would have selected (an explicit list refuses a
+/// skipped tenant instead, in [`select_tenants`]).
+pub fn skipped_in_selection(
+    skipped: &[SkippedTenant],
+    selection: &TenantSelection,
+) -> Result<Vec<SkippedTenant>, StepError> {
+    if selection.tenants.is_some() {
+        return Ok(vec![]);
+    }
+    let include = glob_set(&selection.include, "manifest.tenants.include")?;
+    let exclude = glob_set(&selection.exclude, "manifest.tenants.exclude")?;
+    Ok(skipped
+        .iter()
+        .filter(|s| selection.include.is_empty() || include.is_match(s.tenant.as_str()))
+        .filter(|s| !exclude.is_match(s.tenant.as_str()))
         .cloned()
         .collect())
 }
