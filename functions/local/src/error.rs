@@ -162,6 +162,9 @@ pub enum ReleaseProblem {
     ExtraScript,
     #[error("script named in manifest.json is missing: {source}")]
     MissingScript { source: std::io::Error },
+    /// The folder's `SHA256SUMS` disagrees with its manifest.
+    #[error("{source}; run `tenantflow release pack` again")]
+    StaleSha256Sums { source: StepError },
 }
 
 /// A database file could not be copied (snapshot, restore, the benchmark's copies).

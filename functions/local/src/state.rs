@@ -202,7 +202,7 @@ impl LocalState {
         let sums = release
             .manifest
             .sha256sums()
-            .map_err(|e| LocalError::release(&release.dir, e.to_string()))?;
+            .map_err(|e| LocalError::release(&release.dir, e))?;
         ports.objects.put_sync(
             RELEASE_BUCKET,
             &format!("{prefix}{SHA256SUMS}"),
@@ -298,11 +298,8 @@ pub fn read_release(dir: &Path) -> Result<ReleaseDir, LocalError> {
     }
     let sums_path = dir.join(SHA256SUMS);
     if let Ok(sums) = std::fs::read(&sums_path) {
-        manifest.verify_sha256sums(&sums).map_err(|e| {
-            LocalError::release(
-                &sums_path,
-                format!("{e}; run `tenantflow release pack` again"),
-            )
+        manifest.verify_sha256sums(&sums).map_err(|source| {
+            LocalError::release(&sums_path, ReleaseProblem::StaleSha256Sums { source })
         })?;
     }
     Ok(ReleaseDir {
