@@ -1,7 +1,8 @@
 //! `janitor`: finds what runs left behind, daily.
 //!
-//! - **Stale locks:** `/tenantflow/<ns>/lock` whose holder execution is no longer RUNNING (or no
-//!   longer exists). They are released unless `releaseStaleLocks` is false.
+//! - **Stale locks:** tenant records whose lock holder execution is no longer RUNNING (or no
+//!   longer exists). They are released unless `releaseStaleLocks` is false, with a write
+//!   conditional on the stale holder still holding the lock (a run that took it meanwhile keeps it).
 //! - **Orphan instances:** tenantflow-tagged instances that no active pointer names, whose run is
 //!   not running, and that are not already being deleted.
 //! - **Orphan snapshots:** tenantflow-tagged snapshots whose run is not running and that are newer
@@ -14,7 +15,7 @@ use super::{parse_input, Ports, Settings};
 use crate::error::StepError;
 use crate::model::ActivePointer;
 use crate::names::{tags, GenerationTs, Namespace, SSM_ROOT};
-use crate::ports::{Databases, Parameters, Tags, Workflows};
+use crate::ports::{Databases, Parameters, Records, Tags, Workflows};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -64,6 +65,7 @@ pub async fn run(ports: &Ports, input: Value) -> Result<JanitorReport, StepError
     };
     let report = janitor(
         ports.parameters.as_ref(),
+        ports.records.as_ref(),
         ports.databases.as_ref(),
         ports.workflows.as_ref(),
         &ports.settings,
@@ -78,21 +80,10 @@ pub async fn run(ports: &Ports, input: Value) -> Result<JanitorReport, StepError
     Ok(report)
 }
 
-/// The execution ARN a lock value names: the ARN itself, or a JSON object with `executionArn`.
-fn lock_holder(value: &str) -> String {
-    serde_json::from_str::<Value>(value)
-        .ok()
-        .and_then(|v| {
-            v.get("executionArn")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| value.trim().to_string())
-}
-
 /// See the module doc.
-pub async fn janitor<P, D, W>(
+pub async fn janitor<P, R, D, W>(
     params: &P,
+    records: &R,
     dbs: &D,
     workflows: &W,
     settings: &Settings,
@@ -100,11 +91,11 @@ pub async fn janitor<P, D, W>(
 ) -> Result<JanitorReport, StepError>
 where
     P: Parameters + ?Sized,
+    R: Records + ?Sized,
     D: Databases + ?Sized,
     W: Workflows + ?Sized,
 {
     let mut active: BTreeMap<Namespace, ActivePointer> = BTreeMap::new();
-    let mut locks: Vec<(String, String, String)> = Vec::new();
     for p in params.list(&format!("{SSM_ROOT}/")).await? {
         let Some(rest) = p.name.strip_prefix(&format!("{SSM_ROOT}/")) else {
             continue;
@@ -118,23 +109,26 @@ where
         if !settings.owns(&ns) {
             continue;
         }
-        match leaf {
-            // A pointer that does not parse protects nothing; teardown would refuse to act on it.
-            "db" => {
-                if let Ok(ptr) = serde_json::from_str::<ActivePointer>(&p.value) {
-                    active.insert(ns, ptr);
-                }
+        // A pointer that does not parse protects nothing; teardown would refuse to act on it.
+        if leaf == "db" {
+            if let Ok(ptr) = serde_json::from_str::<ActivePointer>(&p.value) {
+                active.insert(ns, ptr);
             }
-            "lock" => locks.push((ns.to_string(), p.name.clone(), lock_holder(&p.value))),
-            _ => {}
         }
     }
+    let mut locks: Vec<(Namespace, String)> = Vec::new();
+    for r in records.list_held().await? {
+        if let Some(holder) = r.holder.filter(|_| settings.owns(&r.tenant)) {
+            locks.push((r.tenant, holder));
+        }
+    }
+    locks.sort();
 
     // Runs known to be running, by ARN and by execution name (tags may hold either).
     let mut status_of: BTreeMap<String, String> = BTreeMap::new();
     let mut running_names: BTreeSet<String> = BTreeSet::new();
     let mut stale_locks = Vec::new();
-    for (tenant, path, holder) in locks {
+    for (tenant, holder) in locks {
         let status = execution_status(workflows, &mut status_of, &holder).await?;
         if status == "RUNNING" {
             if let Some(name) = holder.rsplit(':').next() {
@@ -142,14 +136,9 @@ where
             }
             continue;
         }
-        let released = if input.release_stale_locks {
-            params.delete(&path).await?;
-            true
-        } else {
-            false
-        };
+        let released = input.release_stale_locks && records.release(&tenant, &holder).await?;
         stale_locks.push(StaleLock {
-            tenant,
+            tenant: tenant.to_string(),
             holder,
             status,
             released,
@@ -289,8 +278,8 @@ mod tests {
         let w = FakeWorld::new();
         w.seed_tenant("a-app-prod", "20260101000000", "r0");
         w.seed_tenant("b-app-prod", "20260101000000", "r0");
-        w.params.seed("/tenantflow/a-app-prod/lock", DONE);
-        w.params.seed("/tenantflow/b-app-prod/lock", LIVE);
+        w.records.seed_lock("a-app-prod", DONE);
+        w.records.seed_lock("b-app-prod", LIVE);
         w.workflows.set_status(DONE, "FAILED");
         w.workflows.set_status(LIVE, "RUNNING");
         candidate(&w, "a-app-prod-20261103101500", "a-app-prod", "r1-aaaa");
@@ -309,6 +298,7 @@ mod tests {
         };
         let r = janitor(
             &*w.params,
+            &*w.records,
             &*w.db,
             &*w.workflows,
             &Settings::default(),
@@ -328,11 +318,8 @@ mod tests {
                 released: true
             }]
         );
-        assert!(w.params.value("/tenantflow/a-app-prod/lock").is_none());
-        assert_eq!(
-            w.params.value("/tenantflow/b-app-prod/lock").as_deref(),
-            Some(LIVE)
-        );
+        assert!(w.records.holder("a-app-prod").is_none());
+        assert_eq!(w.records.holder("b-app-prod").as_deref(), Some(LIVE));
         // Orphans are reported, never deleted; active generations are untouched.
         assert_eq!(w.db.instance_ids().len(), 4);
         assert_eq!(w.log().count("databases.delete"), 0);
@@ -346,6 +333,7 @@ mod tests {
         };
         let r = janitor(
             &*w.params,
+            &*w.records,
             &*w.db,
             &*w.workflows,
             &Settings::default(),
@@ -361,10 +349,8 @@ mod tests {
     async fn a_lock_whose_execution_is_gone_is_stale_and_bad_input_is_rejected() {
         let w = FakeWorld::new();
         w.seed_tenant("a-app-prod", "20260101000000", "r0");
-        w.params.seed(
-            "/tenantflow/a-app-prod/lock",
-            "arn:aws:states:eu-west-1:1:execution:x:gone",
-        );
+        w.records
+            .seed_lock("a-app-prod", "arn:aws:states:eu-west-1:1:execution:x:gone");
         let r = run(&w.ports(), Value::Null).await.unwrap();
         assert_eq!(r.stale_locks[0].status, "MISSING");
         assert!(r.stale_locks[0].released);

@@ -3,7 +3,9 @@
 use super::{dispatch, StepName};
 use crate::error::{ErrorInfo, StepError};
 use crate::manifest::Strategy;
-use crate::model::{MigrationRecord, Outcome, Progress, TenantResult, TenantState};
+use crate::model::{
+    MigrationRecord, Outcome, Progress, ResourceKind, TenantResult, TenantState,
+};
 use crate::names::SnapshotId;
 use crate::ports::DbSnapshot;
 use crate::testing::{release_ref, run_context, tenant_state, FakeWorld, Forbidden, TaskResult};
@@ -134,12 +136,19 @@ fn paths() -> crate::names::SsmPaths {
     crate::names::Namespace::parse(NS).expect("ns").paths()
 }
 
+/// The write freeze in the tenant's pointer, if any.
+fn frozen(w: &FakeWorld) -> Option<crate::model::WriteFreeze> {
+    w.pointer(NS).and_then(|p| p.value.freeze)
+}
+
 /// A snapshot of everything the fakes hold, to compare "twice" with "once".
 fn world_state(w: &FakeWorld) -> Value {
     json!({
         "instances": w.db.instances.lock().expect("lock").clone(),
         "snapshots": w.db.snapshot_ids(),
         "params": w.params.values.lock().expect("lock").clone(),
+        "records": w.records.tenants.lock().expect("lock").clone(),
+        "tokens": w.records.tokens.lock().expect("lock").values().cloned().collect::<Vec<_>>(),
         "deployments": w.services.deployments.lock().expect("lock").values().cloned().collect::<Vec<_>>(),
     })
 }
@@ -149,11 +158,18 @@ async fn happy_path_blue_green() {
     let (w, s) = setup(Strategy::BlueGreen);
     let s = advance(&w, s, Stage::Snapshot).await;
     assert_eq!(
-        w.params.value(&paths().lock).as_deref(),
+        w.records.holder(NS).as_deref(),
         Some(s.run.execution_arn.as_str())
     );
-    assert!(w.params.value(&paths().maintenance).is_some());
+    assert_eq!(
+        frozen(&w).expect("freeze in the pointer").run,
+        s.run.execution_arn
+    );
     assert!(s.progress.maintenance);
+    // The freeze is one pointer write; the flip checks the version after it.
+    let frozen_at = s.progress.pointer.as_ref().expect("pointer").version;
+    assert_eq!(frozen_at, 2);
+    assert_eq!(w.pointer(NS).expect("pointer").version, frozen_at);
     assert_eq!(w.db.snapshot(NEW).expect("snapshot").source_instance, OLD);
 
     let s = advance(&w, s, Stage::CreateDb).await;
@@ -168,7 +184,8 @@ async fn happy_path_blue_green() {
     let p = w.pointer(NS).expect("pointer");
     assert_eq!(p.value.instance_id.as_str(), NEW);
     assert_eq!(p.value.release, REL);
-    assert_eq!(p.version, 2);
+    assert_eq!(p.version, frozen_at + 1, "one write by the flip");
+    assert!(p.value.freeze.is_some(), "writes stay frozen until teardown");
     assert!(w.db.instance(NEW).expect("new").deletion_protection);
     assert_eq!(
         s.progress.deployment.as_ref().expect("dep").rollout_state,
@@ -185,8 +202,8 @@ async fn happy_path_blue_green() {
         [NEW],
         "retention 3 keeps the run's snapshot"
     );
-    assert!(w.params.value(&paths().lock).is_none());
-    assert!(w.params.value(&paths().maintenance).is_none());
+    assert!(w.records.holder(NS).is_none());
+    assert!(frozen(&w).is_none());
 }
 
 #[tokio::test]
@@ -245,7 +262,7 @@ async fn snapshot_retry_after_crash_reuses_lock_and_snapshot() {
     let e = call(&w, StepName::Snapshot, &s).await.unwrap_err();
     assert_eq!(e.asl_name(), "Tenantflow.Transient");
     assert_eq!(
-        w.params.value(&paths().lock).as_deref(),
+        w.records.holder(NS).as_deref(),
         Some(s.run.execution_arn.as_str())
     );
     let s2 = progress(&w, StepName::Snapshot, &s).await;
@@ -267,11 +284,12 @@ async fn flip_retry_after_crash_is_a_no_op() {
         "databases.set_deletion_protection",
         StepError::Transient("crash".into()),
     );
+    // Version 2 is the run's freeze, 3 the flip.
     assert!(call(&w, StepName::FlipSsm, &s).await.is_err());
-    assert_eq!(w.pointer(NS).expect("p").version, 2);
+    assert_eq!(w.pointer(NS).expect("p").version, 3);
     let s2 = progress(&w, StepName::FlipSsm, &s).await;
-    assert_eq!(w.pointer(NS).expect("p").version, 2, "no second write");
-    assert_eq!(s2.progress.flip.as_ref().expect("flip").version, 2);
+    assert_eq!(w.pointer(NS).expect("p").version, 3, "no second write");
+    assert_eq!(s2.progress.flip.as_ref().expect("flip").version, 3);
     assert!(w.db.instance(NEW).expect("new").deletion_protection);
 }
 
@@ -382,14 +400,14 @@ async fn create_db_refuses_a_foreign_instance_with_the_candidate_name() {
 async fn locked_by_another_run_is_skipped_and_untouched() {
     let (w, s) = setup(Strategy::BlueGreen);
     let other = "arn:aws:states:eu-west-1:123456789012:execution:tenantflow-release:r0";
-    w.params.seed(&paths().lock, other);
+    w.records.seed_lock(NS, other);
     let e = call(&w, StepName::Snapshot, &s).await.unwrap_err();
     assert_eq!(e.asl_name(), "Tenantflow.Locked");
     assert!(e.to_string().contains(other));
     w.log().clear();
     let r = result(&w, StepName::Rollback, &fail(s, "Tenantflow.Locked")).await;
     assert_eq!(r.outcome, Outcome::Skipped);
-    assert_eq!(w.params.value(&paths().lock).as_deref(), Some(other));
+    assert_eq!(w.records.holder(NS).as_deref(), Some(other));
     assert!(w.log().writes().is_empty(), "{:?}", w.log().writes());
 }
 
@@ -406,8 +424,9 @@ async fn pointer_moved_fails_the_flip() {
         e,
         StepError::PointerMoved {
             tenant: NS.into(),
-            expected: 1,
-            found: 2
+            // 2: the version after the run's own freeze write.
+            expected: 2,
+            found: 3
         }
     );
 }
@@ -435,10 +454,10 @@ async fn rollback_from_every_point_restores_the_tenant() {
         );
         assert!(w.db.snapshot_ids().is_empty(), "{upto:?}: snapshot deleted");
         assert!(
-            w.params.value(&paths().lock).is_none(),
+            w.records.holder(NS).is_none(),
             "{upto:?}: lock released"
         );
-        assert!(w.params.value(&paths().maintenance).is_none(), "{upto:?}");
+        assert!(frozen(&w).is_none(), "{upto:?}");
         let redeployed = w.log().count("services.force_deployment") - deployments_before;
         assert_eq!(
             redeployed,
@@ -472,8 +491,8 @@ async fn rollback_after_a_half_done_step_finds_what_it_made() {
     let r = result(&w, StepName::Rollback, &fail(s.clone(), "States.Timeout")).await;
     assert_eq!(r.outcome, Outcome::RolledBack);
     assert!(w.db.snapshot_ids().is_empty());
-    assert!(w.params.value(&paths().lock).is_none());
-    assert!(w.params.value(&paths().maintenance).is_none());
+    assert!(w.records.holder(NS).is_none());
+    assert!(frozen(&w).is_none());
 
     // Flip crashed after writing the pointer: progress has no flip, the pointer names the candidate.
     let (w, s) = setup(Strategy::BlueGreen);
@@ -519,7 +538,7 @@ async fn teardown_refuses_the_active_or_untagged_generation() {
     assert!(r.cause.as_deref().unwrap_or("").contains("active"), "{r:?}");
     let old = w.db.instance(OLD).expect("old kept");
     assert!(old.deletion_protection, "protection untouched");
-    assert!(w.params.value(&paths().lock).is_none());
+    assert!(w.records.holder(NS).is_none());
 
     // Untagged: the old generation is not tenantflow's.
     let (w, s) = setup(Strategy::BlueGreen);
@@ -654,7 +673,7 @@ async fn in_place_rollback_restores_the_safety_net() {
         "migrated instance kept for inspection"
     );
     assert!(w.db.instance(NEW).expect("restored").deletion_protection);
-    assert!(w.params.value(&paths().lock).is_none());
+    assert!(w.records.holder(NS).is_none());
     assert_eq!(w.log().count("services.force_deployment"), 1);
     w.log().clear();
     assert_eq!(result(&w, StepName::Rollback, &s).await, r);
@@ -678,7 +697,7 @@ async fn promote_restores_the_given_snapshot_and_never_deletes_it() {
     assert!(!snap.created);
     assert_eq!(snap.id.as_str(), source);
     assert!(
-        w.params.value(&paths().maintenance).is_none(),
+        frozen(&w).is_none(),
         "promote does not freeze by default"
     );
     let r = result(&w, StepName::Rollback, &fail(s, "States.TaskFailed")).await;
@@ -777,10 +796,7 @@ async fn await_resumes_at_once_when_the_resource_is_ready() {
             output: json!({"resource": NEW, "status": "available"}).to_string()
         }]
     );
-    assert!(w
-        .params
-        .value(&format!("/tenantflow/_wait/db-snapshot/{NEW}"))
-        .is_none());
+    assert!(w.records.token(ResourceKind::DbSnapshot, NEW).is_none());
 }
 
 #[tokio::test]
@@ -799,12 +815,11 @@ async fn await_registers_and_resume_completes_each_kind() {
         (out["registered"].clone(), out["resumed"].clone()),
         (json!(true), json!(false))
     );
-    let path = format!("/tenantflow/_wait/db-snapshot/{NEW}");
-    assert!(w
-        .params
-        .value(&path)
-        .expect("token stored")
-        .contains("tok-s"));
+    assert_eq!(
+        w.records.token(ResourceKind::DbSnapshot, NEW).as_deref(),
+        Some("tok-s"),
+        "token stored"
+    );
     // An early event while still creating does nothing.
     let out = dispatch(StepName::Resume, &w.ports(), rds_snapshot_event(NEW))
         .await
@@ -815,7 +830,7 @@ async fn await_registers_and_resume_completes_each_kind() {
     dispatch(StepName::Resume, &w.ports(), rds_snapshot_event(NEW))
         .await
         .expect("resume");
-    assert!(w.params.value(&path).is_none());
+    assert!(w.records.token(ResourceKind::DbSnapshot, NEW).is_none());
     assert!(
         matches!(&w.workflows.results()[..], [TaskResult::Success { token, .. }] if token == "tok-s")
     );
