@@ -576,8 +576,10 @@ impl Records for FakeRecords {
         resource: &str,
         token: &str,
     ) -> Result<bool, StepError> {
-        self.shared
-            .call("records.delete_token", format!("{}/{resource}", kind.as_str()))?;
+        self.shared.call(
+            "records.delete_token",
+            format!("{}/{resource}", kind.as_str()),
+        )?;
         let mut all = lock(&self.tokens);
         let key = (kind.as_str().to_string(), resource.to_string());
         if all.get(&key).is_some_and(|w| w.token == token) {

@@ -159,7 +159,12 @@ async fn redeploy<P: Parameters + ?Sized, S: Services + ?Sized>(
     Ok(())
 }
 
-async fn undo<D: Databases + ?Sized, P: Parameters + ?Sized, R: Records + ?Sized, S: Services + ?Sized>(
+async fn undo<
+    D: Databases + ?Sized,
+    P: Parameters + ?Sized,
+    R: Records + ?Sized,
+    S: Services + ?Sized,
+>(
     db: &D,
     params: &P,
     records: &R,

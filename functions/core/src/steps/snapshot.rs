@@ -14,9 +14,7 @@
 //!    other tags is `Conflict`. `promote`: the release's source snapshot must exist; nothing is
 //!    created (`created = false`).
 
-use super::tenant::{
-    acquire_lock, check_state, read_pointer, run_tags, set_freeze, snapshot_id,
-};
+use super::tenant::{acquire_lock, check_state, read_pointer, run_tags, set_freeze, snapshot_id};
 use super::{parse_input, Ports};
 use crate::error::StepError;
 use crate::manifest::Strategy;

@@ -196,7 +196,7 @@ pub async fn acquire_lock<R: Records + ?Sized>(
                 holder: h,
             }),
             // An adapter reports `Held` only for a held lock; this would be its bug.
-            None => Err(StepError::Transient(format!(
+            None => Err(StepError::Internal(format!(
                 "lock of {} reported held without a holder",
                 state.tenant
             ))),
@@ -261,12 +261,12 @@ pub async fn clear_freeze<P: Parameters + ?Sized>(
         Err(StepError::NotFound(_)) => return Ok(false),
         Err(e) => return Err(e),
     };
-    if !now
+    let ours = now
         .value
         .freeze
         .as_ref()
-        .is_some_and(|f| f.run == state.run.execution_arn)
-    {
+        .is_some_and(|f| f.run == state.run.execution_arn);
+    if !ours {
         return Ok(false);
     }
     let value = ActivePointer {
