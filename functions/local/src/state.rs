@@ -166,6 +166,8 @@ impl LocalState {
             endpoint: file.display().to_string(),
             port: 0,
             release: release.manifest.release.clone(),
+            service: None,
+            freeze: None,
         };
         let value = serde_json::to_string(&pointer)
             .map_err(|e| LocalError::Other(format!("serialize pointer: {e}")))?;
