@@ -408,6 +408,9 @@ pub fn check_invariants(state: &Path) -> BTreeMap<String, String> {
         );
     }
     let tokens = wait_tokens(state);
-    assert!(tokens.is_empty(), "wait tokens left after the run: {tokens:?}");
+    assert!(
+        tokens.is_empty(),
+        "wait tokens left after the run: {tokens:?}"
+    );
     releases
 }
