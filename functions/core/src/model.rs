@@ -261,16 +261,6 @@ impl ResourceKind {
             ResourceKind::EcsDeployment => "ecs-deployment",
         }
     }
-
-    pub fn parse(s: &str) -> Option<ResourceKind> {
-        [
-            ResourceKind::DbSnapshot,
-            ResourceKind::DbInstance,
-            ResourceKind::EcsDeployment,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
 }
 
 /// How long a stored task token lives before the store may drop it (the TTL). Every

@@ -345,6 +345,92 @@ mod tests {
         assert!(w.log().writes().is_empty(), "{:?}", w.log().writes());
     }
 
+    /// Lists the held locks, then lets a new run take `tenant`'s lock before the janitor acts.
+    struct TakenMeanwhile {
+        inner: std::sync::Arc<crate::testing::FakeRecords>,
+        tenant: &'static str,
+        new_holder: &'static str,
+    }
+
+    #[async_trait::async_trait]
+    impl Records for TakenMeanwhile {
+        async fn acquire(
+            &self,
+            t: &Namespace,
+            h: &str,
+            r: &str,
+        ) -> Result<crate::ports::LockTake, StepError> {
+            self.inner.acquire(t, h, r).await
+        }
+        async fn release(&self, t: &Namespace, h: &str) -> Result<bool, StepError> {
+            self.inner.release(t, h).await
+        }
+        async fn get_tenant(
+            &self,
+            t: &Namespace,
+        ) -> Result<Option<crate::model::TenantRecord>, StepError> {
+            self.inner.get_tenant(t).await
+        }
+        async fn list_held(&self) -> Result<Vec<crate::model::TenantRecord>, StepError> {
+            let held = self.inner.list_held().await?;
+            self.inner.seed_lock(self.tenant, self.new_holder);
+            Ok(held)
+        }
+        async fn list_run(&self, run: &str) -> Result<Vec<crate::model::TenantRecord>, StepError> {
+            self.inner.list_run(run).await
+        }
+        async fn put_token(
+            &self,
+            k: crate::model::ResourceKind,
+            id: &str,
+            w: &crate::model::WaitRecord,
+        ) -> Result<(), StepError> {
+            self.inner.put_token(k, id, w).await
+        }
+        async fn get_token(
+            &self,
+            k: crate::model::ResourceKind,
+            id: &str,
+        ) -> Result<Option<crate::model::WaitRecord>, StepError> {
+            self.inner.get_token(k, id).await
+        }
+        async fn delete_token(
+            &self,
+            k: crate::model::ResourceKind,
+            id: &str,
+            token: &str,
+        ) -> Result<bool, StepError> {
+            self.inner.delete_token(k, id, token).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lock_taken_by_a_new_run_after_the_sweep_listed_it_is_kept() {
+        let w = world();
+        let racing = TakenMeanwhile {
+            inner: w.records.clone(),
+            tenant: "a-app-prod",
+            new_holder: LIVE,
+        };
+        let input = JanitorInput {
+            release_stale_locks: true,
+        };
+        let r = janitor(
+            &*w.params,
+            &racing,
+            &*w.db,
+            &*w.workflows,
+            &Settings::default(),
+            &input,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.stale_locks.len(), 1);
+        assert_eq!(r.stale_locks[0].holder, DONE);
+        assert!(!r.stale_locks[0].released, "the release is conditional");
+        assert_eq!(w.records.holder("a-app-prod").as_deref(), Some(LIVE));
+    }
+
     #[tokio::test]
     async fn a_lock_whose_execution_is_gone_is_stale_and_bad_input_is_rejected() {
         let w = FakeWorld::new();
