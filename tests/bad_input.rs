@@ -17,8 +17,15 @@ fn release_copy(tmp: &Path, id: &str) -> PathBuf {
     dst
 }
 
-/// Everything a deploy could change: parameter writes, instance and snapshot files, published objects.
-fn fingerprint(state: &Path) -> (i64, Vec<String>, Vec<String>, Vec<PathBuf>) {
+/// What a deploy could change in the store of locks and tokens.
+type Records = (
+    Vec<(String, Option<String>, String, i64)>,
+    Vec<(String, String, String)>,
+);
+
+/// Everything a deploy could change: parameter writes, tenant records and wait tokens, instance
+/// and snapshot files, published objects.
+fn fingerprint(state: &Path) -> (i64, Records, Vec<String>, Vec<String>, Vec<PathBuf>) {
     let (i, _) = rds_files(state, "instances");
     let (s, _) = rds_files(state, "snapshots");
     let mut objects = Vec::new();
@@ -38,6 +45,7 @@ fn fingerprint(state: &Path) -> (i64, Vec<String>, Vec<String>, Vec<PathBuf>) {
     objects.sort();
     (
         parameter_writes(state),
+        (tenant_records(state), wait_tokens(state)),
         i.into_iter().collect(),
         s.into_iter().collect(),
         objects,

@@ -93,6 +93,39 @@ pub fn parameters(state: &Path) -> BTreeMap<String, String> {
     rows.map(Result::unwrap).collect()
 }
 
+/// Every tenant record in `records.sqlite` (tenant, lock holder, phase, version), by tenant; empty
+/// when the file does not exist yet.
+pub fn tenant_records(state: &Path) -> Vec<(String, Option<String>, String, i64)> {
+    let path = state.join("records.sqlite");
+    if !path.exists() {
+        return Vec::new();
+    }
+    let conn = open_ro(&path);
+    let mut stmt = conn
+        .prepare("SELECT tenant, holder, phase, version FROM tenant_records ORDER BY tenant")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+/// Every stored wait token in `records.sqlite`: (kind, resource, token).
+pub fn wait_tokens(state: &Path) -> Vec<(String, String, String)> {
+    let path = state.join("records.sqlite");
+    if !path.exists() {
+        return Vec::new();
+    }
+    let conn = open_ro(&path);
+    let mut stmt = conn
+        .prepare("SELECT kind, resource, token FROM wait_tokens ORDER BY kind, resource")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
 /// Number of rows in `parameter_versions` (grows with every write).
 pub fn parameter_writes(state: &Path) -> i64 {
     let conn = open_ro(&state.join("ssm.sqlite"));
@@ -280,8 +313,9 @@ pub fn fleet_checksums(state: &Path) -> BTreeMap<String, BTreeMap<String, String
 /// 1. every pointer names an existing instance file whose `flyway_schema_history` has exactly the
 ///    versions and repeatables of the pointer's release, and no failed row;
 /// 2. no orphans: every instance file is some tenant's active instance, every snapshot belongs to a
-///    tenant and is within its retention count, no temporary files are left, no lock or
-///    maintenance flag is left set.
+///    tenant and is within its retention count, no temporary files are left, no lock is left held
+///    in `records.sqlite`, no pointer carries a write freeze, and SSM holds nothing but the
+///    pointers (one parameter per tenant).
 ///
 /// Returns namespace → release.
 pub fn check_invariants(state: &Path) -> BTreeMap<String, String> {
@@ -353,12 +387,30 @@ pub fn check_invariants(state: &Path) -> BTreeMap<String, String> {
             "{ns}: {n} snapshots, more than the retention of {retention}"
         );
     }
-    for (name, value) in parameters(state) {
-        let flag = name.ends_with("/lock") || name.ends_with("/maintenance");
+    for name in parameters(state).keys() {
         assert!(
-            !flag || value.is_empty() || value == "false",
-            "{name} is still set to {value:?} after the run"
+            name.strip_prefix("/tenantflow/")
+                .and_then(|r| r.strip_suffix("/db"))
+                .is_some_and(|ns| pointers.contains_key(ns)),
+            "{name}: SSM holds only the tenants' pointers"
         );
     }
+    for (ns, p) in &pointers {
+        assert!(
+            p.get("freeze").is_none(),
+            "{ns}: writes are still frozen after the run: {p}"
+        );
+    }
+    for (tenant, holder, _, _) in tenant_records(state) {
+        assert!(
+            holder.is_none(),
+            "{tenant}: the lock is still held by {holder:?} after the run"
+        );
+    }
+    let tokens = wait_tokens(state);
+    assert!(
+        tokens.is_empty(),
+        "wait tokens left after the run: {tokens:?}"
+    );
     releases
 }

@@ -12,13 +12,14 @@
 //! | `TENANTFLOW_STATE_MACHINE_ARN` | release state machine the trigger starts | unset (trigger fails `Internal`) |
 //! | `TENANTFLOW_MIGRATION_PROJECT` | CodeBuild project running Flyway | `tenantflow-migrate` |
 //! | `TENANTFLOW_EVENT_BUS` | EventBridge bus for run notifications | `default` |
-//! | `TENANTFLOW_DEFAULT_CLUSTER` | ECS cluster of tenants without `/tenantflow/<ns>/service` | `tenantflow` |
+//! | `TENANTFLOW_TABLE` | DynamoDB table of the tenant records (locks, run journals) and wait tokens | `tenantflow-records` |
+//! | `TENANTFLOW_DEFAULT_CLUSTER` | ECS cluster of tenants whose active pointer names no `service` | `tenantflow` |
 //! | `TENANTFLOW_DEFAULT_MAX_CONCURRENCY` | tenant concurrency cap when the manifest sets none | `10` |
 //! | `TENANTFLOW_BUILD_CONCURRENCY` | concurrent CodeBuild builds the account allows | `20` |
 //! | `TENANTFLOW_NAMESPACE` | the stack namespace: only tenants equal to it or starting with `<it>-` are planned and janitored | unset (every tenant) |
 
 use crate::{
-    CodeBuildMigrations, EcsServices, EventBridgeEvents, RdsDatabases, S3Objects,
+    CodeBuildMigrations, DynamoRecords, EcsServices, EventBridgeEvents, RdsDatabases, S3Objects,
     SecretsManagerSecrets, SfnWorkflows, SsmParameters,
 };
 use aws_config::retry::RetryConfig;
@@ -40,6 +41,7 @@ pub struct ConfigError {
 pub struct Clients {
     pub rds: aws_sdk_rds::Client,
     pub ssm: aws_sdk_ssm::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub codebuild: aws_sdk_codebuild::Client,
     pub ecs: aws_sdk_ecs::Client,
@@ -57,6 +59,7 @@ impl Clients {
         Clients {
             rds: aws_sdk_rds::Client::new(conf),
             ssm: aws_sdk_ssm::Client::new(conf),
+            dynamodb: aws_sdk_dynamodb::Client::new(conf),
             secrets: aws_sdk_secretsmanager::Client::new(conf),
             codebuild: aws_sdk_codebuild::Client::new(conf),
             ecs: aws_sdk_ecs::Client::new(conf),
@@ -81,6 +84,8 @@ pub struct AwsSettings {
     pub state_machine_arn: Option<String>,
     pub migration_project: String,
     pub event_bus: String,
+    /// DynamoDB table of the `Records` port.
+    pub table: String,
     pub steps: Settings,
 }
 
@@ -110,6 +115,7 @@ impl AwsSettings {
             state_machine_arn: get("TENANTFLOW_STATE_MACHINE_ARN").filter(|v| !v.is_empty()),
             migration_project: text("TENANTFLOW_MIGRATION_PROJECT", "tenantflow-migrate"),
             event_bus: text("TENANTFLOW_EVENT_BUS", "default"),
+            table: text("TENANTFLOW_TABLE", "tenantflow-records"),
             steps: Settings {
                 default_max_concurrency: num(
                     "TENANTFLOW_DEFAULT_MAX_CONCURRENCY",
@@ -132,6 +138,7 @@ pub fn ports(clients: Clients, settings: AwsSettings) -> Ports {
     Ports {
         databases: Arc::new(RdsDatabases::new(clients.rds)),
         parameters: Arc::new(SsmParameters::new(clients.ssm)),
+        records: Arc::new(DynamoRecords::new(clients.dynamodb, settings.table)),
         secrets: Arc::new(SecretsManagerSecrets::new(clients.secrets)),
         migrations: Arc::new(CodeBuildMigrations::new(
             clients.codebuild,

@@ -2,7 +2,8 @@
 //! the shared `main` of the Lambda binaries.
 //!
 //! Layout:
-//! - one module per port: [`rds`] (`Databases`), [`ssm`] (`Parameters`), [`secrets`] (`Secrets`),
+//! - one module per port: [`rds`] (`Databases`), [`ssm`] (`Parameters`), [`dynamodb`]
+//!   (`Records`: tenant locks and run journals, wait tokens), [`secrets`] (`Secrets`),
 //!   [`codebuild`] (`Migrations`), [`ecs`] (`Services`), [`sfn`] (`Workflows`), [`s3`]
 //!   (`Objects`), [`eventbridge`] (`Events`);
 //! - [`errors`]: classifying SDK errors (typed variants first, then throttling/5xx → `Transient`);
@@ -14,6 +15,7 @@
 
 pub mod codebuild;
 pub mod config;
+pub mod dynamodb;
 pub mod ecs;
 pub(crate) mod errors;
 pub mod eventbridge;
@@ -28,6 +30,7 @@ pub(crate) mod time;
 
 pub use codebuild::CodeBuildMigrations;
 pub use config::{ports, ports_from_env, AwsSettings, Clients, ConfigError};
+pub use dynamodb::DynamoRecords;
 pub use ecs::EcsServices;
 pub use eventbridge::EventBridgeEvents;
 pub use rds::RdsDatabases;

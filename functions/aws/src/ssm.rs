@@ -1,5 +1,6 @@
-//! [`Parameters`] on SSM Parameter Store. `create` is `PutParameter(Overwrite=false)`: SSM's one
-//! atomic create-if-absent, which the tenant lock is built on.
+//! [`Parameters`] on SSM Parameter Store (tenantflow keeps one parameter per tenant: the active
+//! pointer). `create` is `PutParameter(Overwrite=false)`, SSM's one atomic create-if-absent; it
+//! is no compare-and-swap, which is why locks live in DynamoDB (`crate::dynamodb`).
 
 use crate::errors::{classify, describe, service, Sdk};
 use async_trait::async_trait;

@@ -4,8 +4,11 @@
 //! - [`names`]: validated names (namespace, generation timestamp, RDS identifiers, SSM paths, tags);
 //! - [`flyway`]: Flyway script names and versions, parsed and ordered as Flyway does;
 //! - [`manifest`]: the release manifest and its validation;
-//! - [`model`]: the active pointer, the per-tenant state and progress record, step inputs/outputs;
-//! - [`ports`]: the async port traits the adapters implement (`Databases`, `Parameters`, …);
+//! - [`model`]: the active pointer (with the write freeze and ECS service inside it), the
+//!   per-tenant state and progress record, the tenant record (lock + run journal) and wait-token
+//!   record of the `Records` store, step inputs/outputs;
+//! - [`ports`]: the async port traits the adapters implement (`Databases`, `Parameters`,
+//!   `Records`, …);
 //! - [`steps`]: the step logic, generic over the ports, one module per step;
 //! - [`orphans`]: the orphan rule the janitor and the local `status` share;
 //! - [`error`]: `StepError`, with the stable ASL error names.
@@ -19,15 +22,15 @@
 //! | name | raised when |
 //! |---|---|
 //! | `Tenantflow.InvalidInput` | any step: malformed input JSON, bad namespace / timestamp / identifier, bad release id or prefix, `promote` without a source snapshot, a progress record a step needs missing (`progress.pointer`, …), teardown before a COMPLETED rollout; manifest rule broken or script sha256 mismatch ([`manifest::Manifest::parse`], [`manifest::Manifest::verify_script`]); `resume` with an unknown `detail-type` or an event without `detail`. Always before any side effect, the message names the field. Not retryable. |
-//! | `Tenantflow.Locked` | `snapshot`: the tenant lock holds another run's execution ARN. `rollback` turns it into outcome `skipped`. |
+//! | `Tenantflow.Locked` | `snapshot`: the tenant record's lock holds another run's execution ARN. `rollback` turns it into outcome `skipped`. |
 //! | `Tenantflow.NotReady` | `snapshot`: the active instance is not `available`; `flip-ssm`: the candidate is not `available`; `check-ecs`: the deployment is IN_PROGRESS or running < desired; `rollback`: this run's snapshot is still `creating` (RDS deletes only finished snapshots) or the in-place restore is not available yet; `await-resource`/`resume` send it as the task failure when a snapshot or instance reaches a state it never leaves (`failed`, `incompatible-restore`, …). Retryable. |
-//! | `Tenantflow.PointerMoved` | `flip-ssm`: the pointer's SSM version is not the one `snapshot` read and it does not already name this run's candidate; in-place `rollback`: the pointer names neither the migrated nor the restored instance. |
+//! | `Tenantflow.PointerMoved` | `flip-ssm`: the pointer's SSM version is not the one `snapshot` recorded (after its own freeze write) and it does not already name this run's candidate; in-place `rollback`: the pointer names neither the migrated nor the restored instance. |
 //! | `Tenantflow.MigrationFailed` | reserved for the migration adapters (the Flyway runner); on AWS a failed build surfaces as `States.TaskFailed`. |
 //! | `Tenantflow.RolloutFailed` | `check-ecs` and the `rollout` wait: the recorded deployment is FAILED, no longer listed, or superseded by a newer deployment. |
 //! | `Tenantflow.QuotaExceeded` | `list-tenants`: no RDS instance or snapshot headroom for even one tenant. |
 //! | `Tenantflow.NotFound` | `snapshot`: no active pointer, the instance it names is gone, or the promote source snapshot is missing; `await-resource`/`resume` send it when the waited-on resource does not exist; `list-tenants`: the manifest object is missing. |
-//! | `Tenantflow.Conflict` | a resource with this run's deterministic name exists but is not tagged for this run (`snapshot`, `create-db`, adapters' reuse checks); the candidate id equals the active generation; the active pointer or `/tenantflow/<ns>/service` is not valid JSON; `rollback` finds its candidate still active; `trigger`: an execution with the same name and other input. |
-//! | `Tenantflow.Transient` | adapters: throttling, 5xx, network; a lock that changed hands while being taken. Retryable. |
+//! | `Tenantflow.Conflict` | a resource with this run's deterministic name exists but is not tagged for this run (`snapshot`, `create-db`, adapters' reuse checks); the candidate id equals the active generation; the active pointer is not valid JSON (its `service` included); `rollback` finds its candidate still active; `trigger`: an execution with the same name and other input. |
+//! | `Tenantflow.Transient` | adapters: throttling, 5xx, network. Retryable. |
 //! | `Tenantflow.Internal` | a bug or an unclassified service error (serialization of our own output, a wait record without its service). |
 //!
 //! `rollback` itself raises only `NotReady` and `Transient` (so the definition retries it); any

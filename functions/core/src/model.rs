@@ -4,13 +4,19 @@
 //! The per-tenant child execution carries one [`TenantState`]. Each step reads it and returns an
 //! updated [`Progress`] (the definitions write it back with `"ResultPath": "$.progress"`).
 //! Rollback undoes exactly what the progress record says was done, in reverse order.
+//!
+//! It also holds the two records of the `Records` port: the per-tenant [`TenantRecord`] (lock and
+//! run journal, one item per tenant) and the [`WaitRecord`] of a task token.
 
 use crate::error::ErrorInfo;
 use crate::manifest::{FleetMode, HealthCheck, Strategy};
 use crate::names::{GenerationTs, InstanceId, Namespace, SnapshotId};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// The value of `/tenantflow/<ns>/db`: the active generation, as one JSON object so the flip is one write.
+/// The value of `/tenantflow/<ns>/db`, the tenant's one SSM parameter: the active generation, the
+/// tenant's ECS service and the write freeze, as one JSON object so the flip is one write and the
+/// app reads one parameter for all three.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActivePointer {
@@ -21,6 +27,34 @@ pub struct ActivePointer {
     #[serde(default)]
     pub port: u16,
     /// Release the generation is migrated to.
+    pub release: String,
+    /// The tenant's ECS service. Absent: the default cluster and a service named like the tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceRef>,
+    /// Present while a run freezes the tenant's writes (DESIGN §2, write-loss guard): the app
+    /// must refuse writes while it reads a pointer with a freeze.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze: Option<WriteFreeze>,
+}
+
+impl ActivePointer {
+    /// This pointer's generation (generation, instance, endpoint, port, release) with the service
+    /// and freeze of `now`: a flip changes where the tenant points, never its service or freeze.
+    pub fn keeping(&self, now: &ActivePointer) -> ActivePointer {
+        ActivePointer {
+            service: now.service.clone(),
+            freeze: now.freeze.clone(),
+            ..self.clone()
+        }
+    }
+}
+
+/// The write freeze inside the active pointer: which run set it, for which release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteFreeze {
+    /// Execution ARN of the run that set it (only that run clears it).
+    pub run: String,
     pub release: String,
 }
 
@@ -164,13 +198,14 @@ pub struct MigrationRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
-    /// Holder written into the lock, when this run holds it.
+    /// Holder written into the tenant record's lock, when this run holds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<String>,
-    /// True when this run set the maintenance (write-freeze) flag.
+    /// True when this run set the write freeze (the pointer's `freeze`).
     #[serde(default)]
     pub maintenance: bool,
-    /// The pointer as read at the start.
+    /// The pointer as this run left it before the flip: as read at the start, with this run's
+    /// freeze when it set one, and the SSM version after that write (the flip checks it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pointer: Option<PointerRead>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,4 +247,116 @@ pub struct TenantResult {
     pub error: Option<String>,
     #[serde(default)]
     pub cause: Option<String>,
+}
+
+/// The kind of resource a task token waits on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceKind {
+    DbSnapshot,
+    DbInstance,
+    EcsDeployment,
+}
+
+impl ResourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::DbSnapshot => "db-snapshot",
+            ResourceKind::DbInstance => "db-instance",
+            ResourceKind::EcsDeployment => "ecs-deployment",
+        }
+    }
+}
+
+/// How long a stored task token lives before the store may drop it (the TTL). Every
+/// `States.Timeout` retry stores the token again, and no single wait attempt lasts an hour, so a
+/// day only ever removes tokens of runs that are over.
+pub const WAIT_TOKEN_TTL_SECONDS: i64 = 24 * 60 * 60;
+
+/// A waiting task token, stored by the resource it waits on (`Records::put_token`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitRecord {
+    pub token: String,
+    pub tenant: Namespace,
+    /// For ECS deployments: the service to re-check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceRef>,
+}
+
+/// Where a tenant's run stands, as its record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// A run holds the lock (taken by `snapshot`).
+    Locked,
+    /// The last run handed the tenant back (`teardown`, `rollback` or the janitor).
+    Released,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Locked => "locked",
+            Phase::Released => "released",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Phase> {
+        [Phase::Locked, Phase::Released]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+}
+
+/// The run journal inside the tenant record: the intent of the step under way and what exists
+/// (DESIGN §2, run journal). Reserved for `tenantflow recover`; taking the lock resets it to empty
+/// and no step writes it yet. Stored as one JSON object (`journal`), camelCase fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Journal {
+    /// The old pointer and its SSM version (what rollback flips back to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<PointerRead>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<InstanceId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotId>,
+    /// The rollout's ECS deployment id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    /// True while the run's write freeze is in the pointer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub freeze: bool,
+}
+
+impl Journal {
+    pub fn is_empty(&self) -> bool {
+        *self == Journal::default()
+    }
+}
+
+/// The one record per tenant in the `Records` store: the tenant's lock and its run journal.
+///
+/// Every write is conditional (a compare-and-swap): taking the lock only when no one holds it,
+/// releasing it only when the releaser holds it. `version` grows by one with every write, so a
+/// later journal write can be made conditional on the version it read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantRecord {
+    pub tenant: Namespace,
+    /// Execution ARN that holds the lock; `None` when the lock is free. Today the run's execution
+    /// ARN; the tenant's own child execution once the definitions pass it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// The parent run of the current (or last) holder: the key of the by-run index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    pub phase: Phase,
+    pub version: i64,
+    /// When the record was last written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub journal: Journal,
 }

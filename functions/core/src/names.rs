@@ -206,29 +206,19 @@ impl SnapshotId {
 
 /// Root of every tenantflow SSM parameter.
 pub const SSM_ROOT: &str = "/tenantflow";
-/// Where `await-resource` keeps task tokens, keyed by resource (see `steps::wait`).
-pub const SSM_WAIT_ROOT: &str = "/tenantflow/_wait";
 
-/// The SSM parameter paths of one tenant.
+/// The SSM parameter paths of one tenant: only the active pointer. Locks and wait tokens live in
+/// the `Records` store; the write freeze and the ECS service live inside the pointer's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SsmPaths {
     /// `/tenantflow/<ns>/db`: the active pointer.
     pub pointer: String,
-    /// `/tenantflow/<ns>/lock`: holds the execution ARN of the run working on the tenant.
-    pub lock: String,
-    /// `/tenantflow/<ns>/maintenance`: the write-freeze flag the app honours.
-    pub maintenance: String,
-    /// `/tenantflow/<ns>/service`: optional `{"cluster","service"}` of the tenant's ECS service.
-    pub service: String,
 }
 
 impl SsmPaths {
     pub fn new(ns: &Namespace) -> Self {
         SsmPaths {
             pointer: format!("{SSM_ROOT}/{ns}/db"),
-            lock: format!("{SSM_ROOT}/{ns}/lock"),
-            maintenance: format!("{SSM_ROOT}/{ns}/maintenance"),
-            service: format!("{SSM_ROOT}/{ns}/service"),
         }
     }
 

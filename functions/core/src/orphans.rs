@@ -149,6 +149,8 @@ mod tests {
             endpoint: String::new(),
             port: 0,
             release: "r1".into(),
+            service: None,
+            freeze: None,
         };
         (ns, ptr)
     }

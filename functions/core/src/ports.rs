@@ -5,8 +5,8 @@
 //! conflict, …), so the step logic never sees an SDK error.
 
 use crate::error::StepError;
-use crate::model::ServiceRef;
-use crate::names::{tags, InstanceId, SnapshotId};
+use crate::model::{ResourceKind, ServiceRef, TenantRecord, WaitRecord};
+use crate::names::{tags, InstanceId, Namespace, SnapshotId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -116,7 +116,7 @@ pub struct DatedParameter {
     pub modified_at: Option<DateTime<Utc>>,
 }
 
-/// SSM Parameter Store.
+/// SSM Parameter Store. tenantflow keeps one parameter per tenant: the active pointer.
 #[async_trait]
 pub trait Parameters: Send + Sync {
     async fn get(&self, name: &str) -> Result<Option<Parameter>, StepError>;
@@ -130,6 +130,7 @@ pub trait Parameters: Send + Sync {
         }))
     }
     /// Create-if-absent (`Overwrite=false`). `Ok(None)` means the parameter already existed.
+    /// Not a compare-and-swap: nothing that races uses it (locks live in [`Records`]).
     async fn create(&self, name: &str, value: &str) -> Result<Option<i64>, StepError>;
     /// Overwrite; returns the new version.
     async fn put(&self, name: &str, value: &str) -> Result<i64, StepError>;
@@ -137,6 +138,65 @@ pub trait Parameters: Send + Sync {
     async fn delete(&self, name: &str) -> Result<(), StepError>;
     /// Every parameter under `path` (recursive).
     async fn list(&self, path: &str) -> Result<Vec<Parameter>, StepError>;
+}
+
+/// What [`Records::acquire`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockTake {
+    /// The lock was free and now holds the requested holder (the record as written).
+    Taken(TenantRecord),
+    /// Someone holds the lock, possibly the requested holder itself (a retry): the record as it
+    /// is, untouched.
+    Held(TenantRecord),
+}
+
+/// The high-churn per-tenant records that do not belong in SSM: the tenant record (lock and run
+/// journal, one per tenant) and the task tokens of waits, keyed by resource. On AWS a DynamoDB
+/// table; locally `<state>/records.sqlite`.
+///
+/// Every write that can race is conditional, so it is a true compare-and-swap.
+#[async_trait]
+pub trait Records: Send + Sync {
+    /// Takes `tenant`'s lock for `holder` on behalf of `run`, only if no one holds it (one
+    /// conditional write; it creates the record if absent, resets the journal and bumps the
+    /// version). Never changes a held lock, not even one `holder` holds.
+    async fn acquire(
+        &self,
+        tenant: &Namespace,
+        holder: &str,
+        run: &str,
+    ) -> Result<LockTake, StepError>;
+    /// Releases `tenant`'s lock only if `holder` holds it (conditional). `Ok(true)`: released now;
+    /// `Ok(false)`: `holder` did not hold it (free, absent or someone else's), nothing written.
+    async fn release(&self, tenant: &Namespace, holder: &str) -> Result<bool, StepError>;
+    /// The tenant's record (a strongly consistent read); `None` if it never had one.
+    async fn get_tenant(&self, tenant: &Namespace) -> Result<Option<TenantRecord>, StepError>;
+    /// Every tenant record whose lock is held (the janitor's stale-lock sweep).
+    async fn list_held(&self) -> Result<Vec<TenantRecord>, StepError>;
+    /// Every tenant record of `run` (the by-run index; `recover` reads a run's tenants with it).
+    async fn list_run(&self, run: &str) -> Result<Vec<TenantRecord>, StepError>;
+    /// Stores (overwrites) the token waiting on `resource`, with a time to live of
+    /// [`crate::model::WAIT_TOKEN_TTL_SECONDS`].
+    async fn put_token(
+        &self,
+        kind: ResourceKind,
+        resource: &str,
+        wait: &WaitRecord,
+    ) -> Result<(), StepError>;
+    /// The token waiting on `resource` (a strongly consistent read), if any.
+    async fn get_token(
+        &self,
+        kind: ResourceKind,
+        resource: &str,
+    ) -> Result<Option<WaitRecord>, StepError>;
+    /// Deletes the token record of `resource` only if it still holds `token` (conditional):
+    /// a newer token stored meanwhile survives. `Ok(true)` when deleted now.
+    async fn delete_token(
+        &self,
+        kind: ResourceKind,
+        resource: &str,
+        token: &str,
+    ) -> Result<bool, StepError>;
 }
 
 /// A secret value. Debug and Display never show it.

@@ -3,6 +3,8 @@
 //!
 //! - [`FakeWorld`] bundles one fake per port and builds a [`Ports`]; [`FakeWorld::seed_tenant`]
 //!   creates a tenant (active instance with deletion protection and tags, pointer).
+//! - [`FakeRecords`] keeps tenant records and wait tokens with the conditional writes of the real
+//!   stores (take a lock only when free, release or delete a token only when it matches).
 //! - Every fake records each call as `"<port>.<method> <arg>"` in the shared [`CallLog`], and
 //!   [`Faults`] injects an error into the next call of a named method (to simulate crashes).
 //! - [`Forbidden`] implements every port by failing the test on any call: the proof that bad
@@ -17,14 +19,15 @@
 use crate::error::StepError;
 use crate::manifest::{release_prefix, FleetMode, Strategy};
 use crate::model::{
-    ActivePointer, PointerRead, Progress, ReleaseRef, RunContext, ServiceRef, TenantState,
+    ActivePointer, Journal, Phase, PointerRead, Progress, ReleaseRef, ResourceKind, RunContext,
+    ServiceRef, TenantRecord, TenantState, WaitRecord,
 };
 use crate::names::{tags, GenerationTs, InstanceId, Namespace, SnapshotId};
 use crate::ports::{
     same_run, Databases, DatedParameter, DbInstance, DbSnapshot, DeploymentStatus, Events,
-    ExecutionState, Headroom, MigrationRequest, MigrationStatus, Migrations, Objects, Parameter,
-    Parameters, PrimaryDeployment, RestoreRequest, SecretString, Secrets, Services, Started, Tags,
-    Workflows,
+    ExecutionState, Headroom, LockTake, MigrationRequest, MigrationStatus, Migrations, Objects,
+    Parameter, Parameters, PrimaryDeployment, Records, RestoreRequest, SecretString, Secrets,
+    Services, Started, Tags, Workflows,
 };
 use crate::steps::{Ports, Settings};
 use async_trait::async_trait;
@@ -109,6 +112,12 @@ impl FakeClock {
     /// Advances one second and returns the new time.
     pub fn tick(&self) -> DateTime<Utc> {
         let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+        DateTime::from_timestamp(Self::EPOCH + n, 0).unwrap_or_default()
+    }
+
+    /// The time of the last tick, without advancing.
+    pub fn now(&self) -> DateTime<Utc> {
+        let n = self.0.load(Ordering::SeqCst);
         DateTime::from_timestamp(Self::EPOCH + n, 0).unwrap_or_default()
     }
 }
@@ -425,6 +434,159 @@ impl Parameters for FakeParameters {
                 version: *v,
             })
             .collect())
+    }
+}
+
+/// The records store: tenant records (lock + journal) and wait tokens by resource.
+#[derive(Debug)]
+pub struct FakeRecords {
+    shared: Arc<Shared>,
+    pub tenants: Mutex<BTreeMap<String, TenantRecord>>,
+    /// (kind, resource id) → token record.
+    pub tokens: Mutex<BTreeMap<(String, String), WaitRecord>>,
+}
+
+impl FakeRecords {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        FakeRecords {
+            shared,
+            tenants: Mutex::default(),
+            tokens: Mutex::default(),
+        }
+    }
+    /// Who holds `ns`'s lock now.
+    pub fn holder(&self, ns: &str) -> Option<String> {
+        lock(&self.tenants).get(ns).and_then(|r| r.holder.clone())
+    }
+    pub fn record(&self, ns: &str) -> Option<TenantRecord> {
+        lock(&self.tenants).get(ns).cloned()
+    }
+    /// Makes `holder` hold `ns`'s lock, without logging a call (test setup).
+    pub fn seed_lock(&self, ns: &str, holder: &str) {
+        let mut all = lock(&self.tenants);
+        let version = all.get(ns).map_or(1, |r| r.version + 1);
+        all.insert(
+            ns.to_string(),
+            TenantRecord {
+                tenant: ns_(ns),
+                holder: Some(holder.to_string()),
+                run: Some(holder.to_string()),
+                phase: Phase::Locked,
+                version,
+                updated_at: Some(self.shared.clock.now()),
+                journal: Journal::default(),
+            },
+        );
+    }
+    /// The token stored for `kind`/`resource`.
+    pub fn token(&self, kind: ResourceKind, resource: &str) -> Option<String> {
+        lock(&self.tokens)
+            .get(&(kind.as_str().to_string(), resource.to_string()))
+            .map(|w| w.token.clone())
+    }
+}
+
+#[async_trait]
+impl Records for FakeRecords {
+    async fn acquire(
+        &self,
+        tenant: &Namespace,
+        holder: &str,
+        run: &str,
+    ) -> Result<LockTake, StepError> {
+        self.shared.call("records.acquire", tenant)?;
+        let mut all = lock(&self.tenants);
+        if let Some(r) = all.get(tenant.as_str()).filter(|r| r.holder.is_some()) {
+            return Ok(LockTake::Held(r.clone()));
+        }
+        let r = TenantRecord {
+            tenant: tenant.clone(),
+            holder: Some(holder.to_string()),
+            run: Some(run.to_string()),
+            phase: Phase::Locked,
+            version: all.get(tenant.as_str()).map_or(1, |r| r.version + 1),
+            updated_at: Some(self.shared.clock.now()),
+            journal: Journal::default(),
+        };
+        all.insert(tenant.to_string(), r.clone());
+        Ok(LockTake::Taken(r))
+    }
+    async fn release(&self, tenant: &Namespace, holder: &str) -> Result<bool, StepError> {
+        self.shared.call("records.release", tenant)?;
+        let mut all = lock(&self.tenants);
+        match all.get_mut(tenant.as_str()) {
+            Some(r) if r.holder.as_deref() == Some(holder) => {
+                r.holder = None;
+                r.phase = Phase::Released;
+                r.version += 1;
+                r.updated_at = Some(self.shared.clock.now());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn get_tenant(&self, tenant: &Namespace) -> Result<Option<TenantRecord>, StepError> {
+        self.shared.call("records.get_tenant", tenant)?;
+        Ok(lock(&self.tenants).get(tenant.as_str()).cloned())
+    }
+    async fn list_held(&self) -> Result<Vec<TenantRecord>, StepError> {
+        self.shared.call("records.list_held", "")?;
+        Ok(lock(&self.tenants)
+            .values()
+            .filter(|r| r.holder.is_some())
+            .cloned()
+            .collect())
+    }
+    async fn list_run(&self, run: &str) -> Result<Vec<TenantRecord>, StepError> {
+        self.shared.call("records.list_run", run)?;
+        Ok(lock(&self.tenants)
+            .values()
+            .filter(|r| r.run.as_deref() == Some(run))
+            .cloned()
+            .collect())
+    }
+    async fn put_token(
+        &self,
+        kind: ResourceKind,
+        resource: &str,
+        wait: &WaitRecord,
+    ) -> Result<(), StepError> {
+        self.shared
+            .call("records.put_token", format!("{}/{resource}", kind.as_str()))?;
+        lock(&self.tokens).insert(
+            (kind.as_str().to_string(), resource.to_string()),
+            wait.clone(),
+        );
+        Ok(())
+    }
+    async fn get_token(
+        &self,
+        kind: ResourceKind,
+        resource: &str,
+    ) -> Result<Option<WaitRecord>, StepError> {
+        self.shared
+            .call("records.get_token", format!("{}/{resource}", kind.as_str()))?;
+        Ok(lock(&self.tokens)
+            .get(&(kind.as_str().to_string(), resource.to_string()))
+            .cloned())
+    }
+    async fn delete_token(
+        &self,
+        kind: ResourceKind,
+        resource: &str,
+        token: &str,
+    ) -> Result<bool, StepError> {
+        self.shared.call(
+            "records.delete_token",
+            format!("{}/{resource}", kind.as_str()),
+        )?;
+        let mut all = lock(&self.tokens);
+        let key = (kind.as_str().to_string(), resource.to_string());
+        if all.get(&key).is_some_and(|w| w.token == token) {
+            all.remove(&key);
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 
@@ -749,6 +911,7 @@ pub struct FakeWorld {
     pub shared: Arc<Shared>,
     pub db: Arc<FakeDatabases>,
     pub params: Arc<FakeParameters>,
+    pub records: Arc<FakeRecords>,
     pub services: Arc<FakeServices>,
     pub workflows: Arc<FakeWorkflows>,
     pub objects: Arc<FakeObjects>,
@@ -770,6 +933,7 @@ impl FakeWorld {
         FakeWorld {
             db: Arc::new(FakeDatabases::new(shared.clone())),
             params: Arc::new(FakeParameters::new(shared.clone())),
+            records: Arc::new(FakeRecords::new(shared.clone())),
             services: Arc::new(FakeServices::new(shared.clone())),
             workflows: Arc::new(FakeWorkflows::new(shared.clone())),
             objects: Arc::new(FakeObjects::new(shared.clone())),
@@ -792,6 +956,7 @@ impl FakeWorld {
         Ports {
             databases: self.db.clone(),
             parameters: self.params.clone(),
+            records: self.records.clone(),
             secrets: self.secrets.clone(),
             migrations: self.migrations.clone(),
             services: self.services.clone(),
@@ -838,6 +1003,8 @@ impl FakeWorld {
             endpoint: format!("{id}.fake.rds.local"),
             port: 5432,
             release: release.to_string(),
+            service: None,
+            freeze: None,
         };
         self.params.seed(
             &ns.paths().pointer,
@@ -913,6 +1080,7 @@ impl Forbidden {
         Ports {
             databases: f.clone(),
             parameters: f.clone(),
+            records: f.clone(),
             secrets: f.clone(),
             migrations: f.clone(),
             services: f.clone(),
@@ -988,6 +1156,34 @@ impl Parameters for Forbidden {
     }
     async fn list(&self, path: &str) -> Result<Vec<Parameter>, StepError> {
         forbid!(format!("parameters.list {path}"))
+    }
+}
+
+#[async_trait]
+impl Records for Forbidden {
+    async fn acquire(&self, t: &Namespace, _: &str, _: &str) -> Result<LockTake, StepError> {
+        forbid!(format!("records.acquire {t}"))
+    }
+    async fn release(&self, t: &Namespace, _: &str) -> Result<bool, StepError> {
+        forbid!(format!("records.release {t}"))
+    }
+    async fn get_tenant(&self, t: &Namespace) -> Result<Option<TenantRecord>, StepError> {
+        forbid!(format!("records.get_tenant {t}"))
+    }
+    async fn list_held(&self) -> Result<Vec<TenantRecord>, StepError> {
+        forbid!("records.list_held")
+    }
+    async fn list_run(&self, run: &str) -> Result<Vec<TenantRecord>, StepError> {
+        forbid!(format!("records.list_run {run}"))
+    }
+    async fn put_token(&self, _: ResourceKind, id: &str, _: &WaitRecord) -> Result<(), StepError> {
+        forbid!(format!("records.put_token {id}"))
+    }
+    async fn get_token(&self, _: ResourceKind, id: &str) -> Result<Option<WaitRecord>, StepError> {
+        forbid!(format!("records.get_token {id}"))
+    }
+    async fn delete_token(&self, _: ResourceKind, id: &str, _: &str) -> Result<bool, StepError> {
+        forbid!(format!("records.delete_token {id}"))
     }
 }
 

@@ -5,7 +5,9 @@
 //! <state>/rds/instances/<instance-id>.sqlite one "DB instance" = one SQLite file
 //! <state>/rds/snapshots/<snapshot-id>.sqlite
 //! <state>/rds/registry.sqlite                instance/snapshot metadata: status, tags, deletion protection
-//! <state>/ssm.sqlite                         parameter_versions(name, version, value, modified_at)
+//! <state>/ssm.sqlite                         parameter_versions(name, version, value, modified_at):
+//!                                            one parameter per tenant, the active pointer
+//! <state>/records.sqlite                     tenant_records (lock + run journal) and wait_tokens
 //! <state>/s3/<bucket>/<key>
 //! <state>/secrets.json                       {"<secret id>": "<value>"}
 //! <state>/ecs/registry.sqlite                services and their deployments
@@ -123,6 +125,10 @@ impl Layout {
     }
     pub fn ssm(&self) -> PathBuf {
         self.root.join("ssm.sqlite")
+    }
+    /// The `Records` store: tenant records (lock + journal) and wait tokens.
+    pub fn records(&self) -> PathBuf {
+        self.root.join("records.sqlite")
     }
     pub fn s3_dir(&self) -> PathBuf {
         self.root.join("s3")

@@ -4,8 +4,8 @@
 //!
 //! Layout:
 //! - [`layout`]: the state directory's paths (a public contract) and its settings file;
-//! - adapters, one per port: [`rds`] (instances and snapshots as SQLite files), [`ssm`],
-//!   [`s3`], [`secrets`], [`ecs`] (health-checked rollouts), [`codebuild`] (the Flyway runner as
+//! - adapters, one per port: [`rds`] (instances and snapshots as SQLite files), [`ssm`] (the
+//!   active pointers), [`records`] (tenant locks and run journals, wait tokens), [`s3`], [`secrets`], [`ecs`] (health-checked rollouts), [`codebuild`] (the Flyway runner as
 //!   a build), [`workflows`] (run requests and task-token callbacks), [`events`] (the local
 //!   EventBridge bus delivering RDS/ECS events to `resume`);
 //! - [`flyway`]: the Flyway-compatible migration runner;
@@ -34,6 +34,7 @@ pub mod heavy;
 pub mod layout;
 pub mod ports;
 pub mod rds;
+pub mod records;
 pub mod runner;
 pub mod s3;
 pub mod secrets;

@@ -7,6 +7,7 @@ use crate::error::LocalError;
 use crate::events::LocalBus;
 use crate::layout::{Layout, StateConfig};
 use crate::rds::LocalDatabases;
+use crate::records::LocalRecords;
 use crate::s3::LocalObjects;
 use crate::secrets::LocalSecrets;
 use crate::ssm::LocalParameters;
@@ -23,6 +24,7 @@ pub struct LocalPorts {
     pub bus: Arc<LocalBus>,
     pub databases: Arc<LocalDatabases>,
     pub parameters: Arc<LocalParameters>,
+    pub records: Arc<LocalRecords>,
     pub objects: Arc<LocalObjects>,
     pub secrets: Arc<LocalSecrets>,
     pub services: Arc<LocalServices>,
@@ -52,6 +54,10 @@ impl LocalPorts {
         let parameters = Arc::new(
             LocalParameters::open(&layout.ssm(), dyn_clock.clone())
                 .map_err(|e| LocalError::sqlite(&layout.ssm(), e))?,
+        );
+        let records = Arc::new(
+            LocalRecords::open(&layout.records(), dyn_clock.clone())
+                .map_err(|e| LocalError::sqlite(&layout.records(), e))?,
         );
         let objects = Arc::new(LocalObjects::new(&layout.s3_dir()));
         let secrets = Arc::new(LocalSecrets::new(&layout.secrets()));
@@ -84,6 +90,7 @@ impl LocalPorts {
             bus,
             databases,
             parameters,
+            records,
             objects,
             secrets,
             services,
@@ -98,6 +105,7 @@ impl LocalPorts {
         Ports {
             databases: self.databases.clone(),
             parameters: self.parameters.clone(),
+            records: self.records.clone(),
             secrets: self.secrets.clone(),
             migrations: self.migrations.clone(),
             services: self.services.clone(),

@@ -163,6 +163,8 @@ impl LocalState {
             endpoint: file.display().to_string(),
             port: 0,
             release: release.manifest.release.clone(),
+            service: None,
+            freeze: None,
         };
         let value = serde_json::to_string(&pointer).map_err(LocalError::serialize("pointer"))?;
         ports.parameters.put_sync(&ns.paths().pointer, &value)?;

@@ -1,6 +1,8 @@
 //! `status`: per-tenant state read straight from the state directory, plus orphans.
 //!
-//! - A tenant is a `/tenantflow/<ns>/db` pointer. Its `schemaVersion` is the highest successful
+//! - A tenant is a `/tenantflow/<ns>/db` pointer. It is `locked` when its record in
+//!   `records.sqlite` has a lock holder, and in `maintenance` while its pointer carries a write
+//!   freeze. Its `schemaVersion` is the highest successful
 //!   version in the active instance's `flyway_schema_history`, and its `release` is the published
 //!   release whose highest script version equals it (the pointer's own release preferred).
 //! - Orphans follow the rule the janitor applies ([`tenantflow_core::orphans`]), plus what only a
@@ -105,9 +107,11 @@ pub fn status(state: &LocalState) -> Result<StatusReport, LocalError> {
     let ports = state.ports()?;
     let layout = state.layout();
     let params = ports.parameters.list_sync("/tenantflow")?;
-    let by_name: BTreeMap<&str, &str> = params
-        .iter()
-        .map(|p| (p.name.as_str(), p.value.as_str()))
+    let holders: BTreeMap<String, String> = ports
+        .records
+        .all_sync()?
+        .into_iter()
+        .filter_map(|r| Some((r.tenant.to_string(), r.holder?)))
         .collect();
     let releases = release_versions(state);
 
@@ -117,9 +121,7 @@ pub fn status(state: &LocalState) -> Result<StatusReport, LocalError> {
         let Some(ns) = SsmPaths::tenant_of_pointer(&p.name) else {
             continue;
         };
-        let paths = ns.paths();
-        let lock_holder = by_name.get(paths.lock.as_str()).map(|s| s.to_string());
-        let maintenance = by_name.contains_key(paths.maintenance.as_str());
+        let lock_holder = holders.get(ns.as_str()).cloned();
         let mut row = TenantStatus {
             tenant: ns.to_string(),
             active_generation: None,
@@ -127,13 +129,14 @@ pub fn status(state: &LocalState) -> Result<StatusReport, LocalError> {
             release: None,
             schema_version: None,
             locked: lock_holder.is_some(),
-            maintenance,
+            maintenance: false,
             lock_holder,
             problem: None,
         };
         match serde_json::from_str::<ActivePointer>(&p.value) {
             Err(e) => row.problem = Some(format!("{}: pointer is not valid: {e}", p.name)),
             Ok(ptr) => {
+                row.maintenance = ptr.freeze.is_some();
                 row.active_generation = Some(ptr.generation.to_string());
                 row.active_instance = Some(ptr.instance_id.to_string());
                 active.insert(ns.clone(), ptr.clone());

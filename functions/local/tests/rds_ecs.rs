@@ -335,6 +335,8 @@ async fn point_at(env: &common::Env, ns: &Namespace, instance: &str, release: &s
         endpoint: String::new(),
         port: 0,
         release: release.into(),
+        service: None,
+        freeze: None,
     };
     env.ports
         .parameters

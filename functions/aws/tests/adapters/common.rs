@@ -71,6 +71,7 @@ pub fn forbidden_clients() -> (Clients, RequestCounter) {
     let clients = Clients {
         rds: forbidden!(aws_sdk_rds, n),
         ssm: forbidden!(aws_sdk_ssm, n),
+        dynamodb: forbidden!(aws_sdk_dynamodb, n),
         secrets: forbidden!(aws_sdk_secretsmanager, n),
         codebuild: forbidden!(aws_sdk_codebuild, n),
         ecs: forbidden!(aws_sdk_ecs, n),
@@ -81,6 +82,8 @@ pub fn forbidden_clients() -> (Clients, RequestCounter) {
     (clients, n)
 }
 
+pub const TABLE: &str = "tenantflow-records";
+
 pub const STATE_MACHINE_ARN: &str =
     "arn:aws:states:eu-west-1:123456789012:stateMachine:tenantflow-release";
 
@@ -89,6 +92,7 @@ pub fn settings() -> AwsSettings {
         state_machine_arn: Some(STATE_MACHINE_ARN.to_string()),
         migration_project: "tenantflow-migrate".to_string(),
         event_bus: "default".to_string(),
+        table: TABLE.to_string(),
         steps: Settings::default(),
     }
 }

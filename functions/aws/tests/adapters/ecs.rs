@@ -315,18 +315,11 @@ async fn check_ecs_running_below_desired_is_not_ready() {
 /// with SSM reporting the pointer written at `flipped_at` and ECS a PRIMARY deployment created at
 /// `primary_at`. Returns the output and how many `UpdateService` calls were made.
 async fn roll_ecs(flipped_at: i64, primary_at: i64) -> (Value, usize) {
-    use aws_sdk_ssm::operation::get_parameter::{GetParameterError, GetParameterOutput};
+    use aws_sdk_ssm::operation::get_parameter::GetParameterOutput;
     let input: Value = serde_json::from_str(include_str!("../../../../events/roll-ecs.json"))
         .expect("sample is JSON");
     let pointer = input["progress"]["flip"]["to"].to_string();
     let (mut clients, _n) = common::forbidden_clients();
-    let no_service = mock!(aws_sdk_ssm::Client::get_parameter)
-        .match_requests(|r| r.name() == Some("/tenantflow/xy-0146-prod/service"))
-        .then_error(|| {
-            GetParameterError::ParameterNotFound(
-                aws_sdk_ssm::types::error::ParameterNotFound::builder().build(),
-            )
-        });
     let ptr = mock!(aws_sdk_ssm::Client::get_parameter)
         .match_requests(|r| r.name() == Some("/tenantflow/xy-0146-prod/db"))
         .then_output(move || {
@@ -338,7 +331,7 @@ async fn roll_ecs(flipped_at: i64, primary_at: i64) -> (Value, usize) {
             p.last_modified_date = Some(aws_sdk_ssm::primitives::DateTime::from_secs(flipped_at));
             GetParameterOutput::builder().parameter(p).build()
         });
-    clients.ssm = client!(aws_sdk_ssm, &[&no_service, &ptr]);
+    clients.ssm = client!(aws_sdk_ssm, &[&ptr]);
     let described = describing(vec![created(
         dep(OLD_DEP, "PRIMARY", Some("COMPLETED"), 2, 2),
         primary_at,

@@ -6,6 +6,7 @@
 mod common;
 
 mod bad_input;
+mod dynamodb;
 mod ecs;
 mod events;
 mod others;

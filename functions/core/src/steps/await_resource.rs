@@ -1,17 +1,19 @@
 //! `await-resource`: the first half of the `waitForTaskToken` pair (docs/design.md §4).
 //!
 //! Input `{"token", "wait": "snapshot"|"candidate"|"rollout", "state": TenantState}`. Stores the
-//! token under the resource's id (see [`super::wait`]), then checks the resource once: if it is
-//! already terminal, this step sends the result itself and deletes the token, which closes the
-//! race with an event that arrived before the token was stored. A re-registration (after a
-//! `States.Timeout` retry) overwrites the old token.
+//! token in the `Records` store under the resource's id (see [`super::wait`]), then checks the
+//! resource once: if it is already terminal, this step sends the result itself and deletes the
+//! token, which closes the race with an event that arrived before the token was stored. A
+//! re-registration (after a `States.Timeout` retry) overwrites the old token. The key is the
+//! resource, whatever tenant it belongs to: a `promote` run waits on a snapshot named for another
+//! namespace.
 
 use super::tenant::{check_state, need};
-use super::wait::{is_safe_resource_id, settle, token_path, ResourceKind, WaitRecord, Waited};
+use super::wait::{is_safe_resource_id, settle, ResourceKind, WaitRecord, Waited};
 use super::{parse_input, Ports};
 use crate::error::StepError;
 use crate::model::TenantState;
-use crate::ports::{Databases, Parameters, Services, Workflows};
+use crate::ports::{Databases, Records, Services, Workflows};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -52,7 +54,7 @@ pub async fn run(ports: &Ports, input: Value) -> Result<AwaitOutput, StepError> 
     await_resource(
         &*ports.databases,
         &*ports.services,
-        &*ports.parameters,
+        &*ports.records,
         &*ports.workflows,
         input,
     )
@@ -62,12 +64,12 @@ pub async fn run(ports: &Ports, input: Value) -> Result<AwaitOutput, StepError> 
 pub async fn await_resource<
     D: Databases + ?Sized,
     S: Services + ?Sized,
-    P: Parameters + ?Sized,
+    R: Records + ?Sized,
     W: Workflows + ?Sized,
 >(
     db: &D,
     services: &S,
-    params: &P,
+    records: &R,
     workflows: &W,
     input: AwaitInput,
 ) -> Result<AwaitOutput, StepError> {
@@ -97,18 +99,15 @@ pub async fn await_resource<
         }
     };
     let (kind, resource) = (waited.kind(), waited.id().to_string());
-    let path = token_path(kind, &resource);
     let record = WaitRecord {
         token: input.token.clone(),
         tenant: state.tenant.clone(),
         service: waited.service().cloned(),
     };
-    let body = serde_json::to_string(&record)
-        .map_err(|e| StepError::Internal(format!("serialize wait record: {e}")))?;
-    params.put(&path, &body).await?;
+    records.put_token(kind, &resource, &record).await?;
 
     let verdict = waited.judge(db, services).await?;
-    let resumed = settle(workflows, params, &path, &input.token, &resource, &verdict).await?;
+    let resumed = settle(workflows, records, kind, &input.token, &resource, &verdict).await?;
     let status = verdict.status();
     tracing::info!(tenant = %state.tenant, kind = kind.as_str(), %resource, %status, resumed, "wait registered");
     Ok(AwaitOutput {

@@ -1,8 +1,10 @@
 //! `flip-ssm`: point the tenant at the candidate, in one write.
 //!
-//! The pointer must still be at the version read by `snapshot` (else `Tenantflow.PointerMoved`).
-//! SSM has no compare-and-swap, so this is check-then-write; the tenant lock is what keeps other
-//! tenantflow runs out of the gap. A retry after a crash that finds the pointer already naming
+//! The pointer must still be at the version `snapshot` recorded, i.e. the one after this run's
+//! own freeze write (else `Tenantflow.PointerMoved`). SSM has no compare-and-swap, so this is
+//! check-then-write; the tenant lock is what keeps other tenantflow runs out of the gap. The new
+//! value keeps the pointer's service and freeze as they are (the freeze stays until teardown or
+//! rollback clears it). A retry after a crash that finds the pointer already naming
 //! this run's candidate at this release, at a newer version, is a no-op success.
 //!
 //! The candidate must be `available` (else `NotReady`); its endpoint and port are read now.
@@ -48,15 +50,17 @@ pub async fn flip_ssm<D: Databases + ?Sized, P: Parameters + ?Sized>(
             status: instance.status,
         });
     }
+    let now = read_pointer(params, ns).await?;
     let to = ActivePointer {
         generation: candidate.generation,
         instance_id: candidate.instance_id.clone(),
         endpoint: instance.endpoint.clone(),
         port: instance.port,
         release: state.release.id.clone(),
-    };
-
-    let now = read_pointer(params, ns).await?;
+        service: None,
+        freeze: None,
+    }
+    .keeping(&now.value);
     let version = if now.version == read.version {
         let v = write_pointer(params, ns, &to).await?;
         tracing::info!(tenant = %ns, from = %read.value.instance_id, to = %to.instance_id, version = v, "pointer flipped");

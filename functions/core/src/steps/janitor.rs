@@ -1,7 +1,8 @@
 //! `janitor`: finds what runs left behind, daily.
 //!
-//! - **Stale locks:** `/tenantflow/<ns>/lock` whose holder execution is no longer RUNNING (or no
-//!   longer exists). They are released unless `releaseStaleLocks` is false.
+//! - **Stale locks:** tenant records whose lock holder execution is no longer RUNNING (or no
+//!   longer exists). They are released unless `releaseStaleLocks` is false, with a write
+//!   conditional on the stale holder still holding the lock (a run that took it meanwhile keeps it).
 //! - **Orphan instances and snapshots:** by the shared rule of [`crate::orphans`]. A run counts as
 //!   running when Step Functions says its execution is RUNNING, or (for a run tag that holds an
 //!   execution name) when a RUNNING lock holder has that name.
@@ -13,7 +14,7 @@ use crate::error::StepError;
 use crate::model::ActivePointer;
 use crate::names::{Namespace, SSM_ROOT};
 use crate::orphans::{run_of, OrphanRule};
-use crate::ports::{Databases, Parameters, Workflows};
+use crate::ports::{Databases, Parameters, Records, Workflows};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,6 +64,7 @@ pub async fn run(ports: &Ports, input: Value) -> Result<JanitorReport, StepError
     };
     let report = janitor(
         ports.parameters.as_ref(),
+        ports.records.as_ref(),
         ports.databases.as_ref(),
         ports.workflows.as_ref(),
         &ports.settings,
@@ -77,21 +79,10 @@ pub async fn run(ports: &Ports, input: Value) -> Result<JanitorReport, StepError
     Ok(report)
 }
 
-/// The execution ARN a lock value names: the ARN itself, or a JSON object with `executionArn`.
-fn lock_holder(value: &str) -> String {
-    serde_json::from_str::<Value>(value)
-        .ok()
-        .and_then(|v| {
-            v.get("executionArn")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| value.trim().to_string())
-}
-
 /// See the module doc.
-pub async fn janitor<P, D, W>(
+pub async fn janitor<P, R, D, W>(
     params: &P,
+    records: &R,
     dbs: &D,
     workflows: &W,
     settings: &Settings,
@@ -99,11 +90,11 @@ pub async fn janitor<P, D, W>(
 ) -> Result<JanitorReport, StepError>
 where
     P: Parameters + ?Sized,
+    R: Records + ?Sized,
     D: Databases + ?Sized,
     W: Workflows + ?Sized,
 {
     let mut active: BTreeMap<Namespace, ActivePointer> = BTreeMap::new();
-    let mut locks: Vec<(String, String, String)> = Vec::new();
     for p in params.list(&format!("{SSM_ROOT}/")).await? {
         let Some(rest) = p.name.strip_prefix(&format!("{SSM_ROOT}/")) else {
             continue;
@@ -117,23 +108,26 @@ where
         if !settings.owns(&ns) {
             continue;
         }
-        match leaf {
-            // A pointer that does not parse protects nothing; teardown would refuse to act on it.
-            "db" => {
-                if let Ok(ptr) = serde_json::from_str::<ActivePointer>(&p.value) {
-                    active.insert(ns, ptr);
-                }
+        // A pointer that does not parse protects nothing; teardown would refuse to act on it.
+        if leaf == "db" {
+            if let Ok(ptr) = serde_json::from_str::<ActivePointer>(&p.value) {
+                active.insert(ns, ptr);
             }
-            "lock" => locks.push((ns.to_string(), p.name.clone(), lock_holder(&p.value))),
-            _ => {}
         }
     }
+    let mut locks: Vec<(Namespace, String)> = Vec::new();
+    for r in records.list_held().await? {
+        if let Some(holder) = r.holder.filter(|_| settings.owns(&r.tenant)) {
+            locks.push((r.tenant, holder));
+        }
+    }
+    locks.sort();
 
     // Runs known to be running, by ARN and by execution name (tags may hold either).
     let mut status_of: BTreeMap<String, String> = BTreeMap::new();
     let mut running_names: BTreeSet<String> = BTreeSet::new();
     let mut stale_locks = Vec::new();
-    for (tenant, path, holder) in locks {
+    for (tenant, holder) in locks {
         let status = execution_status(workflows, &mut status_of, &holder).await?;
         if status == "RUNNING" {
             if let Some(name) = holder.rsplit(':').next() {
@@ -141,14 +135,9 @@ where
             }
             continue;
         }
-        let released = if input.release_stale_locks {
-            params.delete(&path).await?;
-            true
-        } else {
-            false
-        };
+        let released = input.release_stale_locks && records.release(&tenant, &holder).await?;
         stale_locks.push(StaleLock {
-            tenant,
+            tenant: tenant.to_string(),
             holder,
             status,
             released,
@@ -267,8 +256,8 @@ mod tests {
         let w = FakeWorld::new();
         w.seed_tenant("a-app-prod", "20260101000000", "r0");
         w.seed_tenant("b-app-prod", "20260101000000", "r0");
-        w.params.seed("/tenantflow/a-app-prod/lock", DONE);
-        w.params.seed("/tenantflow/b-app-prod/lock", LIVE);
+        w.records.seed_lock("a-app-prod", DONE);
+        w.records.seed_lock("b-app-prod", LIVE);
         w.workflows.set_status(DONE, "FAILED");
         w.workflows.set_status(LIVE, "RUNNING");
         candidate(&w, "a-app-prod-20261103101500", "a-app-prod", "r1-aaaa");
@@ -287,6 +276,7 @@ mod tests {
         };
         let r = janitor(
             &*w.params,
+            &*w.records,
             &*w.db,
             &*w.workflows,
             &Settings::default(),
@@ -306,11 +296,8 @@ mod tests {
                 released: true
             }]
         );
-        assert!(w.params.value("/tenantflow/a-app-prod/lock").is_none());
-        assert_eq!(
-            w.params.value("/tenantflow/b-app-prod/lock").as_deref(),
-            Some(LIVE)
-        );
+        assert!(w.records.holder("a-app-prod").is_none());
+        assert_eq!(w.records.holder("b-app-prod").as_deref(), Some(LIVE));
         // Orphans are reported, never deleted; active generations are untouched.
         assert_eq!(w.db.instance_ids().len(), 4);
         assert_eq!(w.log().count("databases.delete"), 0);
@@ -324,6 +311,7 @@ mod tests {
         };
         let r = janitor(
             &*w.params,
+            &*w.records,
             &*w.db,
             &*w.workflows,
             &Settings::default(),
@@ -335,14 +323,98 @@ mod tests {
         assert!(w.log().writes().is_empty(), "{:?}", w.log().writes());
     }
 
+    /// Lists the held locks, then lets a new run take `tenant`'s lock before the janitor acts.
+    struct TakenMeanwhile {
+        inner: std::sync::Arc<crate::testing::FakeRecords>,
+        tenant: &'static str,
+        new_holder: &'static str,
+    }
+
+    #[async_trait::async_trait]
+    impl Records for TakenMeanwhile {
+        async fn acquire(
+            &self,
+            t: &Namespace,
+            h: &str,
+            r: &str,
+        ) -> Result<crate::ports::LockTake, StepError> {
+            self.inner.acquire(t, h, r).await
+        }
+        async fn release(&self, t: &Namespace, h: &str) -> Result<bool, StepError> {
+            self.inner.release(t, h).await
+        }
+        async fn get_tenant(
+            &self,
+            t: &Namespace,
+        ) -> Result<Option<crate::model::TenantRecord>, StepError> {
+            self.inner.get_tenant(t).await
+        }
+        async fn list_held(&self) -> Result<Vec<crate::model::TenantRecord>, StepError> {
+            let held = self.inner.list_held().await?;
+            self.inner.seed_lock(self.tenant, self.new_holder);
+            Ok(held)
+        }
+        async fn list_run(&self, run: &str) -> Result<Vec<crate::model::TenantRecord>, StepError> {
+            self.inner.list_run(run).await
+        }
+        async fn put_token(
+            &self,
+            k: crate::model::ResourceKind,
+            id: &str,
+            w: &crate::model::WaitRecord,
+        ) -> Result<(), StepError> {
+            self.inner.put_token(k, id, w).await
+        }
+        async fn get_token(
+            &self,
+            k: crate::model::ResourceKind,
+            id: &str,
+        ) -> Result<Option<crate::model::WaitRecord>, StepError> {
+            self.inner.get_token(k, id).await
+        }
+        async fn delete_token(
+            &self,
+            k: crate::model::ResourceKind,
+            id: &str,
+            token: &str,
+        ) -> Result<bool, StepError> {
+            self.inner.delete_token(k, id, token).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lock_taken_by_a_new_run_after_the_sweep_listed_it_is_kept() {
+        let w = world();
+        let racing = TakenMeanwhile {
+            inner: w.records.clone(),
+            tenant: "a-app-prod",
+            new_holder: LIVE,
+        };
+        let input = JanitorInput {
+            release_stale_locks: true,
+        };
+        let r = janitor(
+            &*w.params,
+            &racing,
+            &*w.db,
+            &*w.workflows,
+            &Settings::default(),
+            &input,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.stale_locks.len(), 1);
+        assert_eq!(r.stale_locks[0].holder, DONE);
+        assert!(!r.stale_locks[0].released, "the release is conditional");
+        assert_eq!(w.records.holder("a-app-prod").as_deref(), Some(LIVE));
+    }
+
     #[tokio::test]
     async fn a_lock_whose_execution_is_gone_is_stale_and_bad_input_is_rejected() {
         let w = FakeWorld::new();
         w.seed_tenant("a-app-prod", "20260101000000", "r0");
-        w.params.seed(
-            "/tenantflow/a-app-prod/lock",
-            "arn:aws:states:eu-west-1:1:execution:x:gone",
-        );
+        w.records
+            .seed_lock("a-app-prod", "arn:aws:states:eu-west-1:1:execution:x:gone");
         let r = run(&w.ports(), Value::Null).await.unwrap();
         assert_eq!(r.stale_locks[0].status, "MISSING");
         assert!(r.stale_locks[0].released);

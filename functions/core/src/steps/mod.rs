@@ -6,7 +6,7 @@
 
 use crate::error::StepError;
 use crate::ports::{
-    Databases, Events, Migrations, Objects, Parameters, Secrets, Services, Workflows,
+    Databases, Events, Migrations, Objects, Parameters, Records, Secrets, Services, Workflows,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
@@ -38,7 +38,7 @@ pub struct Settings {
     pub default_max_concurrency: u32,
     /// Concurrent CodeBuild builds the account allows.
     pub build_concurrency: u32,
-    /// ECS cluster used when a tenant has no `/tenantflow/<ns>/service` parameter.
+    /// ECS cluster used when a tenant's active pointer names no `service`.
     pub default_cluster: String,
     /// The stack's namespace. When set, only tenants named exactly so or starting with `<it>-`
     /// belong to this deployment (the SAM template scopes IAM the same way); others are ignored.
@@ -76,6 +76,7 @@ impl Default for Settings {
 pub struct Ports {
     pub databases: Arc<dyn Databases>,
     pub parameters: Arc<dyn Parameters>,
+    pub records: Arc<dyn Records>,
     pub secrets: Arc<dyn Secrets>,
     pub migrations: Arc<dyn Migrations>,
     pub services: Arc<dyn Services>,

@@ -6,11 +6,11 @@
 //! resources nobody waits on (other databases, automated snapshots, other services) are ignored
 //! with success, so EventBridge does not retry them. A malformed event is `InvalidInput`.
 
-use super::wait::{is_safe_resource_id, settle, token_path, ResourceKind, WaitRecord, Waited};
+use super::wait::{is_safe_resource_id, settle, ResourceKind, Waited};
 use super::{parse_input, Ports};
 use crate::error::StepError;
 use crate::names::{InstanceId, SnapshotId};
-use crate::ports::{Databases, Parameters, Services, Workflows};
+use crate::ports::{Databases, Records, Services, Workflows};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -77,7 +77,7 @@ pub async fn run(ports: &Ports, input: Value) -> Result<ResumeOutput, StepError>
     resume(
         &*ports.databases,
         &*ports.services,
-        &*ports.parameters,
+        &*ports.records,
         &*ports.workflows,
         event,
     )
@@ -123,12 +123,12 @@ fn rds_id(detail: &Value) -> Result<String, StepError> {
 pub async fn resume<
     D: Databases + ?Sized,
     S: Services + ?Sized,
-    P: Parameters + ?Sized,
+    R: Records + ?Sized,
     W: Workflows + ?Sized,
 >(
     db: &D,
     services: &S,
-    params: &P,
+    records: &R,
     workflows: &W,
     event: Event,
 ) -> Result<ResumeOutput, StepError> {
@@ -165,16 +165,13 @@ pub async fn resume<
         ));
     }
 
-    let path = token_path(kind, &id);
-    let Some(param) = params.get(&path).await? else {
+    let Some(record) = records.get_token(kind, &id).await? else {
         return Ok(ResumeOutput::ignored(
             Some(kind),
             Some(id),
             "no task waits on it".into(),
         ));
     };
-    let record: WaitRecord = serde_json::from_str(&param.value)
-        .map_err(|e| StepError::Internal(format!("wait record {path}: {e}")))?;
     let waited = match kind {
         ResourceKind::DbInstance => Waited::Instance(InstanceId::parse(&id)?),
         ResourceKind::DbSnapshot => Waited::Snapshot(SnapshotId::parse(&id)?),
@@ -185,13 +182,14 @@ pub async fn resume<
             },
             None => {
                 return Err(StepError::Internal(format!(
-                    "wait record {path} names no service"
+                    "wait record of {} {id} names no service",
+                    kind.as_str()
                 )))
             }
         },
     };
     let verdict = waited.judge(db, services).await?;
-    let resumed = settle(workflows, params, &path, &record.token, &id, &verdict).await?;
+    let resumed = settle(workflows, records, kind, &record.token, &id, &verdict).await?;
     let status = verdict.status();
     tracing::info!(tenant = %record.tenant, kind = kind.as_str(), resource = %id, %status, resumed, "event handled");
     Ok(ResumeOutput {

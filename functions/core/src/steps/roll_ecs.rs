@@ -1,8 +1,8 @@
 //! `roll-ecs`: make sure the tenant's ECS service runs tasks that read the new pointer, and record
 //! the id of the deployment that does (the only one `check-ecs` judges).
 //!
-//! The service comes from `/tenantflow/<ns>/service` or defaults to `Settings.default_cluster`
-//! and a service named like the tenant.
+//! The service comes from the active pointer's `service` or defaults to
+//! `Settings.default_cluster` and a service named like the tenant.
 //!
 //! Idempotent: a retry after a crash must find the deployment the first attempt forced, not force
 //! a second one (an extra app restart). So before forcing, the step reads the active pointer with
@@ -19,7 +19,7 @@ use crate::error::StepError;
 use crate::model::{
     ActivePointer, DeploymentRecord, FlipRecord, Progress, ServiceRef, TenantState,
 };
-use crate::ports::{Parameters, Services};
+use crate::ports::{DatedParameter, Parameters, Services};
 use serde_json::Value;
 
 /// Entry point used by [`super::dispatch`]: parses the input and runs the step.
@@ -43,8 +43,16 @@ pub async fn roll_ecs<P: Parameters + ?Sized, S: Services + ?Sized>(
     check_state(&state)?;
     let flip = need(&state.progress.flip, "flip")?;
     let mut progress = state.progress.clone();
-    let service = service_of(params, &state.tenant, default_cluster).await?;
-    let id = match deployed_since_flip(params, services, &state, flip, &service).await? {
+    let ns = &state.tenant;
+    // One read gives the service and when the flip was written.
+    let pointer = params.get_dated(&ns.paths().pointer).await?;
+    // A pointer that is gone or unreadable proves nothing about the flip (a deployment is
+    // forced); the service is then the one the flip wrote.
+    let value = pointer
+        .as_ref()
+        .and_then(|p| serde_json::from_str::<ActivePointer>(&p.parameter.value).ok());
+    let service = service_of(value.as_ref().unwrap_or(&flip.to), ns, default_cluster);
+    let id = match deployed_since_flip(services, &state, flip, &service, pointer, value).await? {
         Some(id) => {
             tracing::info!(tenant = %state.tenant, cluster = %service.cluster, service = %service.service, deployment = %id, "deployment started after the flip found: reused, none forced");
             id
@@ -64,23 +72,24 @@ pub async fn roll_ecs<P: Parameters + ?Sized, S: Services + ?Sized>(
 }
 
 /// The id of the service's PRIMARY deployment when it provably started after the flip: the
-/// pointer is still the flip's write and the deployment was created at or after that write.
-/// `None` means a deployment must be forced (the reason is logged).
-async fn deployed_since_flip<P: Parameters + ?Sized, S: Services + ?Sized>(
-    params: &P,
+/// pointer (`dated`, parsed as `value`) is still the flip's write and the deployment was created
+/// at or after that write. `None` means a deployment must be forced (the reason is logged).
+async fn deployed_since_flip<S: Services + ?Sized>(
     services: &S,
     state: &TenantState,
     flip: &FlipRecord,
     service: &ServiceRef,
+    dated: Option<DatedParameter>,
+    value: Option<ActivePointer>,
 ) -> Result<Option<String>, StepError> {
     let ns = &state.tenant;
-    let Some(pointer) = params.get_dated(&ns.paths().pointer).await? else {
-        tracing::info!(tenant = %ns, "no active pointer: cannot tell when the flip happened");
+    let (Some(pointer), Some(value)) = (dated, value) else {
+        tracing::info!(tenant = %ns, "no readable active pointer: cannot tell when the flip happened");
         return Ok(None);
     };
     let flipped = pointer.parameter.version == flip.version
-        && serde_json::from_str::<ActivePointer>(&pointer.parameter.value)
-            .is_ok_and(|p| p.instance_id == flip.to.instance_id && p.release == flip.to.release);
+        && value.instance_id == flip.to.instance_id
+        && value.release == flip.to.release;
     if !flipped {
         tracing::info!(tenant = %ns, version = pointer.parameter.version, flip_version = flip.version, "pointer is not the flip's write");
         return Ok(None);

@@ -2,7 +2,8 @@
 //!
 //! Input: the `TenantState` with `error` set by a `Catch`. The progress record says what earlier
 //! steps finished; a step that failed half-way recorded nothing, so rollback also looks for what
-//! this run may have made by its deterministic names and run tags (lock holding this run's ARN,
+//! this run may have made by its deterministic names and run tags (tenant record whose lock holds
+//! this run's ARN, freeze in the pointer naming this run,
 //! snapshot and candidate `<ns>-<run generation>` tagged with this run, pointer naming the
 //! candidate). Everything it touches is checked to be this run's first.
 //!
@@ -12,12 +13,12 @@
 //!    one, force a new ECS deployment so tasks reconnect to the old generation;
 //! 3. delete the candidate (deletion protection off first; never while the pointer names it);
 //! 4. delete the snapshot this run took (never a promote source snapshot);
-//! 5. clear the maintenance flag and release the lock, if they are this run's.
+//! 5. clear the write freeze in the pointer and release the lock, if they are this run's.
 //!
 //! `in-place` once the candidate step ran (the active database may be half-migrated): restore
 //! the safety-net snapshot as `<ns>-<run generation>`, fail with `NotReady` until it is available
 //! (the definition retries), then flip the pointer to it with the old release, force a
-//! deployment, clear maintenance and release the lock. The snapshot (now the new generation's
+//! deployment, clear the freeze and release the lock. The snapshot (now the new generation's
 //! source) and the migrated instance (for inspection; the janitor reports it) are kept.
 //!
 //! Outcomes: `skipped` when the error is `Tenantflow.Locked` and the lock is not this run's
@@ -25,14 +26,14 @@
 //! `Transient` are raised so the definition retries. Running rollback twice equals running it once.
 
 use super::tenant::{
-    candidate_id, check_state, clear_maintenance, lock_state, need, read_pointer, release_lock,
+    candidate_id, check_state, clear_freeze, lock_state, need, read_pointer, release_lock,
     restore_or_reuse, run_owns, service_of, snapshot_id, write_pointer, LockState,
 };
 use super::{parse_input, Ports};
 use crate::error::StepError;
 use crate::manifest::Strategy;
 use crate::model::{ActivePointer, Outcome, TenantResult, TenantState};
-use crate::ports::{Databases, Parameters, Services};
+use crate::ports::{Databases, Parameters, Records, Services};
 use serde_json::Value;
 
 /// Entry point used by [`super::dispatch`]: parses the input and runs the step.
@@ -41,6 +42,7 @@ pub async fn run(ports: &Ports, input: Value) -> Result<TenantResult, StepError>
     rollback(
         &*ports.databases,
         &*ports.parameters,
+        &*ports.records,
         &*ports.services,
         &ports.settings.default_cluster,
         state,
@@ -48,9 +50,15 @@ pub async fn run(ports: &Ports, input: Value) -> Result<TenantResult, StepError>
     .await
 }
 
-pub async fn rollback<D: Databases + ?Sized, P: Parameters + ?Sized, S: Services + ?Sized>(
+pub async fn rollback<
+    D: Databases + ?Sized,
+    P: Parameters + ?Sized,
+    R: Records + ?Sized,
+    S: Services + ?Sized,
+>(
     db: &D,
     params: &P,
+    records: &R,
     services: &S,
     default_cluster: &str,
     state: TenantState,
@@ -75,7 +83,7 @@ pub async fn rollback<D: Databases + ?Sized, P: Parameters + ?Sized, S: Services
     };
 
     let locked = result.error.as_deref() == Some("Tenantflow.Locked");
-    if locked && lock_state(params, &state).await? != LockState::Ours {
+    if locked && lock_state(records, &state).await? != LockState::Ours {
         tracing::info!(tenant = %state.tenant, "locked by another run; skipped");
         result.outcome = Outcome::Skipped;
         return Ok(result);
@@ -87,9 +95,9 @@ pub async fn rollback<D: Databases + ?Sized, P: Parameters + ?Sized, S: Services
         .as_ref()
         .is_some_and(|c| c.in_place);
     let undone = if in_place {
-        undo_in_place(db, params, services, default_cluster, &state).await
+        undo_in_place(db, params, records, services, default_cluster, &state).await
     } else {
-        undo(db, params, services, default_cluster, &state).await
+        undo(db, params, records, services, default_cluster, &state).await
     };
     match undone {
         Ok(note) => {
@@ -140,16 +148,26 @@ async fn redeploy<P: Parameters + ?Sized, S: Services + ?Sized>(
     }
     let service = match &state.progress.deployment {
         Some(d) => d.service.clone(),
-        None => service_of(params, &state.tenant, default_cluster).await?,
+        None => service_of(
+            &read_pointer(params, &state.tenant).await?.value,
+            &state.tenant,
+            default_cluster,
+        ),
     };
     let id = services.force_deployment(&service).await?;
     tracing::info!(tenant = %state.tenant, deployment = %id, "deployment forced to reconnect to the old generation");
     Ok(())
 }
 
-async fn undo<D: Databases + ?Sized, P: Parameters + ?Sized, S: Services + ?Sized>(
+async fn undo<
+    D: Databases + ?Sized,
+    P: Parameters + ?Sized,
+    R: Records + ?Sized,
+    S: Services + ?Sized,
+>(
     db: &D,
     params: &P,
+    records: &R,
     services: &S,
     default_cluster: &str,
     state: &TenantState,
@@ -167,7 +185,7 @@ async fn undo<D: Databases + ?Sized, P: Parameters + ?Sized, S: Services + ?Size
     match read_pointer(params, ns).await {
         Ok(now) if now.value.instance_id == cand => {
             let old = need(&state.progress.pointer, "pointer")?;
-            write_pointer(params, ns, &old.value).await?;
+            write_pointer(params, ns, &old.value.keeping(&now.value)).await?;
             flipped_now = true;
             tracing::info!(tenant = %ns, to = %old.value.instance_id, "pointer flipped back");
         }
@@ -209,8 +227,8 @@ async fn undo<D: Databases + ?Sized, P: Parameters + ?Sized, S: Services + ?Size
     }
 
     // 5. Hand the tenant back.
-    clear_maintenance(params, state).await?;
-    release_lock(params, state).await?;
+    clear_freeze(params, state).await?;
+    release_lock(records, state).await?;
     Ok(None)
 }
 
@@ -236,9 +254,15 @@ async fn delete_own_snapshot<D: Databases + ?Sized>(
     Ok(())
 }
 
-async fn undo_in_place<D: Databases + ?Sized, P: Parameters + ?Sized, S: Services + ?Sized>(
+async fn undo_in_place<
+    D: Databases + ?Sized,
+    P: Parameters + ?Sized,
+    R: Records + ?Sized,
+    S: Services + ?Sized,
+>(
     db: &D,
     params: &P,
+    records: &R,
     services: &S,
     default_cluster: &str,
     state: &TenantState,
@@ -285,7 +309,10 @@ async fn undo_in_place<D: Databases + ?Sized, P: Parameters + ?Sized, S: Service
             endpoint: inst.endpoint.clone(),
             port: inst.port,
             release: read.value.release.clone(),
-        };
+            service: None,
+            freeze: None,
+        }
+        .keeping(&now.value);
         write_pointer(params, ns, &to).await?;
         flipped_now = true;
         if !inst.deletion_protection {
@@ -294,8 +321,8 @@ async fn undo_in_place<D: Databases + ?Sized, P: Parameters + ?Sized, S: Service
         tracing::info!(tenant = %ns, to = %target, "in-place rollback: pointer flipped to the restored generation");
     }
     redeploy(params, services, default_cluster, state, flipped_now).await?;
-    clear_maintenance(params, state).await?;
-    release_lock(params, state).await?;
+    clear_freeze(params, state).await?;
+    release_lock(records, state).await?;
     Ok(Some(format!(
         "in-place: restored {} as {target}; {migrated} kept for inspection",
         snap.id

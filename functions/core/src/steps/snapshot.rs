@@ -1,42 +1,50 @@
 //! `snapshot`: lock the tenant, read the active pointer, freeze writes, take the snapshot.
 //!
-//! 1. Lock: create `/tenantflow/<ns>/lock` holding the run's execution ARN. Held by this run
-//!    already (a retry) is fine; held by another run is `Tenantflow.Locked`.
-//! 2. Read the pointer and its SSM version (the flip later checks it has not moved). The active
-//!    instance must exist and be `available` (else `NotReady`, retried).
-//! 3. If the release freezes writes, set `/tenantflow/<ns>/maintenance` (create-if-absent; a flag
-//!    someone else set is left alone and not recorded as ours).
+//! 1. Lock: take the tenant record's lock for the run's execution ARN, a conditional write
+//!    ([`crate::ports::Records::acquire`]). Held by this run already (a retry) is fine; held by
+//!    another run is `Tenantflow.Locked`.
+//! 2. Read the pointer and its SSM version. The active instance must exist and be `available`
+//!    (else `NotReady`, retried).
+//! 3. If the release freezes writes, write this run's freeze into the pointer (a freeze someone
+//!    else set is left alone and not recorded as ours). The version recorded in
+//!    `progress.pointer` is the one after that write: the flip checks the pointer has not moved
+//!    since.
 //! 4. `blue-green` and `in-place`: snapshot the active instance as
 //!    `<ns>-<run generation>`. A snapshot with that id tagged for this run is reused; one with
 //!    other tags is `Conflict`. `promote`: the release's source snapshot must exist; nothing is
 //!    created (`created = false`).
 
-use super::tenant::{
-    acquire_lock, check_state, read_pointer, run_tags, set_maintenance, snapshot_id,
-};
+use super::tenant::{acquire_lock, check_state, read_pointer, run_tags, set_freeze, snapshot_id};
 use super::{parse_input, Ports};
 use crate::error::StepError;
 use crate::manifest::Strategy;
 use crate::model::{Progress, SnapshotRecord, TenantState};
 use crate::names::tags;
-use crate::ports::{Databases, Parameters};
+use crate::ports::{Databases, Parameters, Records};
 use serde_json::Value;
 
 /// Entry point used by [`super::dispatch`]: parses the input and runs the step.
 pub async fn run(ports: &Ports, input: Value) -> Result<Progress, StepError> {
     let state: TenantState = parse_input(input)?;
-    snapshot(&*ports.databases, &*ports.parameters, state).await
+    snapshot(
+        &*ports.databases,
+        &*ports.parameters,
+        &*ports.records,
+        state,
+    )
+    .await
 }
 
-pub async fn snapshot<D: Databases + ?Sized, P: Parameters + ?Sized>(
+pub async fn snapshot<D: Databases + ?Sized, P: Parameters + ?Sized, R: Records + ?Sized>(
     db: &D,
     params: &P,
+    records: &R,
     state: TenantState,
 ) -> Result<Progress, StepError> {
     check_state(&state)?;
     let ns = &state.tenant;
 
-    acquire_lock(params, &state).await?;
+    acquire_lock(records, &state).await?;
     let mut progress = state.progress.clone();
     progress.lock = Some(state.run.execution_arn.clone());
 
@@ -56,11 +64,14 @@ pub async fn snapshot<D: Databases + ?Sized, P: Parameters + ?Sized>(
             status: active.status,
         });
     }
+    let pointer = if state.release.write_freeze {
+        let (ours, after) = set_freeze(params, &state, pointer).await?;
+        progress.maintenance = ours;
+        after
+    } else {
+        pointer
+    };
     progress.pointer = Some(pointer.clone());
-
-    if state.release.write_freeze {
-        progress.maintenance = set_maintenance(params, &state).await?;
-    }
 
     let record = match state.release.strategy {
         Strategy::Promote => {

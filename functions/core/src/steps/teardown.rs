@@ -2,36 +2,41 @@
 //!
 //! Runs only after a COMPLETED rollout of this run's flip (invariant 3; otherwise
 //! `InvalidInput`). Then, each part idempotent:
-//! 1. clear the maintenance flag if this run set it;
+//! 1. clear the write freeze from the pointer if this run set it;
 //! 2. delete the old generation (`flip.from`), unless it is what the pointer names now, or it
 //!    lacks this tenant's tenantflow tags: those are kept and the reason recorded, never deleted.
 //!    Deletion protection is turned off only on that instance, only after those checks. An
 //!    instance already gone (or `deleting`) is success. `in-place` has no old generation.
 //! 3. prune this tenant's tenantflow-tagged snapshots beyond `release.snapshotRetention`, newest
 //!    kept, never one still being created;
-//! 4. release the lock if this run holds it.
+//! 4. release the lock in the tenant record if this run holds it.
 
-use super::tenant::{
-    check_state, clear_maintenance, need, read_pointer, release_lock, tenant_owns,
-};
+use super::tenant::{check_state, clear_freeze, need, read_pointer, release_lock, tenant_owns};
 use super::{parse_input, Ports};
 use crate::error::StepError;
 use crate::model::{Outcome, TeardownRecord, TenantResult, TenantState};
 use crate::names::{InstanceId, SnapshotId};
-use crate::ports::{Databases, Parameters};
+use crate::ports::{Databases, Parameters, Records};
 use serde_json::Value;
 
 /// Entry point used by [`super::dispatch`]: parses the input and runs the step.
 pub async fn run(ports: &Ports, input: Value) -> Result<TenantResult, StepError> {
     let state: TenantState = parse_input(input)?;
-    let (result, _) = teardown(&*ports.databases, &*ports.parameters, state).await?;
+    let (result, _) = teardown(
+        &*ports.databases,
+        &*ports.parameters,
+        &*ports.records,
+        state,
+    )
+    .await?;
     Ok(result)
 }
 
 /// Returns the tenant's result (`deployed`) and what was removed.
-pub async fn teardown<D: Databases + ?Sized, P: Parameters + ?Sized>(
+pub async fn teardown<D: Databases + ?Sized, P: Parameters + ?Sized, R: Records + ?Sized>(
     db: &D,
     params: &P,
+    records: &R,
     state: TenantState,
 ) -> Result<(TenantResult, TeardownRecord), StepError> {
     check_state(&state)?;
@@ -49,7 +54,7 @@ pub async fn teardown<D: Databases + ?Sized, P: Parameters + ?Sized>(
     let ns = &state.tenant;
     let mut record = TeardownRecord::default();
 
-    clear_maintenance(params, &state).await?;
+    clear_freeze(params, &state).await?;
 
     let old = &flip.from.instance_id;
     if *old != flip.to.instance_id {
@@ -63,7 +68,7 @@ pub async fn teardown<D: Databases + ?Sized, P: Parameters + ?Sized>(
     }
 
     record.pruned_snapshots = prune_snapshots(db, &state).await?;
-    record.lock_released = release_lock(params, &state).await?;
+    record.lock_released = release_lock(records, &state).await?;
 
     let result = TenantResult {
         tenant: ns.to_string(),

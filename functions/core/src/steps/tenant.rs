@@ -1,5 +1,5 @@
 //! Helpers shared by the per-tenant steps: input checks, tags and ownership, the active
-//! pointer, the lock and the maintenance flag.
+//! pointer (with the write freeze and the ECS service inside it), and the tenant lock.
 //!
 //! Ownership rule: a resource belongs to this run when its `tenantflow:namespace` tag names the
 //! tenant and its `tenantflow:run` tag holds the run's execution ARN. Steps only ever reuse or
@@ -7,10 +7,9 @@
 
 use crate::error::StepError;
 use crate::manifest::{release_prefix, validate_release_id, Strategy};
-use crate::model::{ActivePointer, PointerRead, ServiceRef, TenantState};
+use crate::model::{ActivePointer, PointerRead, ServiceRef, TenantState, WriteFreeze};
 use crate::names::{tags, InstanceId, Namespace, SnapshotId};
-use crate::ports::{Databases, DbInstance, Parameters, RestoreRequest, Tags};
-use serde::{Deserialize, Serialize};
+use crate::ports::{Databases, DbInstance, LockTake, Parameters, Records, RestoreRequest, Tags};
 
 /// Checks what serde cannot: release id, prefix, strategy needs, run identity. Called by every
 /// per-tenant step before its first port call (invariant 7).
@@ -136,6 +135,8 @@ pub async fn read_pointer<P: Parameters + ?Sized>(
 }
 
 /// Writes the active pointer (one overwrite: the flip is atomic). Returns the new version.
+/// Callers that move the tenant to another generation pass `target.keeping(&now)`, so the
+/// service and freeze in the pointer are carried over, never dropped by a flip.
 pub async fn write_pointer<P: Parameters + ?Sized>(
     params: &P,
     ns: &Namespace,
@@ -154,58 +155,65 @@ pub enum LockState {
     Other(String),
 }
 
-pub async fn lock_state<P: Parameters + ?Sized>(
-    params: &P,
+/// The holder the tenant record's lock takes for this run.
+fn holder(state: &TenantState) -> &str {
+    &state.run.execution_arn
+}
+
+/// Reads the tenant record and says whose the lock is.
+pub async fn lock_state<R: Records + ?Sized>(
+    records: &R,
     state: &TenantState,
 ) -> Result<LockState, StepError> {
-    Ok(match params.get(&state.tenant.paths().lock).await? {
-        None => LockState::Free,
-        Some(p) if p.value == state.run.execution_arn => LockState::Ours,
-        Some(p) => LockState::Other(p.value),
-    })
+    Ok(
+        match records
+            .get_tenant(&state.tenant)
+            .await?
+            .and_then(|r| r.holder)
+        {
+            None => LockState::Free,
+            Some(h) if h == holder(state) => LockState::Ours,
+            Some(h) => LockState::Other(h),
+        },
+    )
 }
 
-/// Takes the lock (create-if-absent). Held by this run already is fine (a retry); held by
-/// another run is `Locked`.
-pub async fn acquire_lock<P: Parameters + ?Sized>(
-    params: &P,
+/// Takes the lock: one conditional write on the tenant record. Held by this run already is fine
+/// (a retry); held by another run is `Locked`.
+pub async fn acquire_lock<R: Records + ?Sized>(
+    records: &R,
     state: &TenantState,
 ) -> Result<(), StepError> {
-    let path = state.tenant.paths().lock;
-    // Two rounds: the lock may be released between a failed create and the read.
-    for _ in 0..2 {
-        if params
-            .create(&path, &state.run.execution_arn)
-            .await?
-            .is_some()
-        {
-            return Ok(());
-        }
-        match lock_state(params, state).await? {
-            LockState::Ours => return Ok(()),
-            LockState::Other(holder) => {
-                return Err(StepError::Locked {
-                    tenant: state.tenant.to_string(),
-                    holder,
-                })
-            }
-            LockState::Free => continue,
-        }
+    match records
+        .acquire(&state.tenant, holder(state), &state.run.execution_arn)
+        .await?
+    {
+        LockTake::Taken(_) => Ok(()),
+        LockTake::Held(r) => match r.holder {
+            Some(h) if h == holder(state) => Ok(()),
+            Some(h) => Err(StepError::Locked {
+                tenant: state.tenant.to_string(),
+                holder: h,
+            }),
+            // An adapter reports `Held` only for a held lock; this would be its bug.
+            None => Err(StepError::Internal(format!(
+                "lock of {} reported held without a holder",
+                state.tenant
+            ))),
+        },
     }
-    Err(StepError::Transient(format!(
-        "lock {path} changed hands while being taken"
-    )))
 }
 
-/// Releases the lock if this run holds it. Returns true when the lock is no longer ours (released
-/// now or before); false when another run holds it (left alone).
-pub async fn release_lock<P: Parameters + ?Sized>(
-    params: &P,
+/// Releases the lock if this run holds it (a read, then a write conditional on this run still
+/// holding it). Returns true when the lock is no longer ours (released now or before); false when
+/// another run holds it (left alone).
+pub async fn release_lock<R: Records + ?Sized>(
+    records: &R,
     state: &TenantState,
 ) -> Result<bool, StepError> {
-    match lock_state(params, state).await? {
+    match lock_state(records, state).await? {
         LockState::Ours => {
-            params.delete(&state.tenant.paths().lock).await?;
+            records.release(&state.tenant, holder(state)).await?;
             Ok(true)
         }
         LockState::Free => Ok(true),
@@ -216,74 +224,65 @@ pub async fn release_lock<P: Parameters + ?Sized>(
     }
 }
 
-/// The value of the maintenance (write-freeze) flag.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MaintenanceFlag {
-    /// Execution ARN of the run that set it.
-    pub run: String,
-    pub release: String,
+/// Sets this run's write freeze in the pointer if it has none. Returns whether the freeze is this
+/// run's (set now or by an earlier attempt; one set by someone else is left alone and is not ours
+/// to clear) and the pointer as it stands after, with its version: the version the flip checks.
+/// SSM cannot compare-and-swap; the tenant lock keeps other tenantflow runs out of the gap.
+pub async fn set_freeze<P: Parameters + ?Sized>(
+    params: &P,
+    state: &TenantState,
+    read: PointerRead,
+) -> Result<(bool, PointerRead), StepError> {
+    match &read.value.freeze {
+        Some(f) => Ok((f.run == state.run.execution_arn, read)),
+        None => {
+            let value = ActivePointer {
+                freeze: Some(WriteFreeze {
+                    run: state.run.execution_arn.clone(),
+                    release: state.release.id.clone(),
+                }),
+                ..read.value
+            };
+            let version = write_pointer(params, &state.tenant, &value).await?;
+            tracing::info!(tenant = %state.tenant, version, "writes frozen");
+            Ok((true, PointerRead { value, version }))
+        }
+    }
 }
 
-/// Sets the maintenance flag if absent. Returns true when the flag is this run's (set now or by
-/// an earlier attempt), false when someone else set it (it is then not ours to clear).
-pub async fn set_maintenance<P: Parameters + ?Sized>(
+/// Clears the write freeze from the pointer if this run set it. Returns true if it was cleared now.
+pub async fn clear_freeze<P: Parameters + ?Sized>(
     params: &P,
     state: &TenantState,
 ) -> Result<bool, StepError> {
-    let path = state.tenant.paths().maintenance;
-    let flag = MaintenanceFlag {
-        run: state.run.execution_arn.clone(),
-        release: state.release.id.clone(),
+    let now = match read_pointer(params, &state.tenant).await {
+        Ok(p) => p,
+        // No pointer, no freeze.
+        Err(StepError::NotFound(_)) => return Ok(false),
+        Err(e) => return Err(e),
     };
-    let body = serde_json::to_string(&flag)
-        .map_err(|e| StepError::Internal(format!("serialize maintenance flag: {e}")))?;
-    if params.create(&path, &body).await?.is_some() {
-        return Ok(true);
+    let ours = now
+        .value
+        .freeze
+        .as_ref()
+        .is_some_and(|f| f.run == state.run.execution_arn);
+    if !ours {
+        return Ok(false);
     }
-    maintenance_is_ours(params, state).await
+    let value = ActivePointer {
+        freeze: None,
+        ..now.value
+    };
+    let version = write_pointer(params, &state.tenant, &value).await?;
+    tracing::info!(tenant = %state.tenant, version, "write freeze cleared");
+    Ok(true)
 }
 
-async fn maintenance_is_ours<P: Parameters + ?Sized>(
-    params: &P,
-    state: &TenantState,
-) -> Result<bool, StepError> {
-    Ok(params
-        .get(&state.tenant.paths().maintenance)
-        .await?
-        .and_then(|p| serde_json::from_str::<MaintenanceFlag>(&p.value).ok())
-        .is_some_and(|f| f.run == state.run.execution_arn))
-}
-
-/// Clears the maintenance flag if this run set it. Returns true if it was cleared now.
-pub async fn clear_maintenance<P: Parameters + ?Sized>(
-    params: &P,
-    state: &TenantState,
-) -> Result<bool, StepError> {
-    if maintenance_is_ours(params, state).await? {
-        params.delete(&state.tenant.paths().maintenance).await?;
-        return Ok(true);
-    }
-    Ok(false)
-}
-
-/// The tenant's ECS service: `/tenantflow/<ns>/service` (JSON `{"cluster","service"}`) or the
-/// default cluster with a service named like the tenant.
-pub async fn service_of<P: Parameters + ?Sized>(
-    params: &P,
-    ns: &Namespace,
-    default_cluster: &str,
-) -> Result<ServiceRef, StepError> {
-    let path = ns.paths().service;
-    match params.get(&path).await? {
-        Some(p) => serde_json::from_str(&p.value).map_err(|e| {
-            StepError::Conflict(format!(
-                "{path} must be {{\"cluster\",\"service\"}} JSON: {e}"
-            ))
-        }),
-        None => Ok(ServiceRef {
-            cluster: default_cluster.to_string(),
-            service: ns.to_string(),
-        }),
-    }
+/// The tenant's ECS service as the pointer names it, or the default cluster with a service named
+/// like the tenant.
+pub fn service_of(pointer: &ActivePointer, ns: &Namespace, default_cluster: &str) -> ServiceRef {
+    pointer.service.clone().unwrap_or_else(|| ServiceRef {
+        cluster: default_cluster.to_string(),
+        service: ns.to_string(),
+    })
 }

@@ -3,7 +3,7 @@
 use super::{dispatch, StepName};
 use crate::error::{ErrorInfo, StepError};
 use crate::manifest::Strategy;
-use crate::model::{MigrationRecord, Outcome, Progress, TenantResult, TenantState};
+use crate::model::{MigrationRecord, Outcome, Progress, ResourceKind, TenantResult, TenantState};
 use crate::names::SnapshotId;
 use crate::ports::DbSnapshot;
 use crate::testing::{release_ref, run_context, tenant_state, FakeWorld, Forbidden, TaskResult};
@@ -134,12 +134,19 @@ fn paths() -> crate::names::SsmPaths {
     crate::names::Namespace::parse(NS).expect("ns").paths()
 }
 
+/// The write freeze in the tenant's pointer, if any.
+fn frozen(w: &FakeWorld) -> Option<crate::model::WriteFreeze> {
+    w.pointer(NS).and_then(|p| p.value.freeze)
+}
+
 /// A snapshot of everything the fakes hold, to compare "twice" with "once".
 fn world_state(w: &FakeWorld) -> Value {
     json!({
         "instances": w.db.instances.lock().expect("lock").clone(),
         "snapshots": w.db.snapshot_ids(),
         "params": w.params.values.lock().expect("lock").clone(),
+        "records": w.records.tenants.lock().expect("lock").clone(),
+        "tokens": w.records.tokens.lock().expect("lock").values().cloned().collect::<Vec<_>>(),
         "deployments": w.services.deployments.lock().expect("lock").values().cloned().collect::<Vec<_>>(),
     })
 }
@@ -149,11 +156,18 @@ async fn happy_path_blue_green() {
     let (w, s) = setup(Strategy::BlueGreen);
     let s = advance(&w, s, Stage::Snapshot).await;
     assert_eq!(
-        w.params.value(&paths().lock).as_deref(),
+        w.records.holder(NS).as_deref(),
         Some(s.run.execution_arn.as_str())
     );
-    assert!(w.params.value(&paths().maintenance).is_some());
+    assert_eq!(
+        frozen(&w).expect("freeze in the pointer").run,
+        s.run.execution_arn
+    );
     assert!(s.progress.maintenance);
+    // The freeze is one pointer write; the flip checks the version after it.
+    let frozen_at = s.progress.pointer.as_ref().expect("pointer").version;
+    assert_eq!(frozen_at, 2);
+    assert_eq!(w.pointer(NS).expect("pointer").version, frozen_at);
     assert_eq!(w.db.snapshot(NEW).expect("snapshot").source_instance, OLD);
 
     let s = advance(&w, s, Stage::CreateDb).await;
@@ -168,7 +182,11 @@ async fn happy_path_blue_green() {
     let p = w.pointer(NS).expect("pointer");
     assert_eq!(p.value.instance_id.as_str(), NEW);
     assert_eq!(p.value.release, REL);
-    assert_eq!(p.version, 2);
+    assert_eq!(p.version, frozen_at + 1, "one write by the flip");
+    assert!(
+        p.value.freeze.is_some(),
+        "writes stay frozen until teardown"
+    );
     assert!(w.db.instance(NEW).expect("new").deletion_protection);
     assert_eq!(
         s.progress.deployment.as_ref().expect("dep").rollout_state,
@@ -185,8 +203,8 @@ async fn happy_path_blue_green() {
         [NEW],
         "retention 3 keeps the run's snapshot"
     );
-    assert!(w.params.value(&paths().lock).is_none());
-    assert!(w.params.value(&paths().maintenance).is_none());
+    assert!(w.records.holder(NS).is_none());
+    assert!(frozen(&w).is_none());
 }
 
 #[tokio::test]
@@ -245,7 +263,7 @@ async fn snapshot_retry_after_crash_reuses_lock_and_snapshot() {
     let e = call(&w, StepName::Snapshot, &s).await.unwrap_err();
     assert_eq!(e.asl_name(), "Tenantflow.Transient");
     assert_eq!(
-        w.params.value(&paths().lock).as_deref(),
+        w.records.holder(NS).as_deref(),
         Some(s.run.execution_arn.as_str())
     );
     let s2 = progress(&w, StepName::Snapshot, &s).await;
@@ -267,11 +285,12 @@ async fn flip_retry_after_crash_is_a_no_op() {
         "databases.set_deletion_protection",
         StepError::Transient("crash".into()),
     );
+    // Version 2 is the run's freeze, 3 the flip.
     assert!(call(&w, StepName::FlipSsm, &s).await.is_err());
-    assert_eq!(w.pointer(NS).expect("p").version, 2);
+    assert_eq!(w.pointer(NS).expect("p").version, 3);
     let s2 = progress(&w, StepName::FlipSsm, &s).await;
-    assert_eq!(w.pointer(NS).expect("p").version, 2, "no second write");
-    assert_eq!(s2.progress.flip.as_ref().expect("flip").version, 2);
+    assert_eq!(w.pointer(NS).expect("p").version, 3, "no second write");
+    assert_eq!(s2.progress.flip.as_ref().expect("flip").version, 3);
     assert!(w.db.instance(NEW).expect("new").deletion_protection);
 }
 
@@ -382,14 +401,14 @@ async fn create_db_refuses_a_foreign_instance_with_the_candidate_name() {
 async fn locked_by_another_run_is_skipped_and_untouched() {
     let (w, s) = setup(Strategy::BlueGreen);
     let other = "arn:aws:states:eu-west-1:123456789012:execution:tenantflow-release:r0";
-    w.params.seed(&paths().lock, other);
+    w.records.seed_lock(NS, other);
     let e = call(&w, StepName::Snapshot, &s).await.unwrap_err();
     assert_eq!(e.asl_name(), "Tenantflow.Locked");
     assert!(e.to_string().contains(other));
     w.log().clear();
     let r = result(&w, StepName::Rollback, &fail(s, "Tenantflow.Locked")).await;
     assert_eq!(r.outcome, Outcome::Skipped);
-    assert_eq!(w.params.value(&paths().lock).as_deref(), Some(other));
+    assert_eq!(w.records.holder(NS).as_deref(), Some(other));
     assert!(w.log().writes().is_empty(), "{:?}", w.log().writes());
 }
 
@@ -406,8 +425,9 @@ async fn pointer_moved_fails_the_flip() {
         e,
         StepError::PointerMoved {
             tenant: NS.into(),
-            expected: 1,
-            found: 2
+            // 2: the version after the run's own freeze write.
+            expected: 2,
+            found: 3
         }
     );
 }
@@ -434,11 +454,8 @@ async fn rollback_from_every_point_restores_the_tenant() {
             "{upto:?}"
         );
         assert!(w.db.snapshot_ids().is_empty(), "{upto:?}: snapshot deleted");
-        assert!(
-            w.params.value(&paths().lock).is_none(),
-            "{upto:?}: lock released"
-        );
-        assert!(w.params.value(&paths().maintenance).is_none(), "{upto:?}");
+        assert!(w.records.holder(NS).is_none(), "{upto:?}: lock released");
+        assert!(frozen(&w).is_none(), "{upto:?}");
         let redeployed = w.log().count("services.force_deployment") - deployments_before;
         assert_eq!(
             redeployed,
@@ -472,8 +489,8 @@ async fn rollback_after_a_half_done_step_finds_what_it_made() {
     let r = result(&w, StepName::Rollback, &fail(s.clone(), "States.Timeout")).await;
     assert_eq!(r.outcome, Outcome::RolledBack);
     assert!(w.db.snapshot_ids().is_empty());
-    assert!(w.params.value(&paths().lock).is_none());
-    assert!(w.params.value(&paths().maintenance).is_none());
+    assert!(w.records.holder(NS).is_none());
+    assert!(frozen(&w).is_none());
 
     // Flip crashed after writing the pointer: progress has no flip, the pointer names the candidate.
     let (w, s) = setup(Strategy::BlueGreen);
@@ -519,7 +536,7 @@ async fn teardown_refuses_the_active_or_untagged_generation() {
     assert!(r.cause.as_deref().unwrap_or("").contains("active"), "{r:?}");
     let old = w.db.instance(OLD).expect("old kept");
     assert!(old.deletion_protection, "protection untouched");
-    assert!(w.params.value(&paths().lock).is_none());
+    assert!(w.records.holder(NS).is_none());
 
     // Untagged: the old generation is not tenantflow's.
     let (w, s) = setup(Strategy::BlueGreen);
@@ -654,7 +671,7 @@ async fn in_place_rollback_restores_the_safety_net() {
         "migrated instance kept for inspection"
     );
     assert!(w.db.instance(NEW).expect("restored").deletion_protection);
-    assert!(w.params.value(&paths().lock).is_none());
+    assert!(w.records.holder(NS).is_none());
     assert_eq!(w.log().count("services.force_deployment"), 1);
     w.log().clear();
     assert_eq!(result(&w, StepName::Rollback, &s).await, r);
@@ -677,10 +694,7 @@ async fn promote_restores_the_given_snapshot_and_never_deletes_it() {
     let snap = s.progress.snapshot.as_ref().expect("snap");
     assert!(!snap.created);
     assert_eq!(snap.id.as_str(), source);
-    assert!(
-        w.params.value(&paths().maintenance).is_none(),
-        "promote does not freeze by default"
-    );
+    assert!(frozen(&w).is_none(), "promote does not freeze by default");
     let r = result(&w, StepName::Rollback, &fail(s, "States.TaskFailed")).await;
     assert_eq!(r.outcome, Outcome::RolledBack);
     assert_eq!(w.db.snapshot_ids(), [source]);
@@ -777,10 +791,7 @@ async fn await_resumes_at_once_when_the_resource_is_ready() {
             output: json!({"resource": NEW, "status": "available"}).to_string()
         }]
     );
-    assert!(w
-        .params
-        .value(&format!("/tenantflow/_wait/db-snapshot/{NEW}"))
-        .is_none());
+    assert!(w.records.token(ResourceKind::DbSnapshot, NEW).is_none());
 }
 
 #[tokio::test]
@@ -799,12 +810,11 @@ async fn await_registers_and_resume_completes_each_kind() {
         (out["registered"].clone(), out["resumed"].clone()),
         (json!(true), json!(false))
     );
-    let path = format!("/tenantflow/_wait/db-snapshot/{NEW}");
-    assert!(w
-        .params
-        .value(&path)
-        .expect("token stored")
-        .contains("tok-s"));
+    assert_eq!(
+        w.records.token(ResourceKind::DbSnapshot, NEW).as_deref(),
+        Some("tok-s"),
+        "token stored"
+    );
     // An early event while still creating does nothing.
     let out = dispatch(StepName::Resume, &w.ports(), rds_snapshot_event(NEW))
         .await
@@ -815,7 +825,7 @@ async fn await_registers_and_resume_completes_each_kind() {
     dispatch(StepName::Resume, &w.ports(), rds_snapshot_event(NEW))
         .await
         .expect("resume");
-    assert!(w.params.value(&path).is_none());
+    assert!(w.records.token(ResourceKind::DbSnapshot, NEW).is_none());
     assert!(
         matches!(&w.workflows.results()[..], [TaskResult::Success { token, .. }] if token == "tok-s")
     );
@@ -1171,4 +1181,227 @@ async fn bad_input_is_rejected_before_any_port_call() {
     .unwrap_err();
     assert!(e.to_string().contains("deploymentId"), "{e}");
     assert_eq!(field(e), "detail");
+}
+
+// ---- the records store and the pointer's freeze and service ----
+
+#[tokio::test]
+async fn the_tenant_record_holds_the_lock_from_snapshot_to_teardown() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Snapshot).await;
+    let r = w.records.record(NS).expect("record");
+    assert_eq!(r.holder.as_deref(), Some(s.run.execution_arn.as_str()));
+    assert_eq!(r.run.as_deref(), Some(s.run.execution_arn.as_str()));
+    assert_eq!(r.phase, crate::model::Phase::Locked);
+    assert!(r.journal.is_empty(), "no step writes the journal yet");
+    // The by-run listing finds it.
+    let listed = crate::ports::Records::list_run(&*w.records, &s.run.execution_arn)
+        .await
+        .expect("list");
+    assert_eq!(listed, std::slice::from_ref(&r));
+
+    let s = advance(&w, s, Stage::Check).await;
+    result(&w, StepName::Teardown, &s).await;
+    let after = w.records.record(NS).expect("record kept");
+    assert_eq!(after.holder, None);
+    assert_eq!(after.phase, crate::model::Phase::Released);
+    assert_eq!(after.version, r.version + 1);
+    assert_eq!(after.run, r.run, "the journal still names the last run");
+    // No SSM parameter but the pointer: one per tenant.
+    assert_eq!(w.params.names(), [paths().pointer]);
+}
+
+#[tokio::test]
+async fn a_second_run_is_locked_out_until_the_first_releases() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Snapshot).await;
+    let other = tenant_state(
+        NS,
+        run_context("r2", "20261122120000"),
+        release_ref(REL, Strategy::BlueGreen),
+    );
+    let e = call(&w, StepName::Snapshot, &other).await.unwrap_err();
+    assert_eq!(
+        e,
+        StepError::Locked {
+            tenant: NS.into(),
+            holder: s.run.execution_arn.clone()
+        }
+    );
+    // The losing attempt changed nothing: the record and the pointer are the first run's.
+    assert_eq!(
+        w.records.holder(NS).as_deref(),
+        Some(s.run.execution_arn.as_str())
+    );
+    assert_eq!(frozen(&w).expect("freeze").run, s.run.execution_arn);
+    let r = result(
+        &w,
+        StepName::Rollback,
+        &fail(other.clone(), "Tenantflow.Locked"),
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Skipped);
+
+    // Once the first run hands the tenant back, the second one takes it.
+    w.db.finish_all();
+    result(&w, StepName::Rollback, &fail(s, "States.TaskFailed")).await;
+    assert!(w.records.holder(NS).is_none());
+    assert!(frozen(&w).is_none());
+    let s2 = progress(&w, StepName::Snapshot, &other).await;
+    assert_eq!(
+        s2.progress.lock.as_deref(),
+        Some(other.run.execution_arn.as_str())
+    );
+    assert_eq!(
+        w.records.holder(NS).as_deref(),
+        Some(other.run.execution_arn.as_str())
+    );
+}
+
+#[tokio::test]
+async fn without_a_write_freeze_the_pointer_is_not_written_before_the_flip() {
+    let (w, mut s) = setup(Strategy::BlueGreen);
+    s.release.write_freeze = false;
+    let s = advance(&w, s, Stage::Snapshot).await;
+    assert!(!s.progress.maintenance);
+    assert!(frozen(&w).is_none());
+    assert_eq!(s.progress.pointer.as_ref().expect("pointer").version, 1);
+    let s = advance(&w, s, Stage::Flip).await;
+    assert_eq!(s.progress.flip.as_ref().expect("flip").version, 2);
+}
+
+#[tokio::test]
+async fn a_freeze_set_by_someone_else_is_neither_ours_nor_cleared() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let mut p = w.pointer(NS).expect("pointer").value;
+    let theirs = crate::model::WriteFreeze {
+        run: "operator".into(),
+        release: "maintenance-window".into(),
+    };
+    p.freeze = Some(theirs.clone());
+    w.params
+        .seed(&paths().pointer, &serde_json::to_string(&p).expect("json"));
+    let s = advance(&w, s, Stage::Check).await;
+    assert!(!s.progress.maintenance);
+    assert_eq!(
+        s.progress.pointer.as_ref().expect("pointer").version,
+        2,
+        "no freeze write of ours"
+    );
+    result(&w, StepName::Teardown, &s).await;
+    let p = w.pointer(NS).expect("pointer").value;
+    assert_eq!(p.instance_id.as_str(), NEW);
+    assert_eq!(p.freeze, Some(theirs), "left alone");
+}
+
+#[tokio::test]
+async fn the_service_in_the_pointer_is_rolled_and_kept_by_every_pointer_write() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let svc = crate::model::ServiceRef {
+        cluster: "apps".into(),
+        service: "xy-web".into(),
+    };
+    let mut p = w.pointer(NS).expect("pointer").value;
+    p.service = Some(svc.clone());
+    w.params
+        .seed(&paths().pointer, &serde_json::to_string(&p).expect("json"));
+    let s = advance(&w, s, Stage::Roll).await;
+    assert_eq!(s.progress.deployment.as_ref().expect("dep").service, svc);
+    assert_eq!(w.services.forced(&svc).len(), 1);
+    let after_flip = w.pointer(NS).expect("pointer").value;
+    assert_eq!(after_flip.service.as_ref(), Some(&svc));
+    assert!(after_flip.freeze.is_some());
+
+    // Rollback after the flip flips back, keeps the service, clears the freeze, redeploys it.
+    w.services.set_rollout(&deployment_id(&s), "FAILED", 0, 2);
+    w.db.finish_all();
+    let r = result(&w, StepName::Rollback, &fail(s, "Tenantflow.RolloutFailed")).await;
+    assert_eq!(r.outcome, Outcome::RolledBack);
+    assert_eq!(w.pointer(NS).expect("pointer").value, p);
+    assert_eq!(w.services.forced(&svc).len(), 2);
+}
+
+#[tokio::test]
+async fn settle_deletes_only_the_token_it_sent() {
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Snapshot).await;
+    dispatch(
+        StepName::AwaitResource,
+        &w.ports(),
+        await_input("tok-1", "snapshot", &s),
+    )
+    .await
+    .expect("await");
+    // `resume` read tok-1; meanwhile the wait timed out and its retry stored tok-2.
+    dispatch(
+        StepName::AwaitResource,
+        &w.ports(),
+        await_input("tok-2", "snapshot", &s),
+    )
+    .await
+    .expect("re-register");
+    w.db.finish_all();
+    let verdict = super::wait::Verdict::Ready("available".into());
+    let sent = super::wait::settle(
+        &*w.workflows,
+        &*w.records,
+        ResourceKind::DbSnapshot,
+        "tok-1",
+        NEW,
+        &verdict,
+    )
+    .await
+    .expect("settle");
+    assert!(sent);
+    assert_eq!(
+        w.records.token(ResourceKind::DbSnapshot, NEW).as_deref(),
+        Some("tok-2"),
+        "the newer token survives"
+    );
+    // The event for the snapshot now resumes the waiting task through tok-2.
+    let out = dispatch(StepName::Resume, &w.ports(), rds_snapshot_event(NEW))
+        .await
+        .expect("resume");
+    assert_eq!(out["resumed"], json!(true));
+    assert!(
+        matches!(w.workflows.results().last(), Some(TaskResult::Success { token, .. }) if token == "tok-2")
+    );
+    assert!(w.records.token(ResourceKind::DbSnapshot, NEW).is_none());
+}
+
+#[tokio::test]
+async fn promote_waits_on_a_source_snapshot_of_another_namespace() {
+    let (w, mut s) = setup(Strategy::Promote);
+    let source = "xy-0146-qa-20261120100000";
+    s.release.source_snapshot = Some(SnapshotId::parse(source).expect("id"));
+    w.db.add_snapshot(DbSnapshot {
+        id: SnapshotId::parse(source).expect("id"),
+        source_instance: "xy-0146-qa-20261101000000".into(),
+        status: "creating".into(),
+        created_at: None,
+        tags: Default::default(),
+    });
+    let s = progress(&w, StepName::Snapshot, &s).await;
+    let out = dispatch(
+        StepName::AwaitResource,
+        &w.ports(),
+        await_input("tok-p", "snapshot", &s),
+    )
+    .await
+    .expect("await");
+    assert_eq!(out["resumed"], json!(false));
+    // Stored by the resource, in the records store; no SSM parameter is written for it.
+    let stored = w.records.tokens.lock().expect("lock").clone();
+    let (key, wait) = stored.iter().next().expect("one token");
+    assert_eq!(key, &("db-snapshot".to_string(), source.to_string()));
+    assert_eq!(wait.tenant.as_str(), NS);
+    assert_eq!(w.params.names(), [paths().pointer]);
+    w.db.set_snapshot_status(source, "available");
+    let out = dispatch(StepName::Resume, &w.ports(), rds_snapshot_event(source))
+        .await
+        .expect("resume");
+    assert_eq!(out["resumed"], json!(true));
+    assert!(
+        matches!(&w.workflows.results()[..], [TaskResult::Success { token, .. }] if token == "tok-p")
+    );
 }

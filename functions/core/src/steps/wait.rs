@@ -1,44 +1,22 @@
 //! The `waitForTaskToken` pair's shared parts (docs/design.md §4): where a task token is kept,
 //! and how a resource's state is judged.
 //!
-//! `await-resource` stores `{token, tenant, service?}` at `/tenantflow/_wait/<kind>/<resource-id>`
-//! (kind `db-snapshot`, `db-instance` or `ecs-deployment`), then checks the resource once.
-//! `resume` (EventBridge target) finds the record by resource id and checks again. Whoever sees
-//! a terminal state sends the result and deletes the record. Neither trusts an event alone: the
-//! state is always re-read from the service.
+//! `await-resource` stores `{token, tenant, service?}` in the `Records` store under the resource
+//! (kind `db-snapshot`, `db-instance` or `ecs-deployment`, and the resource id), then checks the
+//! resource once. `resume` (EventBridge target) finds the record by resource id and checks again.
+//! Whoever sees a terminal state sends the result and deletes the record, but only if it still
+//! holds the token that was sent: a `States.Timeout` retry may have stored a newer token meanwhile,
+//! and that one must survive. Neither trusts an event alone: the state is always re-read from the
+//! service.
 
 use crate::error::StepError;
 use crate::model::ServiceRef;
-use crate::names::{InstanceId, Namespace, SnapshotId, SSM_WAIT_ROOT};
-use crate::ports::{Databases, Parameters, Services, Workflows};
-use serde::{Deserialize, Serialize};
+pub use crate::model::{ResourceKind, WaitRecord};
+use crate::names::{InstanceId, SnapshotId};
+use crate::ports::{Databases, Records, Services, Workflows};
 use serde_json::json;
 
-/// What kind of resource a token waits on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ResourceKind {
-    DbSnapshot,
-    DbInstance,
-    EcsDeployment,
-}
-
-impl ResourceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResourceKind::DbSnapshot => "db-snapshot",
-            ResourceKind::DbInstance => "db-instance",
-            ResourceKind::EcsDeployment => "ecs-deployment",
-        }
-    }
-}
-
-/// The SSM parameter that holds the token of a waited-on resource.
-pub fn token_path(kind: ResourceKind, id: &str) -> String {
-    format!("{SSM_WAIT_ROOT}/{}/{id}", kind.as_str())
-}
-
-/// True when `id` can be part of an SSM parameter name (ECS deployment ids contain `/`).
+/// True when `id` is a resource id tenantflow stores tokens under (ECS deployment ids contain `/`).
 pub fn is_safe_resource_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 512
@@ -47,17 +25,6 @@ pub fn is_safe_resource_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
-}
-
-/// What the token parameter holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WaitRecord {
-    pub token: String,
-    pub tenant: Namespace,
-    /// For ECS deployments: the service to re-check.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<ServiceRef>,
 }
 
 /// A resource's state as judged for a waiting task.
@@ -231,13 +198,14 @@ impl Waited {
     }
 }
 
-/// Sends a terminal verdict to the waiting task and deletes the token record. Returns true when
-/// a result was sent. A failed send other than `Transient` means the token is already spent (the
-/// other half of the pair got there first, or the wait timed out): that is logged, not raised.
-pub async fn settle<W: Workflows + ?Sized, P: Parameters + ?Sized>(
+/// Sends a terminal verdict to the waiting task and deletes the token record if it still holds
+/// `token` (a newer token stored by a re-check survives). Returns true when a result was sent. A
+/// failed send other than `Transient` means the token is already spent (the other half of the
+/// pair got there first, or the wait timed out): that is logged, not raised.
+pub async fn settle<W: Workflows + ?Sized, R: Records + ?Sized>(
     workflows: &W,
-    params: &P,
-    path: &str,
+    records: &R,
+    kind: ResourceKind,
     token: &str,
     resource: &str,
     verdict: &Verdict,
@@ -261,6 +229,8 @@ pub async fn settle<W: Workflows + ?Sized, P: Parameters + ?Sized>(
             tracing::warn!(%resource, error = %e, "task token already spent; dropping it");
         }
     }
-    params.delete(path).await?;
+    if !records.delete_token(kind, resource, token).await? {
+        tracing::info!(%resource, kind = kind.as_str(), "a newer token is stored; kept");
+    }
     Ok(true)
 }

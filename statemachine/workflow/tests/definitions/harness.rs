@@ -501,6 +501,62 @@ impl Services for Unused {
     }
 }
 #[async_trait]
+impl Records for Unused {
+    async fn acquire(
+        &self,
+        _: &tenantflow_core::names::Namespace,
+        _: &str,
+        _: &str,
+    ) -> Result<LockTake, StepError> {
+        Err(StepError::Internal("not used".into()))
+    }
+    async fn release(
+        &self,
+        _: &tenantflow_core::names::Namespace,
+        _: &str,
+    ) -> Result<bool, StepError> {
+        Err(StepError::Internal("not used".into()))
+    }
+    async fn get_tenant(
+        &self,
+        _: &tenantflow_core::names::Namespace,
+    ) -> Result<Option<tenantflow_core::model::TenantRecord>, StepError> {
+        Err(StepError::Internal("not used".into()))
+    }
+    async fn list_held(&self) -> Result<Vec<tenantflow_core::model::TenantRecord>, StepError> {
+        Err(StepError::Internal("not used".into()))
+    }
+    async fn list_run(
+        &self,
+        _: &str,
+    ) -> Result<Vec<tenantflow_core::model::TenantRecord>, StepError> {
+        Err(StepError::Internal("not used".into()))
+    }
+    async fn put_token(
+        &self,
+        _: tenantflow_core::model::ResourceKind,
+        _: &str,
+        _: &tenantflow_core::model::WaitRecord,
+    ) -> Result<(), StepError> {
+        Err(StepError::Internal("not used".into()))
+    }
+    async fn get_token(
+        &self,
+        _: tenantflow_core::model::ResourceKind,
+        _: &str,
+    ) -> Result<Option<tenantflow_core::model::WaitRecord>, StepError> {
+        Err(StepError::Internal("not used".into()))
+    }
+    async fn delete_token(
+        &self,
+        _: tenantflow_core::model::ResourceKind,
+        _: &str,
+        _: &str,
+    ) -> Result<bool, StepError> {
+        Err(StepError::Internal("not used".into()))
+    }
+}
+#[async_trait]
 impl Workflows for Unused {
     async fn start_execution(&self, _: &str, _: &str) -> Result<Started, StepError> {
         Err(StepError::Internal("not used".into()))
@@ -626,6 +682,7 @@ pub async fn run_with(release: Release, script: Script, observe: bool) -> Outcom
     let ports = Ports {
         databases: Arc::new(Quota),
         parameters: Arc::new(Pointers(tenants.clone())),
+        records: Arc::new(Unused),
         secrets: Arc::new(Unused),
         migrations: Arc::new(Unused),
         services: Arc::new(Unused),
