@@ -312,6 +312,10 @@ impl Stack {
             ),
             ("AWS::IAM::Role", "Arn") => format!("arn:aws:iam::{ACCOUNT}:role/{id}"),
             ("AWS::Events::Rule", "Arn") => format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{id}"),
+            ("AWS::DynamoDB::Table", "Arn") => format!(
+                "arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{}",
+                self.string(&props["TableName"])
+            ),
             ("AWS::CodeBuild::Project", "Arn") => {
                 format!(
                     "arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{}",

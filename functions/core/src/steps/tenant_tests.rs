@@ -1009,11 +1009,19 @@ async fn a_restored_instance_backing_up_or_optimizing_storage_is_ready() {
         )
         .await
         .expect("await");
-        let path = format!("/tenantflow/_wait/db-instance/{NEW}");
-        w.params.seed(
-            &path,
-            &json!({"token": "tok-late", "tenant": NS}).to_string(),
-        );
+        use crate::ports::Records;
+        w.records
+            .put_token(
+                ResourceKind::DbInstance,
+                NEW,
+                &crate::model::WaitRecord {
+                    token: "tok-late".into(),
+                    tenant: crate::names::Namespace::parse(NS).unwrap(),
+                    service: None,
+                },
+            )
+            .await
+            .unwrap();
         let out = dispatch(StepName::Resume, &w.ports(), rds_instance_event(NEW))
             .await
             .expect("resume");
