@@ -55,6 +55,9 @@ pub struct Script {
     pub fail: HashMap<(String, String), Injected>,
     /// (tenant, wait kind) → how many resume events are lost before one arrives.
     pub lost_events: HashMap<(String, String), u32>,
+    /// (tenant, state name) → virtual seconds, from its first attempt, during which the state
+    /// answers `Tenantflow.NotReady` (a resource it waits on, such as a restore, is not usable yet).
+    pub not_ready_for: HashMap<(String, String), u64>,
 }
 
 impl Script {
@@ -71,6 +74,12 @@ impl Script {
                 times,
             },
         );
+        self
+    }
+    /// The state answers `Tenantflow.NotReady` until `seconds` after its first attempt.
+    pub fn not_ready_for(mut self, tenant: &str, state: &str, seconds: u64) -> Self {
+        self.not_ready_for
+            .insert((tenant.to_string(), state.to_string()), seconds);
         self
     }
     pub fn lose(mut self, tenant: &str, wait: &str, times: u32) -> Self {
@@ -128,6 +137,8 @@ pub struct Scripted {
     ports: Ports,
     engine: OnceLock<(Callbacks, Clock)>,
     pub calls: Mutex<Vec<Call>>,
+    /// (tenant, state) → virtual time of its first attempt.
+    first_attempt: Mutex<HashMap<(String, String), i64>>,
 }
 
 fn failure(e: StepError) -> TaskFailure {
@@ -136,6 +147,28 @@ fn failure(e: StepError) -> TaskFailure {
 
 impl Scripted {
     fn injected(&self, tenant: &str, req: &TaskRequest) -> Option<TaskFailure> {
+        let key = (tenant.to_string(), req.state_name.clone());
+        if let Some(&seconds) = self.script.not_ready_for.get(&key) {
+            let now = self
+                .engine
+                .get()
+                .expect("engine attached")
+                .1
+                .now()
+                .timestamp();
+            let first = *self
+                .first_attempt
+                .lock()
+                .unwrap()
+                .entry(key.clone())
+                .or_insert(now);
+            if now - first < seconds as i64 {
+                return Some(TaskFailure::new(
+                    "Tenantflow.NotReady",
+                    format!("{} is not usable yet", req.state_name),
+                ));
+            }
+        }
         self.script
             .fail
             .get(&(tenant.to_string(), req.state_name.clone()))
@@ -631,6 +664,7 @@ pub async fn run_with(release: Release, script: Script, observe: bool) -> Outcom
         ports,
         engine: OnceLock::new(),
         calls: Mutex::new(Vec::new()),
+        first_attempt: Mutex::new(HashMap::new()),
     });
     let paths = Arc::new(Paths::default());
     let engine = Engine::new(
