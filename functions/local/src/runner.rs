@@ -7,8 +7,10 @@
 //! | `arn:aws:states:::lambda:invoke.waitForTaskToken` | `dispatch(<FunctionName>, Payload)`; the engine then waits for the callback |
 //! | `arn:aws:states:::codebuild:startBuild.sync` | the Flyway runner on `TENANTFLOW_INSTANCE`; a failed build is `States.TaskFailed` with the build JSON as cause |
 //!
-//! A step error becomes `TaskFailure { error: <ASL name>, cause: <message> }`, as the Lambda
-//! `errorType`/`errorMessage` pair does on AWS.
+//! A step error becomes `TaskFailure { error: <ASL name>, cause: <Lambda error payload> }` for
+//! every Lambda resource (a bare function ARN, `lambda:invoke`, `.waitForTaskToken`): on AWS the
+//! cause of a failed Lambda is its whole error payload as JSON, `{"errorType":…,"errorMessage":…}`
+//! (`StepError::lambda_cause`), not the bare message.
 
 use crate::clock::Clock;
 use crate::layout::MIGRATION_PROJECT;
@@ -88,7 +90,7 @@ impl LocalRunner {
     async fn step(&self, step: StepName, input: Value) -> Result<Value, TaskFailure> {
         dispatch(step, &self.ports, input)
             .await
-            .map_err(|e| TaskFailure::new(e.asl_name(), e.to_string()))
+            .map_err(|e| TaskFailure::new(e.asl_name(), e.lambda_cause()))
     }
 
     fn function_of(input: &Value) -> Result<StepName, TaskFailure> {
@@ -208,18 +210,12 @@ impl TaskRunner for LocalRunner {
             LAMBDA_INVOKE => {
                 let step = Self::function_of(&req.input)?;
                 let payload = req.input.get("Payload").cloned().unwrap_or(Value::Null);
-                match dispatch(step, &self.ports, payload).await {
-                    Ok(out) => Ok(json!({
-                        "ExecutedVersion": "$LATEST",
-                        "Payload": out,
-                        "StatusCode": 200,
-                    })),
-                    Err(e) => Err(TaskFailure::new(
-                        e.asl_name(),
-                        json!({"errorType": e.asl_name(), "errorMessage": e.to_string()})
-                            .to_string(),
-                    )),
-                }
+                let out = self.step(step, payload).await?;
+                Ok(json!({
+                    "ExecutedVersion": "$LATEST",
+                    "Payload": out,
+                    "StatusCode": 200,
+                }))
             }
             CODEBUILD_SYNC => self.start_build_sync(&req.input).await,
             other => Err(TaskFailure::new(

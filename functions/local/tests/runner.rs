@@ -50,6 +50,32 @@ async fn function_arns_and_lambda_invoke_dispatch_to_the_steps() {
         .await
         .unwrap_err();
     assert_eq!(e.error, "Tenantflow.InvalidInput");
+    // As on AWS, a failed Lambda's cause is its whole error payload as JSON, for a bare function
+    // ARN, lambda:invoke and lambda:invoke.waitForTaskToken alike.
+    let payload = |cause: &str| -> Value {
+        serde_json::from_str(cause).unwrap_or_else(|e| panic!("cause {cause:?} is not JSON: {e}"))
+    };
+    let cause = payload(&e.cause);
+    assert_eq!(cause["errorType"], "Tenantflow.InvalidInput");
+    assert!(
+        !cause["errorMessage"].as_str().unwrap().is_empty(),
+        "{cause}"
+    );
+    for resource in [runner::LAMBDA_INVOKE, runner::LAMBDA_INVOKE_WAIT] {
+        let e = r
+            .run_task(req(
+                resource,
+                json!({"FunctionName": runner::function_arn(tenantflow_core::steps::StepName::AwaitResource), "Payload": {}}),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.error, "Tenantflow.InvalidInput", "{resource}");
+        assert_eq!(payload(&e.cause)["errorType"], "Tenantflow.InvalidInput");
+        assert_eq!(
+            tenantflow_core::cause::in_words(&e.cause),
+            payload(&e.cause)["errorMessage"].as_str().unwrap()
+        );
+    }
     // Optimized lambda:invoke wraps the result in Payload.
     let out = r
         .run_task(req(runner::LAMBDA_INVOKE, json!({"FunctionName": runner::function_arn(tenantflow_core::steps::StepName::Janitor), "Payload": {}})))

@@ -236,6 +236,14 @@ async fn a_failure_at_each_step_takes_the_exact_rollback_path() {
         let r = out.tenant_result(&t);
         assert_eq!(r["outcome"], case.outcome, "failure at {}", case.state);
         assert_eq!(r["error"], case.error, "failure at {}", case.state);
+        // Whatever form the cause had (a Lambda's JSON error payload, a build's JSON, a
+        // callback's text), the report says it in words.
+        assert_eq!(
+            r["cause"],
+            format!("injected {} at {}", case.error, case.state),
+            "failure at {}",
+            case.state
+        );
         assert_eq!(r["release"], "r1");
         let rollbacks = out.calls_at(&t, ROLL_BACK);
         if case.then.contains(&ROLL_BACK) {
@@ -243,6 +251,14 @@ async fn a_failure_at_each_step_takes_the_exact_rollback_path() {
             let input = &rollbacks[0].input;
             assert_eq!(progress_keys(input), case.undo, "failure at {}", case.state);
             assert_eq!(input["error"]["Error"], case.error);
+            // What rollback is handed is the cause as Step Functions records it.
+            let cause = input["error"]["Cause"].as_str().unwrap();
+            let parsed: Option<Value> = serde_json::from_str(cause).ok();
+            match case.state {
+                WAIT_SNAPSHOT | WAIT_CANDIDATE | WAIT_ROLLOUT => assert!(parsed.is_none()),
+                MIGRATE => assert_eq!(parsed.unwrap()["Build"]["BuildStatus"], "FAILED"),
+                _ => assert_eq!(parsed.unwrap()["errorType"], case.error, "{cause}"),
+            }
         } else {
             assert!(rollbacks.is_empty(), "failure at {}", case.state);
         }
@@ -291,6 +307,11 @@ async fn a_failing_rollback_is_reported_as_rollback_failed() {
         .as_str()
         .unwrap()
         .contains("undo after Tenantflow.RolloutFailed failed"));
+    // The undo's cause (the rollback Lambda's JSON error payload) is reported in words.
+    assert_eq!(
+        r["cause"],
+        "undo after Tenantflow.RolloutFailed failed: injected Tenantflow.Internal at Roll back"
+    );
     assert_eq!(out.result.status.as_str(), "FAILED");
 }
 
