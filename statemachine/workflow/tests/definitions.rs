@@ -5,7 +5,9 @@
 #[path = "definitions/harness.rs"]
 mod harness;
 
-use harness::{run, run_with, tenant, Release, Script, OLD_GEN, RUN_GEN, WAIT_SECONDS};
+use harness::{
+    run, run_with, tenant, Release, Script, BUCKET, OLD_GEN, RELEASE, RUN_GEN, WAIT_SECONDS,
+};
 use serde_json::Value;
 use workflow::policy::{RDS_WAIT, ROLLOUT_WAIT, UNDO_NOT_READY};
 
@@ -85,6 +87,21 @@ async fn happy_path_deploys_every_tenant_within_budget() {
         build["EnvironmentVariablesOverride"][0]["Value"],
         format!("{}-{RUN_GEN}", tenant(0))
     );
+    // The build's source is the release folder, in CodeBuild's S3 folder form (bucket/path/):
+    // Flyway reads it with a filesystem: location (its image has no AWS SDK for s3:).
+    assert_eq!(build["SourceTypeOverride"], "S3");
+    assert_eq!(
+        build["SourceLocationOverride"],
+        format!("{BUCKET}/releases/{RELEASE}/")
+    );
+    let env: Vec<&str> = build["EnvironmentVariablesOverride"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(env, ["TENANTFLOW_INSTANCE", "TENANTFLOW_RELEASE"]);
+    assert_eq!(build["EnvironmentVariablesOverride"][1]["Value"], RELEASE);
     let per_tenant = out.result.state_transitions as f64 / 3.0;
     println!(
         "happy path, 3 tenants: {} transitions ({per_tenant:.1}/tenant), parent {} events, max child {} events, max payload {} B",
