@@ -159,6 +159,13 @@ fn demo_deploys_keep_the_invariants() {
                 !err.is_empty(),
                 "a rolled-back tenant reports its error: {t}"
             );
+            // In words: the failed build's message, never a JSON cause.
+            assert!(
+                err.starts_with("States.TaskFailed: migration V3__")
+                    && err.contains("UNIQUE constraint failed")
+                    && !err.contains('{'),
+                "{err}"
+            );
         }
     }
     let releases = check_invariants(&state);

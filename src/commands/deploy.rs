@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
+use tenantflow_core::cause::in_words;
 use tenantflow_core::manifest::{FleetMode, Strategy};
 use tenantflow_core::model::Outcome;
 use tenantflow_local::{DeployOptions, DeployReport, LocalState, TenantRow};
@@ -150,38 +151,16 @@ pub fn outcome_name(o: Outcome) -> &'static str {
     }
 }
 
-/// What went wrong for a tenant, in words: the error name plus the useful part of the cause
-/// (a failed CodeBuild build's phase message, a Lambda `errorMessage`, or the cause text).
+/// What went wrong for a tenant, in words: the error name plus its cause read in words (a Lambda's
+/// JSON error payload gives its `errorMessage`, a failed CodeBuild build its failing phase's
+/// message; `tenantflow_core::cause::in_words`).
 pub fn tenant_error(t: &TenantRow) -> Option<String> {
     let error = t.error.as_deref()?;
-    let detail = t.cause.as_deref().and_then(cause_message);
+    let detail = t.cause.as_deref().map(in_words);
     Some(match detail {
         Some(d) if !d.is_empty() && d != error => format!("{error}: {d}"),
         _ => error.to_string(),
     })
-}
-
-fn cause_message(cause: &str) -> Option<String> {
-    let Ok(v) = serde_json::from_str::<Value>(cause) else {
-        return Some(cause.trim().to_string());
-    };
-    if let Some(phases) = v.pointer("/Build/Phases").and_then(Value::as_array) {
-        let msg = phases
-            .iter()
-            .filter(|p| p["PhaseStatus"] != "SUCCEEDED")
-            .flat_map(|p| p["Contexts"].as_array().cloned().unwrap_or_default())
-            .filter_map(|c| c["Message"].as_str().map(str::to_string))
-            .find(|m| !m.is_empty());
-        if msg.is_some() {
-            return msg;
-        }
-    }
-    for key in ["errorMessage", "Cause", "cause", "message"] {
-        if let Some(m) = v.get(key).and_then(Value::as_str) {
-            return Some(m.to_string());
-        }
-    }
-    Some(cause.trim().to_string())
 }
 
 /// The `--json` object.
@@ -275,7 +254,7 @@ pub fn render_report(r: &DeployReport) -> String {
     ));
     if r.status != "SUCCEEDED" {
         let why = match (&r.error, &r.cause) {
-            (Some(e), Some(c)) => format!("{e}: {c}"),
+            (Some(e), Some(c)) => format!("{e}: {}", in_words(c)),
             (Some(e), None) => e.clone(),
             _ => String::new(),
         };
@@ -297,4 +276,53 @@ pub fn run(state: &Path, args: &DeployArgs) -> Result<u8> {
         crate::out!("{}", render_report(&report));
     }
     Ok(exit_code(&report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tenantflow_core::cause::lambda_cause;
+
+    fn row(error: &str, cause: &str) -> TenantRow {
+        TenantRow {
+            tenant: "ab-0001-prod".into(),
+            outcome: Outcome::RolledBack,
+            from_generation: None,
+            to_generation: None,
+            error: Some(error.into()),
+            cause: Some(cause.into()),
+            duration_seconds: None,
+        }
+    }
+
+    /// The error column says what went wrong in words, whatever form the cause has on AWS.
+    #[test]
+    fn the_error_column_reads_every_cause_in_words() {
+        let build = json!({"Build": {"Id": "p:1", "BuildStatus": "FAILED", "Phases": [
+            {"PhaseType": "BUILD", "PhaseStatus": "FAILED", "Contexts": [
+                {"Message": "migration V3__unique_customer_email.sql failed: UNIQUE constraint failed: customers.email"}]}]}});
+        assert_eq!(
+            tenant_error(&row("States.TaskFailed", &build.to_string())).as_deref(),
+            Some("States.TaskFailed: migration V3__unique_customer_email.sql failed: UNIQUE constraint failed: customers.email")
+        );
+        let lambda = lambda_cause("Tenantflow.PointerMoved", "the pointer moved");
+        assert_eq!(
+            tenant_error(&row("Tenantflow.PointerMoved", &lambda)).as_deref(),
+            Some("Tenantflow.PointerMoved: the pointer moved")
+        );
+        assert_eq!(
+            tenant_error(&row(
+                "Tenantflow.Internal",
+                &format!("undo after Tenantflow.PointerMoved failed: {lambda}")
+            ))
+            .as_deref(),
+            Some(
+                "Tenantflow.Internal: undo after Tenantflow.PointerMoved failed: the pointer moved"
+            )
+        );
+        assert_eq!(
+            tenant_error(&row("States.Timeout", "timed out")).as_deref(),
+            Some("States.Timeout: timed out")
+        );
+    }
 }

@@ -5,8 +5,9 @@
 //! `--task-resource ARN=COMMAND`) runs under `sh -c` with the effective task input as JSON on
 //! stdin and `SFN_STATE_NAME` (plus `SFN_TASK_TOKEN` for `.waitForTaskToken`) in its
 //! environment. Exit 0: stdout is the JSON result (for `.waitForTaskToken`, it is sent as the
-//! task's success callback). Non-zero: a stderr of `{"errorType", "errorMessage"}` gives Error
-//! and Cause, otherwise Error is `States.TaskFailed` and Cause the stderr text. A Task with no
+//! task's success callback). Non-zero: a stderr of `{"errorType", "errorMessage"}` (a Lambda error
+//! payload) gives Error `errorType` and Cause the whole payload, as Step Functions records a failed
+//! Lambda; otherwise Error is `States.TaskFailed` and Cause the stderr text. A Task with no
 //! command fails with `States.TaskFailed` naming its resource ([`shell`]).
 //!
 //! Exit codes: 0 SUCCEEDED, 1 any other status, 2 bad arguments or an invalid definition.
@@ -298,13 +299,25 @@ mod tests {
         assert!(lines.contains("My.Error"), "{lines}");
         let last = lines.lines().last().unwrap_or_default();
         assert!(last.contains("ExecutionSucceeded"), "{last}");
-        for part in [
-            r#"\"state\":\"A\""#,
-            r#"\"token\":true"#,
-            r#"\"Cause\":\"bad\""#,
-        ] {
+        for part in [r#"\"state\":\"A\""#, r#"\"token\":true"#] {
             assert!(last.contains(part), "{part} in {last}");
         }
+        // The caught Cause is the whole Lambda error payload, as Step Functions records it.
+        let event: Value = serde_json::from_str(last).unwrap_or_default();
+        let output: Value = event["executionSucceededEventDetails"]["output"]
+            .as_str()
+            .and_then(|o| serde_json::from_str(o).ok())
+            .unwrap_or_default();
+        assert_eq!(output["c"]["Error"], "My.Error", "{output}");
+        let cause: Value = output["c"]["Cause"]
+            .as_str()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_default();
+        assert_eq!(
+            cause,
+            json!({"errorType": "My.Error", "errorMessage": "bad"}),
+            "{output}"
+        );
     }
 
     #[test]

@@ -154,6 +154,19 @@ pub(crate) fn file_safe(name: &str) -> String {
         .collect()
 }
 
+/// Whether a Task's `Resource` is a bare Lambda function ARN
+/// (`arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]`), whose attempts
+/// AWS records as `LambdaFunctionScheduled`/`Started`/`Succeeded`/`Failed`/`TimedOut` events
+/// (`LambdaFunction…EventDetails` in the HistoryEvent API) rather than as `Task*` events.
+pub(crate) fn is_lambda_function_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(7, ':').collect();
+    parts.len() == 7
+        && parts[0] == "arn"
+        && parts[2] == "lambda"
+        && parts[5] == "function"
+        && !parts[6].is_empty()
+}
+
 /// `(resourceType, resource)` as the Task* events show them.
 pub(crate) fn split_resource(arn: &str) -> (String, String) {
     if let Some(rest) = arn.strip_prefix("arn:aws:states:::") {

@@ -383,6 +383,106 @@ async fn choice_wait_fail_and_history_events() {
     assert_eq!(r.error.as_deref(), Some("States.NoChoiceMatched"));
 }
 
+/// A Task whose Resource is a bare Lambda function ARN records `LambdaFunction*` events on AWS
+/// (API HistoryEvent, `LambdaFunctionScheduledEventDetails` …), three per attempt like `Task*`;
+/// an integration (`arn:aws:states:::lambda:invoke`) records `Task*` events.
+#[tokio::test]
+async fn a_bare_lambda_arn_records_lambda_function_events() {
+    let rec = Arc::new(Recorder::default());
+    let mut cfg = config();
+    cfg.observer = Some(rec.clone());
+    let engine = Engine::new(
+        cfg,
+        FnRunner::new(|req| match req.attempt {
+            0 if req.resource.contains(":function:") => Err(TaskFailure::new(
+                "Custom.Flaky",
+                r#"{"errorType":"Custom.Flaky","errorMessage":"try again"}"#,
+            )),
+            _ => Ok(json!({"ok": true})),
+        }),
+    );
+    let arn = "arn:aws:lambda:us-east-1:123456789012:function:step:live";
+    let d = def(json!({"StartAt": "L", "States": {
+        "L": {"Type": "Task", "Resource": arn, "TimeoutSeconds": 30, "ResultPath": "$.r",
+              "Retry": [{"ErrorEquals": ["Custom.Flaky"], "IntervalSeconds": 1}], "Next": "T"},
+        "T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "ResultPath": "$.t", "End": true}
+    }}));
+    let r = engine.run(&d, "lf", json!({"n": 1})).await;
+    assert_eq!(r.status, ExecutionStatus::Succeeded, "{r:?}");
+    assert_eq!(
+        rec.types("lf"),
+        vec![
+            "ExecutionStarted",
+            "TaskStateEntered",
+            "LambdaFunctionScheduled",
+            "LambdaFunctionStarted",
+            "LambdaFunctionFailed",
+            "LambdaFunctionScheduled",
+            "LambdaFunctionStarted",
+            "LambdaFunctionSucceeded",
+            "TaskStateExited",
+            "TaskStateEntered",
+            "TaskScheduled",
+            "TaskStarted",
+            "TaskSucceeded",
+            "TaskStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    assert_eq!(r.history_events, 15);
+    let events = rec.0.lock().unwrap().clone();
+    let detail = |ty: &str, key: &str| {
+        events
+            .iter()
+            .find(|(_, e)| e.event_type == ty)
+            .and_then(|(_, e)| e.details.get(key).cloned())
+            .unwrap_or_else(|| panic!("{ty} has no {key}"))
+    };
+    let scheduled = detail(
+        "LambdaFunctionScheduled",
+        "lambdaFunctionScheduledEventDetails",
+    );
+    assert_eq!(scheduled["resource"], arn);
+    assert_eq!(scheduled["input"], r#"{"n":1}"#);
+    assert_eq!(scheduled["timeoutInSeconds"], 30);
+    let failed = detail("LambdaFunctionFailed", "lambdaFunctionFailedEventDetails");
+    assert_eq!(failed["error"], "Custom.Flaky");
+    assert!(failed["cause"].as_str().unwrap().contains("try again"));
+    let ok = detail(
+        "LambdaFunctionSucceeded",
+        "lambdaFunctionSucceededEventDetails",
+    );
+    assert_eq!(ok["output"], r#"{"ok":true}"#);
+    assert!(events
+        .iter()
+        .all(|(_, e)| e.event_type != "LambdaFunctionStarted" || e.details.is_empty()));
+
+    // A function that runs past TimeoutSeconds is LambdaFunctionTimedOut.
+    struct Hang;
+    #[async_trait::async_trait]
+    impl TaskRunner for Hang {
+        async fn run_task(&self, _: TaskRequest) -> Result<Value, TaskFailure> {
+            std::future::pending().await
+        }
+    }
+    let mut cfg = config();
+    cfg.observer = Some(rec.clone());
+    let engine = Engine::new(cfg, Arc::new(Hang));
+    let d = def(json!({"StartAt": "L", "States": {
+        "L": {"Type": "Task", "Resource": arn, "TimeoutSeconds": 5, "End": true}
+    }}));
+    let r = engine.run(&d, "lt", json!({})).await;
+    assert_eq!(r.error.as_deref(), Some("States.Timeout"));
+    assert_eq!(
+        rec.types("lt")[2..5],
+        [
+            "LambdaFunctionScheduled",
+            "LambdaFunctionStarted",
+            "LambdaFunctionTimedOut"
+        ]
+    );
+}
+
 #[tokio::test]
 async fn parallel_and_inline_map_keep_input_order() {
     let d = def(json!({"StartAt": "P", "States": {

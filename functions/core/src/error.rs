@@ -86,11 +86,19 @@ impl StepError {
         }
     }
 
-    /// The `{Error, Cause}` pair as Step Functions records it.
+    /// The `Cause` Step Functions records when a step Lambda fails with this error: the Lambda
+    /// error payload `{"errorType":…,"errorMessage":…}` as a JSON string
+    /// ([`crate::cause::lambda_cause`]).
+    pub fn lambda_cause(&self) -> String {
+        crate::cause::lambda_cause(self.asl_name(), &self.to_string())
+    }
+
+    /// The `{Error, Cause}` pair as Step Functions records it when a step Lambda fails with this
+    /// error (the cause is [`StepError::lambda_cause`]).
     pub fn to_info(&self) -> ErrorInfo {
         ErrorInfo {
             error: self.asl_name().to_string(),
-            cause: self.to_string(),
+            cause: self.lambda_cause(),
         }
     }
 }

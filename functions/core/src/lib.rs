@@ -11,7 +11,9 @@
 //!   `Records`, …);
 //! - [`steps`]: the step logic, generic over the ports, one module per step;
 //! - [`orphans`]: the orphan rule the janitor and the local `status` share;
-//! - [`error`]: `StepError`, with the stable ASL error names.
+//! - [`error`]: `StepError`, with the stable ASL error names;
+//! - [`cause`]: an error's `Cause` as Step Functions records it (a Lambda's is its JSON error
+//!   payload), and read back in words.
 //! - `testing` (feature `testing`): in-memory fakes of every port for step-logic tests.
 //!
 //! # ASL error names
@@ -36,6 +38,7 @@
 //! `rollback` itself raises only `NotReady` and `Transient` (so the definition retries it); any
 //! other failure of the rollback becomes outcome `rollback-failed` with the error in the result.
 
+pub mod cause;
 pub mod error;
 pub mod flyway;
 pub mod manifest;

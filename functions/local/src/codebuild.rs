@@ -118,29 +118,7 @@ impl LocalMigrations {
         simulated: std::time::Duration,
     ) -> Result<BuildResult, StepError> {
         let now = self.clock.now();
-        let id = self.with("start build", |c| {
-            let seq: i64 =
-                c.query_row_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM builds", [], |r| {
-                    r.get(0)
-                })?;
-            let id = format!(
-                "{MIGRATION_PROJECT}:{:08x}-{seq:06}",
-                now.timestamp() as u32
-            );
-            c.execute_cached(
-                "INSERT INTO builds (seq, id, instance_id, release, status, started_at)
-                 VALUES (?1, ?2, ?3, ?4, 'IN_PROGRESS', ?5)",
-                params![
-                    seq,
-                    id,
-                    req.instance_id.as_str(),
-                    req.release,
-                    now.to_rfc3339()
-                ],
-            )?;
-            Ok(id)
-        })?;
-
+        let id = self.open_record(req)?;
         let outcome: Result<flyway::MigrateReport, BuildError> = async {
             let inst = self
                 .databases
@@ -166,7 +144,53 @@ impl LocalMigrations {
                 .map_err(BuildError::from)
         }
         .await;
+        self.close_record(id, outcome)
+    }
 
+    /// Records a build that fails before Flyway runs, with `problem` as its message (e.g. its
+    /// source is not a release folder, so the buildspec finds nothing to check and migrate).
+    pub fn fail_build(
+        &self,
+        req: &MigrationRequest,
+        problem: BuildError,
+    ) -> Result<BuildResult, StepError> {
+        let id = self.open_record(req)?;
+        self.close_record(id, Err(problem))
+    }
+
+    /// Registers a new IN_PROGRESS build for `req`; returns its id.
+    fn open_record(&self, req: &MigrationRequest) -> Result<String, StepError> {
+        let now = self.clock.now();
+        self.with("start build", |c| {
+            let seq: i64 =
+                c.query_row_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM builds", [], |r| {
+                    r.get(0)
+                })?;
+            let id = format!(
+                "{MIGRATION_PROJECT}:{:08x}-{seq:06}",
+                now.timestamp() as u32
+            );
+            c.execute_cached(
+                "INSERT INTO builds (seq, id, instance_id, release, status, started_at)
+                 VALUES (?1, ?2, ?3, ?4, 'IN_PROGRESS', ?5)",
+                params![
+                    seq,
+                    id,
+                    req.instance_id.as_str(),
+                    req.release,
+                    now.to_rfc3339()
+                ],
+            )?;
+            Ok(id)
+        })
+    }
+
+    /// Records how build `id` ended and returns it.
+    fn close_record(
+        &self,
+        id: String,
+        outcome: Result<flyway::MigrateReport, BuildError>,
+    ) -> Result<BuildResult, StepError> {
         let ended = self.clock.now().to_rfc3339();
         let result = match outcome {
             Ok(report) => BuildResult {

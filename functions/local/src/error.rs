@@ -226,6 +226,9 @@ pub enum BuildError {
     Vanished { bucket: String, key: String },
     #[error("no migration scripts under s3://{bucket}/{prefix}")]
     NoScripts { bucket: String, prefix: String },
+    /// StartBuild's source overrides do not name the release folder the build migrates with.
+    #[error("build source: {0}")]
+    Source(String),
     #[error(transparent)]
     Heavy(#[from] HeavyError),
     #[error(transparent)]

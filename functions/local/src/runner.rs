@@ -5,12 +5,15 @@
 //! | `arn:aws:lambda:local:000000000000:function:<step>` | `steps::dispatch(<step>, ports, input)` |
 //! | `arn:aws:states:::lambda:invoke` | the same, on `Payload`; result wrapped as `{"Payload": …, "StatusCode": 200}` |
 //! | `arn:aws:states:::lambda:invoke.waitForTaskToken` | `dispatch(<FunctionName>, Payload)`; the engine then waits for the callback |
-//! | `arn:aws:states:::codebuild:startBuild.sync` | the Flyway runner on `TENANTFLOW_INSTANCE`; a failed build is `States.TaskFailed` with the build JSON as cause |
+//! | `arn:aws:states:::codebuild:startBuild.sync` | the Flyway runner on `TENANTFLOW_INSTANCE`, with the scripts of the build's source: `SourceTypeOverride` `S3` and `SourceLocationOverride` `<bucket>/releases/<TENANTFLOW_RELEASE>/` (any other source fails the build, [`release_source`]); a failed build is `States.TaskFailed` with the build JSON as cause |
 //!
-//! A step error becomes `TaskFailure { error: <ASL name>, cause: <message> }`, as the Lambda
-//! `errorType`/`errorMessage` pair does on AWS.
+//! A step error becomes `TaskFailure { error: <ASL name>, cause: <Lambda error payload> }` for
+//! every Lambda resource (a bare function ARN, `lambda:invoke`, `.waitForTaskToken`): on AWS the
+//! cause of a failed Lambda is its whole error payload as JSON, `{"errorType":…,"errorMessage":…}`
+//! (`StepError::lambda_cause`), not the bare message.
 
 use crate::clock::Clock;
+use crate::error::BuildError;
 use crate::layout::MIGRATION_PROJECT;
 use crate::ports::LocalPorts;
 use crate::workflows::TaskCallbacks;
@@ -20,6 +23,7 @@ use serde_json::{json, Value};
 use statemachine::{CallbackError, TaskFailure, TaskRequest, TaskRunner};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use tenantflow_core::manifest::release_prefix;
 use tenantflow_core::names::InstanceId;
 use tenantflow_core::ports::MigrationRequest;
 use tenantflow_core::steps::{dispatch, Ports, StepName};
@@ -88,7 +92,7 @@ impl LocalRunner {
     async fn step(&self, step: StepName, input: Value) -> Result<Value, TaskFailure> {
         dispatch(step, &self.ports, input)
             .await
-            .map_err(|e| TaskFailure::new(e.asl_name(), e.to_string()))
+            .map_err(|e| TaskFailure::new(e.asl_name(), e.lambda_cause()))
     }
 
     fn function_of(input: &Value) -> Result<StepName, TaskFailure> {
@@ -141,22 +145,25 @@ impl LocalRunner {
         };
         let instance = InstanceId::parse(&var("TENANTFLOW_INSTANCE")?)
             .map_err(|e| TaskFailure::new("States.TaskFailed", e.to_string()))?;
+        let release = var("TENANTFLOW_RELEASE")?;
+        let source = release_source(input, &release);
+        let (bucket, prefix) = source.as_ref().cloned().unwrap_or_default();
         let req = MigrationRequest {
             instance_id: instance,
-            bucket: var("TENANTFLOW_RELEASE_BUCKET")?,
-            prefix: var("TENANTFLOW_RELEASE_PREFIX")?,
-            release: var("TENANTFLOW_RELEASE")?,
+            bucket,
+            prefix,
+            release,
             sha256sums: env.get("TENANTFLOW_SHA256SUMS_SHA256").cloned(),
         };
         let started = self.local.clock.now();
         // A build takes simulated time; the Flyway run itself works meanwhile on the heavy pool.
         let simulated = Duration::from_secs(self.local.config.durations.build_seconds);
-        let result = self
-            .local
-            .migrations
-            .run_build(&req, simulated)
-            .await
-            .map_err(|e| TaskFailure::new(e.asl_name(), e.to_string()))?;
+        let migrations = &self.local.migrations;
+        let result = match source {
+            Ok(_) => migrations.run_build(&req, simulated).await,
+            Err(problem) => migrations.fail_build(&req, problem),
+        }
+        .map_err(|e| TaskFailure::new(e.asl_name(), e.to_string()))?;
         let ended = self.local.clock.now();
         let ts = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let env_json: Vec<Value> = env
@@ -176,6 +183,10 @@ impl LocalRunner {
             "CurrentPhase": "COMPLETED",
             "StartTime": ts(started),
             "EndTime": ts(ended),
+            "Source": {
+                "Type": input.get("SourceTypeOverride").cloned().unwrap_or(Value::Null),
+                "Location": input.get("SourceLocationOverride").cloned().unwrap_or(Value::Null),
+            },
             "Environment": {"EnvironmentVariables": env_json},
             "Phases": [phase],
         }});
@@ -184,6 +195,52 @@ impl LocalRunner {
         } else {
             Err(TaskFailure::new("States.TaskFailed", build.to_string()))
         }
+    }
+}
+
+/// The release folder a migration build's source overrides name, as `(bucket, prefix)`.
+///
+/// The definition starts every build with `SourceTypeOverride` `S3` and `SourceLocationOverride`
+/// `<bucket>/releases/<release>/`: CodeBuild's S3 folder form (no `s3://`, a trailing slash; API
+/// `ProjectSource` `location`), which CodeBuild downloads into the build's source directory. The
+/// project's own source is the parent `releases/` folder, never one release, so without these
+/// overrides (or with another folder, or a ZIP object) the buildspec finds no `SHA256SUMS` of the
+/// release and the build fails; so does the local one.
+pub fn release_source(start_build: &Value, release: &str) -> Result<(String, String), BuildError> {
+    let problem = |m: String| Err(BuildError::Source(m));
+    let location = start_build
+        .get("SourceLocationOverride")
+        .and_then(Value::as_str);
+    match start_build
+        .get("SourceTypeOverride")
+        .and_then(Value::as_str)
+    {
+        Some("S3") => {}
+        Some(other) => return problem(format!("SourceTypeOverride is {other}, not S3")),
+        None => {
+            return problem(
+                "no SourceTypeOverride: the project's own source is no release folder".into(),
+            )
+        }
+    }
+    let Some(location) = location else {
+        return problem(
+            "no SourceLocationOverride: the project's own source is no release folder".into(),
+        );
+    };
+    let want = release_prefix(release);
+    let bucket_ok = |b: &str| {
+        !b.is_empty()
+            && b.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+    };
+    match location.split_once('/') {
+        Some((bucket, prefix)) if bucket_ok(bucket) && prefix == want => {
+            Ok((bucket.to_string(), prefix.to_string()))
+        }
+        _ => problem(format!(
+            "SourceLocationOverride {location:?} is not the folder of release {release} (<bucket>/{want})"
+        )),
     }
 }
 
@@ -209,18 +266,12 @@ impl TaskRunner for LocalRunner {
             LAMBDA_INVOKE => {
                 let step = Self::function_of(&req.input)?;
                 let payload = req.input.get("Payload").cloned().unwrap_or(Value::Null);
-                match dispatch(step, &self.ports, payload).await {
-                    Ok(out) => Ok(json!({
-                        "ExecutedVersion": "$LATEST",
-                        "Payload": out,
-                        "StatusCode": 200,
-                    })),
-                    Err(e) => Err(TaskFailure::new(
-                        e.asl_name(),
-                        json!({"errorType": e.asl_name(), "errorMessage": e.to_string()})
-                            .to_string(),
-                    )),
-                }
+                let out = self.step(step, payload).await?;
+                Ok(json!({
+                    "ExecutedVersion": "$LATEST",
+                    "Payload": out,
+                    "StatusCode": 200,
+                }))
             }
             CODEBUILD_SYNC => self.start_build_sync(&req.input).await,
             other => Err(TaskFailure::new(

@@ -50,6 +50,32 @@ async fn function_arns_and_lambda_invoke_dispatch_to_the_steps() {
         .await
         .unwrap_err();
     assert_eq!(e.error, "Tenantflow.InvalidInput");
+    // As on AWS, a failed Lambda's cause is its whole error payload as JSON, for a bare function
+    // ARN, lambda:invoke and lambda:invoke.waitForTaskToken alike.
+    let payload = |cause: &str| -> Value {
+        serde_json::from_str(cause).unwrap_or_else(|e| panic!("cause {cause:?} is not JSON: {e}"))
+    };
+    let cause = payload(&e.cause);
+    assert_eq!(cause["errorType"], "Tenantflow.InvalidInput");
+    assert!(
+        !cause["errorMessage"].as_str().unwrap().is_empty(),
+        "{cause}"
+    );
+    for resource in [runner::LAMBDA_INVOKE, runner::LAMBDA_INVOKE_WAIT] {
+        let e = r
+            .run_task(req(
+                resource,
+                json!({"FunctionName": runner::function_arn(tenantflow_core::steps::StepName::AwaitResource), "Payload": {}}),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.error, "Tenantflow.InvalidInput", "{resource}");
+        assert_eq!(payload(&e.cause)["errorType"], "Tenantflow.InvalidInput");
+        assert_eq!(
+            tenantflow_core::cause::in_words(&e.cause),
+            payload(&e.cause)["errorMessage"].as_str().unwrap()
+        );
+    }
     // Optimized lambda:invoke wraps the result in Payload.
     let out = r
         .run_task(req(runner::LAMBDA_INVOKE, json!({"FunctionName": runner::function_arn(tenantflow_core::steps::StepName::Janitor), "Payload": {}})))
@@ -102,7 +128,18 @@ async fn codebuild_sync_runs_flyway_and_fails_like_aws() {
             b"ALTER TABLE nowhere ADD COLUMN x INT;",
         )
         .unwrap();
-    let def = |prefix: &str| {
+    // As the release definition starts it: the release folder is the build's S3 source.
+    let def_with = |release: &str, source: Value| {
+        let mut parameters = json!({
+            "ProjectName": "tenantflow-migrate",
+            "EnvironmentVariablesOverride": [
+                {"Name": "TENANTFLOW_INSTANCE", "Type": "PLAINTEXT", "Value": inst},
+                {"Name": "TENANTFLOW_RELEASE", "Type": "PLAINTEXT", "Value": release}
+            ]
+        });
+        for (k, v) in source.as_object().unwrap() {
+            parameters[k] = v.clone();
+        }
         Definition::from_json(
             &json!({
                 "StartAt": "Migrate",
@@ -110,15 +147,7 @@ async fn codebuild_sync_runs_flyway_and_fails_like_aws() {
                     "Migrate": {
                         "Type": "Task",
                         "Resource": runner::CODEBUILD_SYNC,
-                        "Parameters": {
-                            "ProjectName": "tenantflow-migrate",
-                            "EnvironmentVariablesOverride": [
-                                {"Name": "TENANTFLOW_INSTANCE", "Type": "PLAINTEXT", "Value": inst},
-                                {"Name": "TENANTFLOW_RELEASE_BUCKET", "Type": "PLAINTEXT", "Value": "tenantflow-releases"},
-                                {"Name": "TENANTFLOW_RELEASE_PREFIX", "Type": "PLAINTEXT", "Value": prefix},
-                                {"Name": "TENANTFLOW_RELEASE", "Type": "PLAINTEXT", "Value": "r"}
-                            ]
-                        },
+                        "Parameters": parameters,
                         "ResultSelector": {"buildId.$": "$.Build.Id", "status.$": "$.Build.BuildStatus"},
                         "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Failed"}],
                         "End": true
@@ -130,6 +159,13 @@ async fn codebuild_sync_runs_flyway_and_fails_like_aws() {
         )
         .unwrap()
     };
+    let def = |release: &str| {
+        def_with(
+            release,
+            json!({"SourceTypeOverride": "S3",
+                   "SourceLocationOverride": format!("tenantflow-releases/releases/{release}/")}),
+        )
+    };
     let engine = Engine::new(
         EngineConfig::default(),
         Arc::new(LocalRunner::new(env.ports.clone())),
@@ -137,13 +173,13 @@ async fn codebuild_sync_runs_flyway_and_fails_like_aws() {
     env.ports
         .clock
         .set(Arc::new(runner::EngineClock(engine.clock())));
-    let ok = engine.run(&def("releases/r1/"), "ok", json!({})).await;
+    let ok = engine.run(&def("r1"), "ok", json!({})).await;
     let out = ok.output.unwrap();
     assert_eq!(out["status"], "SUCCEEDED", "{out}");
     // The build took its simulated time on the virtual clock.
     assert!(ok.duration_seconds >= 120.0, "{}", ok.duration_seconds);
 
-    let bad = engine.run(&def("releases/r2/"), "bad", json!({})).await;
+    let bad = engine.run(&def("r2"), "bad", json!({})).await;
     let out = bad.output.unwrap();
     assert_eq!(out["error"]["Error"], "States.TaskFailed");
     let cause: Value = serde_json::from_str(out["error"]["Cause"].as_str().unwrap()).unwrap();
@@ -161,4 +197,41 @@ async fn codebuild_sync_runs_flyway_and_fails_like_aws() {
         .query_row("SELECT count(*) FROM flyway_schema_history WHERE success = 0 AND script = 'V2__bad.sql'", [], |r| r.get(0))
         .unwrap();
     assert_eq!(failed, 1);
+
+    // A build whose source is not the release's folder fails before Flyway runs, as the
+    // buildspec does on AWS: no source override (the project's own `releases/` folder), another
+    // type, another release's folder, an `s3://` URL, a ZIP object, or no trailing slash.
+    let applied_before: i64 = conn
+        .query_row("SELECT count(*) FROM flyway_schema_history", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    for (i, source) in [
+        json!({}),
+        json!({"SourceTypeOverride": "NO_SOURCE"}),
+        json!({"SourceTypeOverride": "S3"}),
+        json!({"SourceTypeOverride": "S3", "SourceLocationOverride": "tenantflow-releases/releases/r2/"}),
+        json!({"SourceTypeOverride": "S3", "SourceLocationOverride": "s3://tenantflow-releases/releases/r1/"}),
+        json!({"SourceTypeOverride": "S3", "SourceLocationOverride": "tenantflow-releases/releases/r1.zip"}),
+        json!({"SourceTypeOverride": "S3", "SourceLocationOverride": "tenantflow-releases/releases/r1"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = engine
+            .run(&def_with("r1", source.clone()), &format!("src{i}"), json!({}))
+            .await;
+        let out = r.output.unwrap();
+        assert_eq!(out["error"]["Error"], "States.TaskFailed", "{source}");
+        let cause: Value = serde_json::from_str(out["error"]["Cause"].as_str().unwrap()).unwrap();
+        assert_eq!(cause["Build"]["BuildStatus"], "FAILED", "{source}");
+        let msg = tenantflow_core::cause::in_words(out["error"]["Cause"].as_str().unwrap());
+        assert!(msg.starts_with("build source: "), "{source}: {msg}");
+    }
+    let applied_after: i64 = conn
+        .query_row("SELECT count(*) FROM flyway_schema_history", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(applied_after, applied_before, "no script ran");
 }

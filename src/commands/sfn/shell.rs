@@ -92,14 +92,11 @@ pub fn run_command(
             ))
         });
     }
+    // A Lambda-style error payload: Error is its errorType and, as Step Functions records a
+    // failed Lambda, Cause is the whole payload (JSON), not the bare errorMessage.
     if let Ok(v) = serde_json::from_str::<Value>(stderr.trim()) {
         if let Some(error) = v.get("errorType").and_then(Value::as_str) {
-            let cause = match v.get("errorMessage") {
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => String::new(),
-            };
-            return Err(TaskFailure::new(error, cause));
+            return Err(TaskFailure::new(error, stderr.trim()));
         }
     }
     Err(failed(stderr.trim_end().to_string()))
@@ -116,5 +113,12 @@ mod tests {
         assert_eq!(r, Err(TaskFailure::new("States.TaskFailed", "oops")));
         let r = run_command("cat", "S", None, r#"{"a":1}"#);
         assert_eq!(r, Ok(json!({"a": 1})));
+    }
+
+    #[test]
+    fn a_lambda_error_payload_is_error_and_the_whole_payload_is_cause() {
+        let payload = r#"{"errorType":"My.Error","errorMessage":"bad"}"#;
+        let r = run_command(&format!("echo '{payload}' >&2; exit 3"), "S", None, "{}");
+        assert_eq!(r, Err(TaskFailure::new("My.Error", payload)));
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::callbacks::Msg;
 use crate::error::{names, StatesError};
-use crate::history::split_resource;
+use crate::history::{is_lambda_function_arn, split_resource};
 use crate::model::{Pattern, State, TaskSpec};
 use crate::runner::TaskRequest;
 
@@ -74,24 +74,42 @@ async fn attempt(
         &input,
         &format!("input to the task of state '{}'", state.name),
     )?;
+    // A bare Lambda function ARN records LambdaFunction* events on AWS, every other resource Task*
+    // events; the same number per attempt either way.
+    let lambda = is_lambda_function_arn(&spec.resource);
     let (rtype, rname) = split_resource(&spec.resource);
-    *prev = exec.emit(*prev, "TaskScheduled", || {
-        let mut d = json!({
-            "resourceType": rtype, "resource": rname,
-            "region": exec.shared.config.region,
-            "parameters": input.to_string(),
+    if lambda {
+        *prev = exec.emit(*prev, "LambdaFunctionScheduled", || {
+            let mut d = json!({
+                "resource": spec.resource,
+                "input": input.to_string(),
+                "inputDetails": {"truncated": false},
+            });
+            if spec.timeout.is_some() {
+                d["timeoutInSeconds"] = json!(timeout as u64);
+            }
+            Some(d)
         });
-        if spec.timeout.is_some() {
-            d["timeoutInSeconds"] = json!(timeout as u64);
-        }
-        if let Some(h) = heartbeat {
-            d["heartbeatInSeconds"] = json!(h as u64);
-        }
-        Some(d)
-    });
-    *prev = exec.emit(*prev, "TaskStarted", || {
-        Some(json!({"resourceType": rtype, "resource": rname}))
-    });
+        *prev = exec.emit(*prev, "LambdaFunctionStarted", || None);
+    } else {
+        *prev = exec.emit(*prev, "TaskScheduled", || {
+            let mut d = json!({
+                "resourceType": rtype, "resource": rname,
+                "region": exec.shared.config.region,
+                "parameters": input.to_string(),
+            });
+            if spec.timeout.is_some() {
+                d["timeoutInSeconds"] = json!(timeout as u64);
+            }
+            if let Some(h) = heartbeat {
+                d["heartbeatInSeconds"] = json!(h as u64);
+            }
+            Some(d)
+        });
+        *prev = exec.emit(*prev, "TaskStarted", || {
+            Some(json!({"resourceType": rtype, "resource": rname}))
+        });
+    }
 
     let req = TaskRequest {
         resource: spec.resource.clone(),
@@ -169,9 +187,15 @@ async fn attempt(
                     Some(json!({"resourceType": rtype, "resource": rname, "output": result.to_string()}))
                 });
             }
-            *prev = exec.emit(*prev, "TaskSucceeded", || {
-                Some(json!({"resourceType": rtype, "resource": rname, "output": result.to_string(), "outputDetails": {"truncated": false}}))
-            });
+            if lambda {
+                *prev = exec.emit(*prev, "LambdaFunctionSucceeded", || {
+                    Some(json!({"output": result.to_string(), "outputDetails": {"truncated": false}}))
+                });
+            } else {
+                *prev = exec.emit(*prev, "TaskSucceeded", || {
+                    Some(json!({"resourceType": rtype, "resource": rname, "output": result.to_string(), "outputDetails": {"truncated": false}}))
+                });
+            }
             exec.check_payload(
                 &result,
                 &format!("result of the task of state '{}'", state.name),
@@ -181,14 +205,26 @@ async fn attempt(
             process_result(&state.io, raw, result, &ctx)
         }
         Err(e) => {
-            let ty = if e.error == names::TIMEOUT || e.error == names::HEARTBEAT_TIMEOUT {
-                "TaskTimedOut"
+            let timed_out = e.error == names::TIMEOUT || e.error == names::HEARTBEAT_TIMEOUT;
+            if lambda {
+                let ty = if timed_out {
+                    "LambdaFunctionTimedOut"
+                } else {
+                    "LambdaFunctionFailed"
+                };
+                *prev = exec.emit(*prev, ty, || {
+                    Some(json!({"error": e.error, "cause": e.cause}))
+                });
             } else {
-                "TaskFailed"
-            };
-            *prev = exec.emit(*prev, ty, || {
-                Some(json!({"resourceType": rtype, "resource": rname, "error": e.error, "cause": e.cause}))
-            });
+                let ty = if timed_out {
+                    "TaskTimedOut"
+                } else {
+                    "TaskFailed"
+                };
+                *prev = exec.emit(*prev, ty, || {
+                    Some(json!({"resourceType": rtype, "resource": rname, "error": e.error, "cause": e.cause}))
+                });
+            }
             Err(e)
         }
     }

@@ -88,6 +88,16 @@ impl Retrier {
             .map(|n| (f64::from(self.interval_seconds) * self.backoff_rate.powi(n as i32)).min(cap))
             .sum()
     }
+
+    /// The shortest the retries wait in total: none at all with full jitter (each delay is a
+    /// random part of its step), else [`Retrier::max_backoff_seconds`].
+    pub fn min_backoff_seconds(&self) -> f64 {
+        if self.jitter_strategy == Some("FULL") {
+            0.0
+        } else {
+            self.max_backoff_seconds()
+        }
+    }
 }
 
 /// One `Catch` entry.

@@ -71,11 +71,19 @@ pub const ROLLOUT_NOT_DONE: Retrier = Retrier {
     ..RESOURCE_NOT_READY
 };
 
-/// `rollback`: the run's snapshot is still `creating`, or the in-place restore is not available
-/// yet; a restore takes as long as any RDS restore, so 30 retries: at most about 2 h 10 min
-/// (7,823 s) before the tenant is reported `rollback-failed`.
+/// `rollback`: the run's snapshot is still `creating`, or the in-place rollback's restore of the
+/// safety snapshot is not usable yet (`rollback` answers `NotReady` until the restored instance
+/// serves connections: `available`, or `backing-up` / `storage-optimization`, in which a fresh
+/// restore can sit for hours while usable). That restore is as large as the candidate's, so the
+/// retries must wait at least as long as [`RDS_WAIT`] does for it: 30 s growing 1.5× up to 5 min,
+/// 56 retries, 15,623 s (4 h 20 min) in all. No jitter: with full jitter each delay is a random
+/// part of its step, so the 30 retries this had waited 2 h 10 min at most but about 65 min on
+/// average and could end far sooner; a restore the run started itself is no throttling burst to
+/// spread. Cost: at most 12 `rollback` invocations and 12 billed transitions per hour of waiting,
+/// 3 history events each (56 retries: about 170 events of the child's 25,000).
 pub const UNDO_NOT_READY: Retrier = Retrier {
-    max_attempts: 30,
+    max_attempts: 56,
+    jitter_strategy: None,
     ..RESOURCE_NOT_READY
 };
 
@@ -110,11 +118,21 @@ impl WaitBudget {
     }
 }
 
-/// RDS snapshot and restore: re-check every 15 min; an RDS restore has no SLA and a large one takes
-/// hours, so 16 re-checks: 17 × 900 s = 4 h 15 min in all.
+/// RDS snapshot and restore. RDS delivers its events to EventBridge best-effort (ECS delivers its
+/// deployment events durably), so the re-check is what ends a wait whose event was lost: every
+/// 4 min, so a lost event costs at most 4 minutes. A re-check costs 1 billed transition, one
+/// `await-resource` invocation and 3–4 history events (the attempt's scheduled, started and timed
+/// out; AWS may add a submitted): 15 transitions and at most 60 events per hour of waiting. An RDS
+/// restore has no SLA and a large one (or a first, full snapshot) takes hours, so 63 re-checks:
+/// 64 × 240 s = 4 h 16 min in all, no shorter than the 17 × 900 s this waited before; a whole
+/// budget costs 63 transitions and at most about 250 of the child's 25,000 history events. An
+/// awaited instance is ready once it serves connections, so the hours a fresh restore may then
+/// spend in `backing-up` are not waited for. (240 s is no divisor of the local backend's simulated
+/// snapshot and restore times, 300 s and 600 s, so a local wait never times out at the instant its
+/// event arrives.)
 pub const RDS_WAIT: WaitBudget = WaitBudget {
-    recheck_seconds: 900,
-    rechecks: 16,
+    recheck_seconds: 240,
+    rechecks: 63,
 };
 
 /// ECS rollout (its events are delivered durably): re-check every 10 min, 6 re-checks:
@@ -135,8 +153,20 @@ mod tests {
         assert_eq!(secs(BUILD_NOT_STARTED), 1_650);
         assert_eq!(secs(RESOURCE_NOT_READY), 1_823);
         assert_eq!(secs(ROLLOUT_NOT_DONE), 739);
-        assert_eq!(secs(UNDO_NOT_READY), 7_823);
-        assert_eq!(RDS_WAIT.total_seconds(), 4 * 3_600 + 15 * 60);
+        assert_eq!(secs(UNDO_NOT_READY), 15_623);
+        assert_eq!(RDS_WAIT.total_seconds(), 4 * 3_600 + 16 * 60);
         assert_eq!(ROLLOUT_WAIT.total_seconds(), 70 * 60);
+    }
+
+    /// A lost RDS event costs minutes, and the in-place rollback waits for its restore at least as
+    /// long as a candidate's restore is waited for, whatever the jitter draws.
+    #[test]
+    fn a_lost_event_costs_minutes_and_the_undo_covers_a_restore() {
+        const { assert!(RDS_WAIT.recheck_seconds <= 5 * 60) };
+        const { assert!(RDS_WAIT.total_seconds() >= 4 * 3_600) };
+        assert_eq!(UNDO_NOT_READY.jitter_strategy, None);
+        assert!(UNDO_NOT_READY.min_backoff_seconds() >= f64::from(RDS_WAIT.total_seconds()));
+        // Every jittered policy guarantees nothing; the documented figures are maxima.
+        assert_eq!(RESOURCE_NOT_READY.min_backoff_seconds(), 0.0);
     }
 }

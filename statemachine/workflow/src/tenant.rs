@@ -287,12 +287,18 @@ fn wait(phase: Phase, wait: Wait, next: Then) -> Value {
 }
 
 /// Flyway on CodeBuild (`startBuild.sync`) against `progress.candidate`.
+///
+/// The build's source is the release folder itself: the Flyway image has no AWS SDK, so Flyway
+/// cannot read `s3:` locations; CodeBuild downloads the folder (`SourceTypeOverride` `S3`,
+/// `SourceLocationOverride` `<bucket>/releases/<id>/`, the S3 folder form of API `ProjectSource`
+/// `location`: no scheme, a trailing slash) and the buildspec runs Flyway on it with a
+/// `filesystem:` location. The project's own source is the parent `releases/` folder, which is
+/// never built.
 fn migrate(phase: Phase, next: Then) -> Value {
     let env: Vec<Value> = [
         ("TENANTFLOW_INSTANCE", "$.progress.candidate.instanceId"),
-        ("TENANTFLOW_RELEASE_BUCKET", "$.release.bucket"),
-        ("TENANTFLOW_RELEASE_PREFIX", "$.release.prefix"),
         ("TENANTFLOW_RELEASE", "$.release.id"),
+        ("TENANTFLOW_SHA256SUMS_SHA256", "$.release.sha256sums"),
     ]
     .into_iter()
     .map(|(name, path)| json!({"Name": name, "Type": "PLAINTEXT", "Value.$": path}))
@@ -306,6 +312,8 @@ fn migrate(phase: Phase, next: Then) -> Value {
             comment: Some(comment),
             parameters: Some(json!({
                 "ProjectName": placeholder("MigrationProjectName"),
+                "SourceTypeOverride": "S3",
+                "SourceLocationOverride.$": "States.Format('{}/{}', $.release.bucket, $.release.prefix)",
                 "EnvironmentVariablesOverride": env,
             })),
             result_selector: Some(

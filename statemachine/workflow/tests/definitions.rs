@@ -5,8 +5,11 @@
 #[path = "definitions/harness.rs"]
 mod harness;
 
-use harness::{run, run_with, tenant, Release, Script, OLD_GEN, RUN_GEN, WAIT_SECONDS};
+use harness::{
+    run, run_with, tenant, Release, Script, BUCKET, OLD_GEN, RELEASE, RUN_GEN, WAIT_SECONDS,
+};
 use serde_json::Value;
+use workflow::policy::{RDS_WAIT, ROLLOUT_WAIT, UNDO_NOT_READY};
 
 const LOCK: &str = "Lock tenant and take snapshot";
 const WAIT_SNAPSHOT: &str = "Wait for snapshot";
@@ -83,6 +86,36 @@ async fn happy_path_deploys_every_tenant_within_budget() {
     assert_eq!(
         build["EnvironmentVariablesOverride"][0]["Value"],
         format!("{}-{RUN_GEN}", tenant(0))
+    );
+    // The build's source is the release folder, in CodeBuild's S3 folder form (bucket/path/):
+    // Flyway reads it with a filesystem: location (its image has no AWS SDK for s3:).
+    assert_eq!(build["SourceTypeOverride"], "S3");
+    assert_eq!(
+        build["SourceLocationOverride"],
+        format!("{BUCKET}/releases/{RELEASE}/")
+    );
+    let env: Vec<&str> = build["EnvironmentVariablesOverride"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        env,
+        [
+            "TENANTFLOW_INSTANCE",
+            "TENANTFLOW_RELEASE",
+            "TENANTFLOW_SHA256SUMS_SHA256"
+        ]
+    );
+    assert_eq!(build["EnvironmentVariablesOverride"][1]["Value"], RELEASE);
+    // The buildspec refuses to run unless SHA256SUMS is still the file the plan checked.
+    let sums = build["EnvironmentVariablesOverride"][2]["Value"]
+        .as_str()
+        .unwrap();
+    assert!(
+        sums.len() == 64 && sums.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{sums}"
     );
     let per_tenant = out.result.state_transitions as f64 / 3.0;
     println!(
@@ -235,6 +268,14 @@ async fn a_failure_at_each_step_takes_the_exact_rollback_path() {
         let r = out.tenant_result(&t);
         assert_eq!(r["outcome"], case.outcome, "failure at {}", case.state);
         assert_eq!(r["error"], case.error, "failure at {}", case.state);
+        // Whatever form the cause had (a Lambda's JSON error payload, a build's JSON, a
+        // callback's text), the report says it in words.
+        assert_eq!(
+            r["cause"],
+            format!("injected {} at {}", case.error, case.state),
+            "failure at {}",
+            case.state
+        );
         assert_eq!(r["release"], "r1");
         let rollbacks = out.calls_at(&t, ROLL_BACK);
         if case.then.contains(&ROLL_BACK) {
@@ -242,6 +283,14 @@ async fn a_failure_at_each_step_takes_the_exact_rollback_path() {
             let input = &rollbacks[0].input;
             assert_eq!(progress_keys(input), case.undo, "failure at {}", case.state);
             assert_eq!(input["error"]["Error"], case.error);
+            // What rollback is handed is the cause as Step Functions records it.
+            let cause = input["error"]["Cause"].as_str().unwrap();
+            let parsed: Option<Value> = serde_json::from_str(cause).ok();
+            match case.state {
+                WAIT_SNAPSHOT | WAIT_CANDIDATE | WAIT_ROLLOUT => assert!(parsed.is_none()),
+                MIGRATE => assert_eq!(parsed.unwrap()["Build"]["BuildStatus"], "FAILED"),
+                _ => assert_eq!(parsed.unwrap()["errorType"], case.error, "{cause}"),
+            }
         } else {
             assert!(rollbacks.is_empty(), "failure at {}", case.state);
         }
@@ -290,6 +339,11 @@ async fn a_failing_rollback_is_reported_as_rollback_failed() {
         .as_str()
         .unwrap()
         .contains("undo after Tenantflow.RolloutFailed failed"));
+    // The undo's cause (the rollback Lambda's JSON error payload) is reported in words.
+    assert_eq!(
+        r["cause"],
+        "undo after Tenantflow.RolloutFailed failed: injected Tenantflow.Internal at Roll back"
+    );
     assert_eq!(out.result.status.as_str(), "FAILED");
 }
 
@@ -689,18 +743,136 @@ async fn a_lost_resume_event_is_caught_by_the_timeout_safety_net() {
     let waits = out.calls_at(&t, WAIT_SNAPSHOT);
     assert_eq!(waits.iter().map(|c| c.attempt).collect::<Vec<_>>(), [0, 1]);
     assert_eq!(out.tenant_result(&t)["outcome"], "deployed");
-    // The first wait ran to its 900 s timeout before the re-check resumed it.
-    assert!(out.result.duration_seconds >= 900.0 + WAIT_SECONDS as f64);
+    // The first wait ran to its re-check timeout before the re-check resumed it.
+    let recheck = f64::from(RDS_WAIT.recheck_seconds);
+    assert!(out.result.duration_seconds >= recheck + WAIT_SECONDS as f64);
 
     let base = run(one_tenant(), Script::default()).await;
     println!(
-        "lost event: {} transitions vs {} without, child events {} vs {}",
+        "lost event: {} transitions vs {} without, child events {} vs {}, {:.0} s vs {:.0} s",
         out.result.state_transitions,
         base.result.state_transitions,
         out.result.max_history_events,
-        base.result.max_history_events
+        base.result.max_history_events,
+        out.result.duration_seconds,
+        base.result.duration_seconds
     );
     assert!(out.result.state_transitions <= base.result.state_transitions + 1);
+    // A lost RDS event costs minutes (the re-check interval and its 1 s delay), not a quarter
+    // of an hour.
+    let cost = out.result.duration_seconds - base.result.duration_seconds;
+    assert!(cost <= recheck + 1.0, "a lost event cost {cost} s");
+    assert!(cost < 5.0 * 60.0, "a lost event cost {cost} s");
+}
+
+/// AWS fails an execution at 25,000 history events; a child stays far away from that even when
+/// every wait uses its whole re-check budget (every RDS and ECS event lost but the last) and
+/// then the tenant fails and its rollback waits out its whole NotReady budget.
+const CHILD_HISTORY_LIMIT: u64 = 25_000;
+
+#[tokio::test]
+async fn every_wait_budget_used_up_stays_far_below_the_child_history_limit() {
+    let t = tenant(0);
+    let lose_all_but_last = Script::default()
+        .lose(&t, "snapshot", RDS_WAIT.rechecks)
+        .lose(&t, "candidate", RDS_WAIT.rechecks)
+        .lose(&t, "rollout", ROLLOUT_WAIT.rechecks);
+    let out = run(one_tenant(), lose_all_but_last.clone()).await;
+    assert_eq!(out.tenant_result(&t)["outcome"], "deployed");
+    let waited = 2 * RDS_WAIT.total_seconds() + ROLLOUT_WAIT.total_seconds();
+    assert!(out.result.duration_seconds >= f64::from(waited - 3 * RDS_WAIT.recheck_seconds));
+    let deployed_events = out.result.max_history_events;
+
+    // The same, then the rollout fails and rollback answers NotReady for its whole budget.
+    let undo_calls = UNDO_NOT_READY.max_attempts + 1;
+    let out = run(
+        one_tenant(),
+        lose_all_but_last
+            .fail(&t, CHECK, "Tenantflow.RolloutFailed")
+            .fail_first(
+                &t,
+                ROLL_BACK,
+                "Tenantflow.NotReady",
+                UNDO_NOT_READY.max_attempts,
+            ),
+    )
+    .await;
+    assert_eq!(out.tenant_result(&t)["outcome"], "rolled-back");
+    assert_eq!(out.calls_at(&t, ROLL_BACK).len() as u32, undo_calls);
+    println!(
+        "every budget used: child {deployed_events} history events (deployed), {} with a full undo budget",
+        out.result.max_history_events
+    );
+    assert!(out.result.max_history_events * 10 <= CHILD_HISTORY_LIMIT);
+}
+
+/// The RDS wait gives up only after its whole budget (4 h 16 min of lost events), and the
+/// tenant rolls back with the timeout.
+#[tokio::test]
+async fn an_rds_wait_gives_up_only_after_its_whole_budget() {
+    let t = tenant(0);
+    let out = run(
+        one_tenant(),
+        Script::default().lose(&t, "candidate", RDS_WAIT.rechecks + 1),
+    )
+    .await;
+    let mut expected: Vec<&str> = HAPPY[..=3].to_vec();
+    expected.push(ROLL_BACK);
+    assert_eq!(out.path(&t), expected);
+    let r = out.tenant_result(&t);
+    assert_eq!(r["outcome"], "rolled-back");
+    assert_eq!(r["error"], "States.Timeout");
+    assert_eq!(
+        out.calls_at(&t, WAIT_CANDIDATE).len() as u32,
+        RDS_WAIT.rechecks + 1
+    );
+    assert!(out.result.duration_seconds >= f64::from(RDS_WAIT.total_seconds()));
+}
+
+/// Defect 11: the in-place rollback restores the safety snapshot and answers NotReady until the
+/// restore is usable; a restore of several hours is waited out, and only one longer than the
+/// whole budget leaves the tenant `rollback-failed`.
+#[tokio::test]
+async fn an_in_place_rollback_waits_out_a_restore_of_hours() {
+    let t = tenant(0);
+    let in_place = || Release {
+        strategy: "in-place",
+        ..one_tenant()
+    };
+    let restore = 4 * 3_600;
+    let out = run(
+        in_place(),
+        Script::default()
+            .fail(&t, MIGRATE, "States.TaskFailed")
+            .not_ready_for(&t, ROLL_BACK, restore),
+    )
+    .await;
+    let mut expected: Vec<&str> = HAPPY[..=4].to_vec();
+    expected.push(ROLL_BACK);
+    assert_eq!(out.path(&t), expected);
+    assert_eq!(out.tenant_result(&t)["outcome"], "rolled-back");
+    let undo = out.calls_at(&t, ROLL_BACK);
+    assert!(undo.len() > 30, "{} rollback attempts", undo.len());
+    assert!(out.result.duration_seconds >= restore as f64);
+
+    // Longer than the whole budget: the undo gives up and a person must look.
+    let too_long = UNDO_NOT_READY.max_backoff_seconds() as u64 + 60;
+    let out = run(
+        in_place(),
+        Script::default()
+            .fail(&t, MIGRATE, "States.TaskFailed")
+            .not_ready_for(&t, ROLL_BACK, too_long),
+    )
+    .await;
+    expected.push("Record failed undo");
+    assert_eq!(out.path(&t), expected);
+    let r = out.tenant_result(&t);
+    assert_eq!(r["outcome"], "rollback-failed");
+    assert_eq!(r["error"], "Tenantflow.NotReady");
+    assert_eq!(
+        out.calls_at(&t, ROLL_BACK).len() as u32,
+        UNDO_NOT_READY.max_attempts + 1
+    );
 }
 
 #[tokio::test]

@@ -688,6 +688,55 @@ mod tests {
         assert_eq!(rep.counts.deployed, 2);
     }
 
+    /// The causes the definition hands on as Step Functions recorded them (a failed Lambda's JSON
+    /// error payload, also inside `Record failed undo`'s text; a failed build's JSON) are
+    /// reported in words.
+    #[tokio::test]
+    async fn causes_are_reported_in_words() {
+        let w = world(4, json!({}));
+        let plan = planned(&w, json!({})).await;
+        let lambda = crate::cause::lambda_cause("Tenantflow.Locked", "held by run arn:other");
+        let build = json!({"Build": {"Id": "p:1", "BuildStatus": "FAILED", "Phases": [
+            {"PhaseType": "BUILD", "PhaseStatus": "FAILED", "Contexts": [{"Message": "migration V2__x.sql failed: boom"}]}]}})
+        .to_string();
+        let with_cause = |t: &str, outcome: &str, error: &str, cause: &str| {
+            let mut r = result(t, outcome, Some(error));
+            r["cause"] = json!(cause);
+            r
+        };
+        let undo = crate::cause::lambda_cause("Tenantflow.Internal", "ssm said no");
+        let run = map_run(
+            &w,
+            "main",
+            &[
+                with_cause(&tenant(0), "skipped", "Tenantflow.Locked", &lambda),
+                with_cause(&tenant(1), "rolled-back", "States.TaskFailed", &build),
+                with_cause(
+                    &tenant(2),
+                    "rollback-failed",
+                    "Tenantflow.Internal",
+                    &format!("undo after Tenantflow.RolloutFailed failed: {undo}"),
+                ),
+            ],
+            &[],
+        );
+        let ledger = tally(&w, Phase::Wave, &plan, Ledger::default(), Some(0), run).await;
+        let (_, rep) = finish(&w, &plan, ledger).await;
+        let cause = |i: usize| {
+            rep.tenants
+                .iter()
+                .find(|r| r.tenant == tenant(i))
+                .and_then(|r| r.cause.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(cause(0), "held by run arn:other");
+        assert_eq!(cause(1), "migration V2__x.sql failed: boom");
+        assert_eq!(
+            cause(2),
+            "undo after Tenantflow.RolloutFailed failed: ssm said no"
+        );
+    }
+
     #[tokio::test]
     async fn a_crashed_child_is_rollback_failed_and_every_deploy_succeeds_the_run() {
         let w = world(2, json!({}));

@@ -24,12 +24,15 @@
 //! Outcomes: `skipped` when the error is `Tenantflow.Locked` and the lock is not this run's
 //! (nothing is touched); `rolled-back`; `rollback-failed` for a non-retryable error. `NotReady` and
 //! `Transient` are raised so the definition retries. Running rollback twice equals running it once.
+//! The result's `cause` is the caught error's cause in words ([`crate::cause::in_words`]): a
+//! failed Lambda's cause is its JSON error payload, a failed build's is the build.
 
 use super::tenant::{
     candidate_id, check_state, clear_freeze, lock_state, need, read_pointer, release_lock,
     restore_or_reuse, run_owns, service_of, snapshot_id, write_pointer, LockState,
 };
 use super::{parse_input, Ports};
+use crate::cause::in_words;
 use crate::error::StepError;
 use crate::manifest::Strategy;
 use crate::model::{ActivePointer, Outcome, TenantResult, TenantState};
@@ -79,7 +82,8 @@ pub async fn rollback<
             .as_ref()
             .map(|c| c.generation.to_string()),
         error: state.error.as_ref().map(|e| e.error.clone()),
-        cause: state.error.as_ref().map(|e| e.cause.clone()),
+        // In words: a failed Lambda's cause is its JSON error payload, a failed build's the build.
+        cause: state.error.as_ref().map(|e| in_words(&e.cause)),
     };
 
     let locked = result.error.as_deref() == Some("Tenantflow.Locked");
@@ -118,7 +122,7 @@ pub async fn rollback<
                 state
                     .error
                     .as_ref()
-                    .map(|x| format!("{}: {}", x.error, x.cause))
+                    .map(|x| format!("{}: {}", x.error, in_words(&x.cause)))
                     .unwrap_or_default()
             ));
             Ok(result)

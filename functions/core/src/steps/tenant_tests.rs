@@ -678,6 +678,65 @@ async fn in_place_rollback_restores_the_safety_net() {
     assert!(w.log().writes().is_empty(), "{:?}", w.log().writes());
 }
 
+/// On AWS a caught Lambda error's cause is the function's JSON error payload and a failed build's
+/// is the build as JSON; the tenant result says it in words, also inside the text rollback adds.
+#[tokio::test]
+async fn rollback_reports_the_caught_cause_in_words() {
+    let lambda_cause = |e: &str, m: &str| crate::cause::lambda_cause(e, m);
+    // blue-green: the cause alone.
+    let (w, s) = setup(Strategy::BlueGreen);
+    let mut s = advance(&w, s, Stage::Flip).await;
+    w.db.finish_all();
+    s.error = Some(ErrorInfo {
+        error: "Tenantflow.Conflict".into(),
+        cause: lambda_cause("Tenantflow.Conflict", "deployment ecs/1 is not ours"),
+    });
+    let r = result(&w, StepName::Rollback, &s).await;
+    assert_eq!(r.outcome, Outcome::RolledBack);
+    assert_eq!(r.cause.as_deref(), Some("deployment ecs/1 is not ours"));
+
+    // A failed migration build: its failing phase's message.
+    let (w, s) = setup(Strategy::InPlace);
+    let mut s = advance(&w, s, Stage::Migrate).await;
+    let build = serde_json::json!({"Build": {"Id": "p:1", "BuildStatus": "FAILED", "Phases": [
+        {"PhaseType": "BUILD", "PhaseStatus": "FAILED",
+         "Contexts": [{"Message": "migration V2__x.sql failed: no such table: t"}]}]}});
+    s.error = Some(ErrorInfo {
+        error: "States.TaskFailed".into(),
+        cause: build.to_string(),
+    });
+    let _ = call(&w, StepName::Rollback, &s).await; // starts the restore
+    w.db.finish_all();
+    let r = result(&w, StepName::Rollback, &s).await;
+    assert_eq!(r.outcome, Outcome::RolledBack);
+    let cause = r.cause.unwrap_or_default();
+    assert!(
+        cause.starts_with("migration V2__x.sql failed: no such table: t [in-place: restored"),
+        "{cause}"
+    );
+
+    // The undo itself fails: both errors in words.
+    let (w, s) = setup(Strategy::BlueGreen);
+    let mut s = advance(&w, s, Stage::Roll).await;
+    w.db.finish_all();
+    w.faults().inject(
+        "services.force_deployment",
+        StepError::Internal("ecs said no".into()),
+    );
+    s.error = Some(ErrorInfo {
+        error: "Tenantflow.RolloutFailed".into(),
+        cause: lambda_cause("Tenantflow.RolloutFailed", "deployment ecs/1 FAILED"),
+    });
+    let r = result(&w, StepName::Rollback, &s).await;
+    assert_eq!(r.outcome, Outcome::RollbackFailed, "{r:?}");
+    let cause = r.cause.unwrap_or_default();
+    assert!(
+        cause.ends_with("original error: Tenantflow.RolloutFailed: deployment ecs/1 FAILED"),
+        "{cause}"
+    );
+    assert!(!cause.contains("errorType"), "{cause}");
+}
+
 #[tokio::test]
 async fn promote_restores_the_given_snapshot_and_never_deletes_it() {
     let (w, mut s) = setup(Strategy::Promote);

@@ -3,7 +3,9 @@
 //! The fleet steps (`list-tenants`, `report`) are the real ones from `tenantflow-core`, over an
 //! object store shared with the engine's ItemReader/ResultWriter, so the test exercises the real
 //! plan → wave files → ResultWriter → tally path. Every per-tenant step is scripted: it returns a
-//! realistic progress record, or the failure the test injects for that tenant and state. Waits
+//! realistic progress record, or the failure the test injects for that tenant and state, with the
+//! cause in the form Step Functions records it (a failed Lambda's cause is its JSON error payload,
+//! a failed build's the build JSON, a `SendTaskFailure` or service error's plain text). Waits
 //! (`lambda:invoke.waitForTaskToken`) are resumed by a spawned task after a virtual delay, unless
 //! the test says the resume event is lost.
 
@@ -55,6 +57,9 @@ pub struct Script {
     pub fail: HashMap<(String, String), Injected>,
     /// (tenant, wait kind) → how many resume events are lost before one arrives.
     pub lost_events: HashMap<(String, String), u32>,
+    /// (tenant, state name) → virtual seconds, from its first attempt, during which the state
+    /// answers `Tenantflow.NotReady` (a resource it waits on, such as a restore, is not usable yet).
+    pub not_ready_for: HashMap<(String, String), u64>,
 }
 
 impl Script {
@@ -71,6 +76,12 @@ impl Script {
                 times,
             },
         );
+        self
+    }
+    /// The state answers `Tenantflow.NotReady` until `seconds` after its first attempt.
+    pub fn not_ready_for(mut self, tenant: &str, state: &str, seconds: u64) -> Self {
+        self.not_ready_for
+            .insert((tenant.to_string(), state.to_string()), seconds);
         self
     }
     pub fn lose(mut self, tenant: &str, wait: &str, times: u32) -> Self {
@@ -128,19 +139,78 @@ pub struct Scripted {
     ports: Ports,
     engine: OnceLock<(Callbacks, Clock)>,
     pub calls: Mutex<Vec<Call>>,
+    /// (tenant, state) → virtual time of its first attempt.
+    first_attempt: Mutex<HashMap<(String, String), i64>>,
 }
 
+/// A step Lambda's failure as Step Functions records it: the cause is the JSON error payload.
 fn failure(e: StepError) -> TaskFailure {
-    TaskFailure::new(e.asl_name(), e.to_string())
+    TaskFailure::new(e.asl_name(), e.lambda_cause())
+}
+
+/// How an injected failure's cause looks where it is raised.
+#[derive(Clone, Copy)]
+enum RaisedBy {
+    /// By a step Lambda (function ARN or `lambda:invoke`): the JSON error payload, unless it is one
+    /// of the Lambda service's own errors around the invocation (text).
+    Lambda,
+    /// By `codebuild:startBuild.sync`: a build that ran and failed has the build JSON as cause; a
+    /// refused StartBuild has the service's text.
+    Build,
+    /// By `SendTaskFailure` (`resume`): the text it was given.
+    Callback,
+}
+
+impl Injected {
+    fn failure(&self, raised: RaisedBy, state: &str) -> TaskFailure {
+        let cause = match raised {
+            RaisedBy::Lambda if !self.error.starts_with("Lambda.") => {
+                tenantflow_core::cause::lambda_cause(&self.error, &self.cause)
+            }
+            RaisedBy::Build if self.error == "States.TaskFailed" => json!({"Build": {
+                "Id": format!("tenantflow-migrate:{state}"),
+                "BuildStatus": "FAILED",
+                "Phases": [{"PhaseType": "BUILD", "PhaseStatus": "FAILED",
+                            "Contexts": [{"StatusCode": "COMMAND_EXECUTION_ERROR", "Message": self.cause}]}],
+            }})
+            .to_string(),
+            _ => self.cause.clone(),
+        };
+        TaskFailure::new(self.error.clone(), cause)
+    }
 }
 
 impl Scripted {
-    fn injected(&self, tenant: &str, req: &TaskRequest) -> Option<TaskFailure> {
+    fn injected(&self, tenant: &str, req: &TaskRequest, raised: RaisedBy) -> Option<TaskFailure> {
+        let key = (tenant.to_string(), req.state_name.clone());
+        if let Some(&seconds) = self.script.not_ready_for.get(&key) {
+            let now = self
+                .engine
+                .get()
+                .expect("engine attached")
+                .1
+                .now()
+                .timestamp();
+            let first = *self
+                .first_attempt
+                .lock()
+                .unwrap()
+                .entry(key.clone())
+                .or_insert(now);
+            if now - first < seconds as i64 {
+                let not_ready = Injected {
+                    error: "Tenantflow.NotReady".into(),
+                    cause: format!("{} is not usable yet", req.state_name),
+                    times: u32::MAX,
+                };
+                return Some(not_ready.failure(raised, &req.state_name));
+            }
+        }
         self.script
             .fail
-            .get(&(tenant.to_string(), req.state_name.clone()))
+            .get(&key)
             .filter(|i| req.attempt < i.times)
-            .map(|i| TaskFailure::new(i.error.clone(), i.cause.clone()))
+            .map(|i| i.failure(raised, &req.state_name))
     }
 
     async fn tenant_step(
@@ -149,7 +219,7 @@ impl Scripted {
         tenant: &str,
         req: &TaskRequest,
     ) -> Result<Value, TaskFailure> {
-        if let Some(f) = self.injected(tenant, req) {
+        if let Some(f) = self.injected(tenant, req, RaisedBy::Lambda) {
             return Err(f);
         }
         let mut state = req.input.clone();
@@ -270,7 +340,7 @@ impl Scripted {
         if req.attempt < lost {
             return Ok(json!({"registered": true}));
         }
-        let failure = self.injected(tenant, req);
+        let failure = self.injected(tenant, req, RaisedBy::Callback);
         tokio::spawn(async move {
             clock.sleep(Duration::from_secs(WAIT_SECONDS)).await;
             let _ = match failure {
@@ -283,7 +353,7 @@ impl Scripted {
     }
 
     fn migrate(&self, tenant: &str, req: &TaskRequest) -> Result<Value, TaskFailure> {
-        if let Some(f) = self.injected(tenant, req) {
+        if let Some(f) = self.injected(tenant, req, RaisedBy::Build) {
             return Err(f);
         }
         Ok(
@@ -700,6 +770,7 @@ pub async fn run_with(release: Release, script: Script, observe: bool) -> Outcom
         ports,
         engine: OnceLock::new(),
         calls: Mutex::new(Vec::new()),
+        first_attempt: Mutex::new(HashMap::new()),
     });
     let paths = Arc::new(Paths::default());
     let engine = Engine::new(

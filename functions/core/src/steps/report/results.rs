@@ -1,6 +1,11 @@
 //! Reading a Distributed Map's ResultWriter output: `<prefix>/<map-run-id>/manifest.json` naming
 //! the `SUCCEEDED_n.json` / `FAILED_n.json` / … files, each a JSON array of child executions.
+//!
+//! A tenant's `cause` is read in words ([`in_words`]): the definition's Pass states hand on a
+//! caught cause as Step Functions recorded it (a failed Lambda's is its JSON error payload, which
+//! `Record failed undo` embeds in its text), and so does a child that failed outright.
 
+use crate::cause::in_words;
 use crate::error::StepError;
 use crate::model::{Outcome, TenantResult, TenantState};
 use crate::ports::Objects;
@@ -114,8 +119,9 @@ fn child_outcome(entry: ChildEntry, release: &str) -> Result<ChildOutcome, StepE
                 state: Box::new(s.state),
             });
         }
-        let r: TenantResult = serde_json::from_value(value)
+        let mut r: TenantResult = serde_json::from_value(value)
             .map_err(|e| StepError::Internal(format!("child result: {e}")))?;
+        r.cause = r.cause.as_deref().map(in_words);
         return Ok(ChildOutcome::Final(r));
     }
     let tenant = entry
@@ -154,7 +160,7 @@ fn child_outcome(entry: ChildEntry, release: &str) -> Result<ChildOutcome, StepE
         cause: Some(format!(
             "child execution {arn} ended {} without a result: {}",
             entry.status,
-            entry.cause.unwrap_or_default()
+            in_words(entry.cause.as_deref().unwrap_or_default())
         )),
     }))
 }
