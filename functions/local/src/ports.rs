@@ -15,6 +15,8 @@ use std::sync::Arc;
 use tenantflow_core::steps::{Ports, Settings};
 
 /// The local adapters, typed (for the local API) and as the core [`Ports`] bundle (for steps).
+/// `secrets` and `migrations` are local API only: no step calls them (the engine's runner starts
+/// builds for `codebuild:startBuild.sync`).
 #[derive(Clone)]
 pub struct LocalPorts {
     pub layout: Layout,
@@ -99,8 +101,6 @@ impl LocalPorts {
         Ports {
             databases: self.databases.clone(),
             parameters: self.parameters.clone(),
-            secrets: self.secrets.clone(),
-            migrations: self.migrations.clone(),
             services: self.services.clone(),
             workflows: self.workflows.clone(),
             objects: self.objects.clone(),

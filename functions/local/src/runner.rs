@@ -11,6 +11,7 @@
 //! `errorType`/`errorMessage` pair does on AWS.
 
 use crate::clock::Clock;
+use crate::codebuild::MigrationRequest;
 use crate::layout::MIGRATION_PROJECT;
 use crate::ports::LocalPorts;
 use crate::workflows::TaskCallbacks;
@@ -21,7 +22,6 @@ use statemachine::{TaskFailure, TaskRequest, TaskRunner};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tenantflow_core::names::InstanceId;
-use tenantflow_core::ports::MigrationRequest;
 use tenantflow_core::steps::{dispatch, Ports, StepName};
 
 /// Prefix of the local Lambda function ARNs.

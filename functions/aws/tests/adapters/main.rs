@@ -12,3 +12,4 @@ mod others;
 mod rds;
 mod sfn;
 mod ssm;
+mod step_ports;

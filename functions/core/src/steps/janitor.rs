@@ -365,12 +365,17 @@ mod tests {
             "/tenantflow/a-app-prod/lock",
             "arn:aws:states:eu-west-1:1:execution:x:gone",
         );
-        let r = run(&w.ports(), Value::Null).await.unwrap();
+        let r = run(&w.ports_for(crate::steps::StepName::Janitor), Value::Null)
+            .await
+            .unwrap();
         assert_eq!(r.stale_locks[0].status, "MISSING");
         assert!(r.stale_locks[0].released);
-        let e = run(&w.ports(), serde_json::json!({"dryRun": true}))
-            .await
-            .unwrap_err();
+        let e = run(
+            &w.ports_for(crate::steps::StepName::Janitor),
+            serde_json::json!({"dryRun": true}),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(e.asl_name(), "Tenantflow.InvalidInput");
     }
 }
