@@ -11,7 +11,7 @@
 
 use crate::config::step_ports_from_env;
 use lambda_runtime::tower::util::MapRequestLayer;
-use lambda_runtime::tracing::subscriber::fmt::writer::MakeWriterExt;
+use lambda_runtime::tracing::subscriber::fmt::writer::{MakeWriter, MakeWriterExt};
 use lambda_runtime::{
     layers::TracingLayer, service_fn, Diagnostic, LambdaEvent, LambdaInvocation, Runtime,
 };
@@ -65,12 +65,18 @@ pub fn logs_payload(meta: &tracing::Metadata<'_>) -> bool {
     *meta.level() == tracing::Level::TRACE && meta.target().starts_with("lambda_runtime")
 }
 
+/// `make` minus the events that carry a payload ([`logs_payload`]).
+pub fn without_payloads<M>(make: M) -> impl for<'w> MakeWriter<'w> + Send + Sync + 'static
+where
+    M: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    make.with_filter(|meta: &tracing::Metadata<'_>| !logs_payload(meta))
+}
+
 /// Initialises tracing with the runtime's own subscriber (see the module doc), on stdout minus
 /// the payload-carrying events. Call once per process.
 pub fn init_tracing() {
-    lambda_runtime::tracing::init_default_subscriber_with_writer(
-        std::io::stdout.with_filter(|meta: &tracing::Metadata<'_>| !logs_payload(meta)),
-    );
+    lambda_runtime::tracing::init_default_subscriber_with_writer(without_payloads(std::io::stdout));
 }
 
 /// Runs `step` on one JSON payload. The one function the runtime loop and the tests call.
@@ -163,4 +169,61 @@ pub async fn run_step<S: LambdaStep>() -> Result<(), Error> {
         .layer(MapRequestLayer::new(guard_not_json))
         .run()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_runtimes_raw_event_line_is_never_written_even_at_trace() {
+        let buffer = Buffer::default();
+        let out = buffer.clone();
+        let subscriber = lambda_runtime::tracing::subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(without_payloads(move || out.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            // What lambda_runtime 1.5 logs for every invocation (layers/api_response.rs).
+            tracing::trace!(
+                target: "lambda_runtime::layers::api_response",
+                body = r#"{"token":"secret-task-token"}"#,
+                "raw JSON event received from Lambda"
+            );
+            tracing::trace!(target: "tenantflow_aws::lambda", "own trace line");
+            tracing::info!(target: "lambda_runtime::runtime", "runtime info line");
+        });
+        let text = String::from_utf8(buffer.0.lock().expect("buffer").clone()).expect("utf-8");
+        assert!(!text.contains("secret-task-token"), "{text}");
+        assert!(text.contains("own trace line"), "{text}");
+        assert!(text.contains("runtime info line"), "{text}");
+    }
+
+    #[test]
+    fn diagnostic_error_type_is_the_asl_name() {
+        let d = Diagnostic::from(StepDiagnostic(StepError::NotReady {
+            resource: "db".into(),
+            status: "creating".into(),
+        }));
+        assert_eq!(d.error_type, "Tenantflow.NotReady");
+        assert_eq!(d.error_message, "db is not ready: creating");
+    }
 }
