@@ -3,7 +3,12 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TOOLS := $(CURDIR)/.tools
 
-.PHONY: test tools fmt clippy cargo-test lint lint-asl lint-infra package bench demo definition
+.PHONY: test tools fmt clippy cargo-test lint lint-asl lint-infra package lambdas bench-cold-start bench demo definition
+
+# The Lambda crates: every functions/<fn> but the libraries.
+LAMBDAS := $(filter-out core aws local,$(notdir $(patsubst %/,%,$(dir $(wildcard functions/*/Cargo.toml)))))
+LAMBDA_PKGS := $(addprefix -p ,$(LAMBDAS))
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
 test: tools fmt clippy cargo-test lint
 
@@ -45,6 +50,21 @@ lint-infra:
 # .aws-sam/build. Too slow for `make test`'s CI budget, so it is a separate target.
 package:
 	PATH="$(TOOLS)/bin:$$PATH" SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION="$${AWS_DEFAULT_REGION:-eu-west-1}" "$(TOOLS)/bin/sam" build
+
+# Every Lambda in release for arm64 in one cargo-lambda build (no SAM), then each bootstrap's size.
+lambdas:
+	bash .ci/tools/lambda.sh
+	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) lambda build --release --arm64 $(LAMBDA_PKGS)
+	@for f in $(LAMBDAS); do \
+	  printf '%-15s %9d bytes\n' "$$f" "$$(stat -c %s "$(TARGET_DIR)/lambda/$$f/bootstrap")"; \
+	done
+
+# Cold start of every Lambda (release, this machine's arch) against Python + boto3 building the same
+# clients: tests/bench/cold_start.py. Not part of `make test`.
+bench-cold-start:
+	bash .ci/tools/bench/boto3.sh
+	$(CARGO) build --release $(LAMBDA_PKGS)
+	"$(TOOLS)/py/bench/bin/python" tests/bench/cold_start.py --bin-dir "$(TARGET_DIR)/release"
 
 demo:
 	$(CARGO) run --release -- demo

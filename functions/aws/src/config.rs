@@ -5,27 +5,33 @@
 //! `AWS_ENDPOINT_URL_<SERVICE>`) is honoured by that chain, which is how tests point the adapters
 //! at `moto_server`; S3 then uses path-style addressing.
 //!
+//! A Lambda builds only the clients of the ports its step declares ([`step_ports`], decided at
+//! compile time from [`LambdaStep::STEP`]); every other port of its bundle is
+//! [`tenantflow_core::steps::Unavailable`]. Each client needs this crate's feature of the same
+//! service (`rds`, `ssm`, `dynamodb`, `ecs`, `sfn`, `s3`, `eventbridge`): a step whose port lacks its feature
+//! does not compile.
+//!
 //! Settings, all optional:
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `TENANTFLOW_STATE_MACHINE_ARN` | release state machine the trigger starts | unset (trigger fails `Internal`) |
-//! | `TENANTFLOW_MIGRATION_PROJECT` | CodeBuild project running Flyway | `tenantflow-migrate` |
-//! | `TENANTFLOW_EVENT_BUS` | EventBridge bus for run notifications | `default` |
+//! | `TENANTFLOW_MIGRATION_PROJECT` | CodeBuild project running Flyway; no Lambda uses it (the definition starts the build itself), it is only parsed | `tenantflow-migrate` |
 //! | `TENANTFLOW_TABLE` | DynamoDB table of the tenant records (locks, run journals) and wait tokens | `tenantflow-records` |
-//! | `TENANTFLOW_DEFAULT_CLUSTER` | ECS cluster of tenants whose active pointer names no `service` | `tenantflow` |
+//! | `TENANTFLOW_EVENT_BUS` | EventBridge bus for run notifications | `default` |
+//! | `TENANTFLOW_DEFAULT_CLUSTER` | ECS cluster of tenants without `/tenantflow/<ns>/service` | `tenantflow` |
 //! | `TENANTFLOW_DEFAULT_MAX_CONCURRENCY` | tenant concurrency cap when the manifest sets none | `10` |
 //! | `TENANTFLOW_BUILD_CONCURRENCY` | concurrent CodeBuild builds the account allows | `20` |
 //! | `TENANTFLOW_NAMESPACE` | the stack namespace: only tenants equal to it or starting with `<it>-` are planned and janitored | unset (every tenant) |
 
-use crate::{
-    CodeBuildMigrations, DynamoRecords, EcsServices, EventBridgeEvents, RdsDatabases, S3Objects,
-    SecretsManagerSecrets, SfnWorkflows, SsmParameters,
-};
+use crate::lambda::LambdaStep;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use std::sync::Arc;
-use tenantflow_core::steps::{Ports, Settings};
+use tenantflow_core::ports::{
+    Databases, Events, Objects, Parameters, Records, Services, Workflows,
+};
+use tenantflow_core::steps::{Port, Ports, Settings};
 
 /// A setting that is present but unusable.
 #[derive(Debug, thiserror::Error)]
@@ -36,37 +42,128 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-/// Every SDK client the adapters use, built once from one [`SdkConfig`].
+/// Where a bundle's SDK clients come from: the process's [`SdkConfig`] (each client is built
+/// when a port needs it) or prebuilt [`Clients`] (tests).
+pub trait ClientSource {
+    #[cfg(feature = "rds")]
+    fn rds(&self) -> aws_sdk_rds::Client;
+    #[cfg(feature = "ssm")]
+    fn ssm(&self) -> aws_sdk_ssm::Client;
+    #[cfg(feature = "dynamodb")]
+    fn dynamodb(&self) -> aws_sdk_dynamodb::Client;
+    #[cfg(feature = "ecs")]
+    fn ecs(&self) -> aws_sdk_ecs::Client;
+    #[cfg(feature = "sfn")]
+    fn sfn(&self) -> aws_sdk_sfn::Client;
+    #[cfg(feature = "s3")]
+    fn s3(&self) -> aws_sdk_s3::Client;
+    #[cfg(feature = "eventbridge")]
+    fn eventbridge(&self) -> aws_sdk_eventbridge::Client;
+}
+
+impl ClientSource for SdkConfig {
+    #[cfg(feature = "rds")]
+    fn rds(&self) -> aws_sdk_rds::Client {
+        aws_sdk_rds::Client::new(self)
+    }
+    #[cfg(feature = "ssm")]
+    fn ssm(&self) -> aws_sdk_ssm::Client {
+        aws_sdk_ssm::Client::new(self)
+    }
+    #[cfg(feature = "dynamodb")]
+    fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(self)
+    }
+    #[cfg(feature = "ecs")]
+    fn ecs(&self) -> aws_sdk_ecs::Client {
+        aws_sdk_ecs::Client::new(self)
+    }
+    #[cfg(feature = "sfn")]
+    fn sfn(&self) -> aws_sdk_sfn::Client {
+        aws_sdk_sfn::Client::new(self)
+    }
+    #[cfg(feature = "s3")]
+    fn s3(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::config::Builder::from(self)
+            .force_path_style(self.endpoint_url().is_some())
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+    #[cfg(feature = "eventbridge")]
+    fn eventbridge(&self) -> aws_sdk_eventbridge::Client {
+        aws_sdk_eventbridge::Client::new(self)
+    }
+}
+
+/// Every SDK client this build of the adapters has (one per enabled service feature).
 #[derive(Clone, Debug)]
 pub struct Clients {
+    #[cfg(feature = "rds")]
     pub rds: aws_sdk_rds::Client,
+    #[cfg(feature = "ssm")]
     pub ssm: aws_sdk_ssm::Client,
+    #[cfg(feature = "dynamodb")]
     pub dynamodb: aws_sdk_dynamodb::Client,
-    pub secrets: aws_sdk_secretsmanager::Client,
-    pub codebuild: aws_sdk_codebuild::Client,
+    #[cfg(feature = "ecs")]
     pub ecs: aws_sdk_ecs::Client,
+    #[cfg(feature = "sfn")]
     pub sfn: aws_sdk_sfn::Client,
+    #[cfg(feature = "s3")]
     pub s3: aws_sdk_s3::Client,
+    #[cfg(feature = "eventbridge")]
     pub eventbridge: aws_sdk_eventbridge::Client,
 }
 
 impl Clients {
-    /// Builds every client from `conf`.
+    /// Builds every client of this build from `conf`.
     pub fn from_conf(conf: &SdkConfig) -> Self {
-        let s3_conf = aws_sdk_s3::config::Builder::from(conf)
-            .force_path_style(conf.endpoint_url().is_some())
-            .build();
         Clients {
-            rds: aws_sdk_rds::Client::new(conf),
-            ssm: aws_sdk_ssm::Client::new(conf),
-            dynamodb: aws_sdk_dynamodb::Client::new(conf),
-            secrets: aws_sdk_secretsmanager::Client::new(conf),
-            codebuild: aws_sdk_codebuild::Client::new(conf),
-            ecs: aws_sdk_ecs::Client::new(conf),
-            sfn: aws_sdk_sfn::Client::new(conf),
-            s3: aws_sdk_s3::Client::from_conf(s3_conf),
-            eventbridge: aws_sdk_eventbridge::Client::new(conf),
+            #[cfg(feature = "rds")]
+            rds: conf.rds(),
+            #[cfg(feature = "ssm")]
+            ssm: conf.ssm(),
+            #[cfg(feature = "dynamodb")]
+            dynamodb: conf.dynamodb(),
+            #[cfg(feature = "ecs")]
+            ecs: conf.ecs(),
+            #[cfg(feature = "sfn")]
+            sfn: conf.sfn(),
+            #[cfg(feature = "s3")]
+            s3: conf.s3(),
+            #[cfg(feature = "eventbridge")]
+            eventbridge: conf.eventbridge(),
         }
+    }
+}
+
+impl ClientSource for Clients {
+    #[cfg(feature = "rds")]
+    fn rds(&self) -> aws_sdk_rds::Client {
+        self.rds.clone()
+    }
+    #[cfg(feature = "ssm")]
+    fn ssm(&self) -> aws_sdk_ssm::Client {
+        self.ssm.clone()
+    }
+    #[cfg(feature = "dynamodb")]
+    fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        self.dynamodb.clone()
+    }
+    #[cfg(feature = "ecs")]
+    fn ecs(&self) -> aws_sdk_ecs::Client {
+        self.ecs.clone()
+    }
+    #[cfg(feature = "sfn")]
+    fn sfn(&self) -> aws_sdk_sfn::Client {
+        self.sfn.clone()
+    }
+    #[cfg(feature = "s3")]
+    fn s3(&self) -> aws_sdk_s3::Client {
+        self.s3.clone()
+    }
+    #[cfg(feature = "eventbridge")]
+    fn eventbridge(&self) -> aws_sdk_eventbridge::Client {
+        self.eventbridge.clone()
     }
 }
 
@@ -82,6 +179,8 @@ pub async fn sdk_config() -> SdkConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AwsSettings {
     pub state_machine_arn: Option<String>,
+    /// Unused since no step calls CodeBuild: the template still sets the variable for every
+    /// function. Remove it here when the template stops setting it.
     pub migration_project: String,
     pub event_bus: String,
     /// DynamoDB table of the `Records` port.
@@ -133,17 +232,113 @@ impl AwsSettings {
     }
 }
 
-/// The [`Ports`] bundle over the given clients.
+/// The bundle of the Lambda running step `S`: a client and adapter for each port `S` declares,
+/// [`tenantflow_core::steps::Unavailable`] for the others. Which ports are built is decided at
+/// compile time, so a binary links no adapter (and no SDK crate) its step does not call.
+pub fn step_ports<S: LambdaStep>(clients: &impl ClientSource, settings: AwsSettings) -> Ports {
+    let mut ports = Ports::unavailable(S::STEP, settings.steps);
+    if let Some(p) = databases::<S>(clients) {
+        ports.databases = p;
+    }
+    if let Some(p) = parameters::<S>(clients) {
+        ports.parameters = p;
+    }
+    if let Some(p) = records::<S>(clients, settings.table) {
+        ports.records = p;
+    }
+    if let Some(p) = services::<S>(clients) {
+        ports.services = p;
+    }
+    if let Some(p) = workflows::<S>(clients, settings.state_machine_arn) {
+        ports.workflows = p;
+    }
+    if let Some(p) = objects::<S>(clients) {
+        ports.objects = p;
+    }
+    if let Some(p) = events::<S>(clients, settings.event_bus) {
+        ports.events = p;
+    }
+    ports
+}
+
+/// One port's adapter for step `$S` if it declares the port (a compile-time constant), else
+/// `None`. Without the service's feature, a step that declares the port fails to compile.
+macro_rules! port_adapter {
+    ($name:ident, $port:ident, $feature:literal, $trait:ident, |$c:ident $(, $arg:ident: $ty:ty)*| $build:expr) => {
+        #[cfg(feature = $feature)]
+        fn $name<S: LambdaStep>($c: &impl ClientSource $(, $arg: $ty)*) -> Option<Arc<dyn $trait>> {
+            if const { S::STEP.uses(Port::$port) } {
+                Some(Arc::new($build))
+            } else {
+                None
+            }
+        }
+
+        #[cfg(not(feature = $feature))]
+        fn $name<S: LambdaStep>(_: &impl ClientSource $(, _: $ty)*) -> Option<Arc<dyn $trait>> {
+            const {
+                assert!(
+                    !S::STEP.uses(Port::$port),
+                    concat!(
+                        "this step declares the ", stringify!($port),
+                        " port: enable feature `", $feature, "` of tenantflow-aws"
+                    )
+                )
+            };
+            None
+        }
+    };
+}
+
+port_adapter!(databases, Databases, "rds", Databases, |c| {
+    crate::rds::RdsDatabases::new(c.rds())
+});
+port_adapter!(parameters, Parameters, "ssm", Parameters, |c| {
+    crate::ssm::SsmParameters::new(c.ssm())
+});
+port_adapter!(records, Records, "dynamodb", Records, |c, table: String| {
+    crate::dynamodb::DynamoRecords::new(c.dynamodb(), table)
+});
+port_adapter!(services, Services, "ecs", Services, |c| {
+    crate::ecs::EcsServices::new(c.ecs())
+});
+port_adapter!(
+    workflows,
+    Workflows,
+    "sfn",
+    Workflows,
+    |c, state_machine_arn: Option<String>| crate::sfn::SfnWorkflows::new(
+        c.sfn(),
+        state_machine_arn
+    )
+);
+port_adapter!(objects, Objects, "s3", Objects, |c| {
+    crate::s3::S3Objects::new(c.s3())
+});
+port_adapter!(events, Events, "eventbridge", Events, |c, bus: String| {
+    crate::eventbridge::EventBridgeEvents::new(c.eventbridge(), bus)
+});
+
+/// The bundle of every port over `clients` (every service feature on): what the tests run every
+/// step on.
+#[cfg(all(
+    feature = "rds",
+    feature = "ssm",
+    feature = "dynamodb",
+    feature = "ecs",
+    feature = "sfn",
+    feature = "s3",
+    feature = "eventbridge"
+))]
 pub fn ports(clients: Clients, settings: AwsSettings) -> Ports {
+    use crate::{
+        DynamoRecords, EcsServices, EventBridgeEvents, RdsDatabases, S3Objects, SfnWorkflows,
+        SsmParameters,
+    };
     Ports {
         databases: Arc::new(RdsDatabases::new(clients.rds)),
         parameters: Arc::new(SsmParameters::new(clients.ssm)),
         records: Arc::new(DynamoRecords::new(clients.dynamodb, settings.table)),
-        secrets: Arc::new(SecretsManagerSecrets::new(clients.secrets)),
-        migrations: Arc::new(CodeBuildMigrations::new(
-            clients.codebuild,
-            settings.migration_project,
-        )),
         services: Arc::new(EcsServices::new(clients.ecs)),
         workflows: Arc::new(SfnWorkflows::new(clients.sfn, settings.state_machine_arn)),
         objects: Arc::new(S3Objects::new(clients.s3)),
@@ -155,9 +350,10 @@ pub fn ports(clients: Clients, settings: AwsSettings) -> Ports {
     }
 }
 
-/// The production bundle: clients from the standard chain, settings from the environment.
-pub async fn ports_from_env() -> Result<Ports, ConfigError> {
+/// The production bundle of step `S`: its clients from the standard chain, settings from the
+/// environment.
+pub async fn step_ports_from_env<S: LambdaStep>() -> Result<Ports, ConfigError> {
     let settings = AwsSettings::from_env()?;
     let conf = sdk_config().await;
-    Ok(ports(Clients::from_conf(&conf), settings))
+    Ok(step_ports::<S>(&conf, settings))
 }

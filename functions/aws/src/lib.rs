@@ -2,39 +2,78 @@
 //! the shared `main` of the Lambda binaries.
 //!
 //! Layout:
-//! - one module per port: [`rds`] (`Databases`), [`ssm`] (`Parameters`), [`dynamodb`]
-//!   (`Records`: tenant locks and run journals, wait tokens), [`secrets`] (`Secrets`),
-//!   [`codebuild`] (`Migrations`), [`ecs`] (`Services`), [`sfn`] (`Workflows`), [`s3`]
-//!   (`Objects`), [`eventbridge`] (`Events`);
+//! - one module per port, each behind the cargo feature of its service: [`rds`] (`Databases`,
+//!   feature `rds`), [`ssm`] (`Parameters`, `ssm`), [`dynamodb`] (`Records`: tenant locks and run
+//!   journals, wait tokens; `dynamodb`), [`ecs`] (`Services`, `ecs`), [`sfn`]
+//!   (`Workflows`, `sfn`), [`s3`] (`Objects`, `s3`), [`eventbridge`] (`Events`, `eventbridge`).
+//!   Each Lambda crate enables the features of the ports its step declares
+//!   (`tenantflow_core::steps::StepName::ports`); the default is every service;
 //! - [`errors`]: classifying SDK errors (typed variants first, then throttling/5xx → `Transient`);
 //! - [`time`]: SDK timestamps to `chrono`;
 //! - [`config`]: building the clients once (standard chain, adaptive retry, `AWS_ENDPOINT_URL`)
-//!   and the `Ports` bundle from environment settings;
-//! - [`lambda`]: `run_step`, the body of every `functions/<step>/src/main.rs`;
+//!   and a step's `Ports` bundle (only its declared ports) from environment settings;
+//! - [`lambda`]: `run_step`, the body of every `functions/<step>/src/main.rs`, and the
+//!   `StepError` → Lambda `Diagnostic` mapping;
 //! - [`metrics`]: CloudWatch metrics as Embedded Metric Format lines (the janitor's orphan count).
 
-pub mod codebuild;
+// The shared helpers serve whichever adapters this build has; with only some, parts go unused.
+#![cfg_attr(
+    not(all(
+        feature = "rds",
+        feature = "ssm",
+        feature = "dynamodb",
+        feature = "ecs",
+        feature = "sfn",
+        feature = "s3",
+        feature = "eventbridge"
+    )),
+    allow(dead_code, unused_imports)
+)]
+
 pub mod config;
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+#[cfg(feature = "ecs")]
 pub mod ecs;
 pub(crate) mod errors;
+#[cfg(feature = "eventbridge")]
 pub mod eventbridge;
 pub mod lambda;
 pub mod metrics;
+#[cfg(feature = "rds")]
 pub mod rds;
+#[cfg(feature = "s3")]
 pub mod s3;
-pub mod secrets;
+#[cfg(feature = "sfn")]
 pub mod sfn;
+#[cfg(feature = "ssm")]
 pub mod ssm;
 pub(crate) mod time;
 
-pub use codebuild::CodeBuildMigrations;
-pub use config::{ports, ports_from_env, AwsSettings, Clients, ConfigError};
+#[cfg(all(
+    feature = "rds",
+    feature = "ssm",
+    feature = "dynamodb",
+    feature = "ecs",
+    feature = "sfn",
+    feature = "s3",
+    feature = "eventbridge"
+))]
+pub use config::ports;
+pub use config::{
+    step_ports, step_ports_from_env, AwsSettings, ClientSource, Clients, ConfigError,
+};
+#[cfg(feature = "dynamodb")]
 pub use dynamodb::DynamoRecords;
+#[cfg(feature = "ecs")]
 pub use ecs::EcsServices;
+#[cfg(feature = "eventbridge")]
 pub use eventbridge::EventBridgeEvents;
+#[cfg(feature = "rds")]
 pub use rds::RdsDatabases;
+#[cfg(feature = "s3")]
 pub use s3::S3Objects;
-pub use secrets::SecretsManagerSecrets;
+#[cfg(feature = "sfn")]
 pub use sfn::SfnWorkflows;
+#[cfg(feature = "ssm")]
 pub use ssm::SsmParameters;

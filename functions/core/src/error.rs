@@ -112,15 +112,6 @@ pub struct ErrorInfo {
     pub cause: String,
 }
 
-impl From<StepError> for lambda_runtime::Diagnostic {
-    fn from(e: StepError) -> Self {
-        lambda_runtime::Diagnostic {
-            error_type: e.asl_name().to_string(),
-            error_message: e.to_string(),
-        }
-    }
-}
-
 impl From<serde_json::Error> for StepError {
     fn from(e: serde_json::Error) -> Self {
         StepError::invalid("input", e.to_string())

@@ -9,7 +9,8 @@
 //!   record of the `Records` store, step inputs/outputs;
 //! - [`ports`]: the async port traits the adapters implement (`Databases`, `Parameters`,
 //!   `Records`, …);
-//! - [`steps`]: the step logic, generic over the ports, one module per step;
+//! - [`steps`]: the step logic, generic over the ports, one module per step, and which ports each
+//!   step calls ([`steps::StepName::ports`]);
 //! - [`orphans`]: the orphan rule the janitor and the local `status` share;
 //! - [`error`]: `StepError`, with the stable ASL error names;
 //! - [`cause`]: an error's `Cause` as Step Functions records it (a Lambda's is its JSON error
@@ -33,7 +34,7 @@
 //! | `Tenantflow.NotFound` | `snapshot`: no active pointer, the instance it names is gone, or the promote source snapshot is missing; `await-resource`/`resume` send it when the waited-on resource does not exist; `list-tenants`: the manifest object is missing. |
 //! | `Tenantflow.Conflict` | a resource with this run's deterministic name exists but is not tagged for this run (`snapshot`, `create-db`, adapters' reuse checks); the candidate id equals the active generation; the active pointer is not valid JSON (its `service` included); `rollback` finds its candidate still active; `trigger`: an execution with the same name and other input. |
 //! | `Tenantflow.Transient` | adapters: throttling, 5xx, network. Retryable. |
-//! | `Tenantflow.Internal` | a bug or an unclassified service error (serialization of our own output, a wait record without its service). |
+//! | `Tenantflow.Internal` | a bug or an unclassified service error (serialization of our own output, a wait record without its service, a call to a port the step does not declare: [`steps::Unavailable`]). |
 //!
 //! `rollback` itself raises only `NotReady` and `Transient` (so the definition retries it); any
 //! other failure of the rollback becomes outcome `rollback-failed` with the error in the result.

@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
 
 pub type Tags = BTreeMap<String, String>;
 
@@ -197,63 +196,6 @@ pub trait Records: Send + Sync {
         resource: &str,
         token: &str,
     ) -> Result<bool, StepError>;
-}
-
-/// A secret value. Debug and Display never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
-
-impl SecretString {
-    pub fn new(s: impl Into<String>) -> Self {
-        SecretString(s.into())
-    }
-    /// The secret itself. Call only where it is used, never to log.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretString(***)")
-    }
-}
-
-/// Secrets Manager.
-#[async_trait]
-pub trait Secrets: Send + Sync {
-    async fn get_secret(&self, id: &str) -> Result<SecretString, StepError>;
-}
-
-/// Where a migration runs and what it applies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MigrationRequest {
-    pub instance_id: InstanceId,
-    pub bucket: String,
-    /// `releases/<id>/`: the build's source (the S3 folder `<bucket>/<prefix>`).
-    pub prefix: String,
-    pub release: String,
-    /// sha256 of the release's `SHA256SUMS` as the plan verified it (`ReleaseRef::sha256sums`);
-    /// the build refuses to run Flyway on any other.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256sums: Option<String>,
-}
-
-/// Build status, CodeBuild's words: IN_PROGRESS, SUCCEEDED, FAILED, FAULT, TIMED_OUT, STOPPED.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MigrationStatus {
-    pub build_id: String,
-    pub status: String,
-    #[serde(default)]
-    pub message: Option<String>,
-}
-
-/// CodeBuild running Flyway (or the local Flyway-compatible runner).
-#[async_trait]
-pub trait Migrations: Send + Sync {
-    async fn start(&self, req: &MigrationRequest) -> Result<MigrationStatus, StepError>;
-    async fn status(&self, build_id: &str) -> Result<MigrationStatus, StepError>;
 }
 
 /// One ECS deployment as the steps judge it.

@@ -1,14 +1,15 @@
 //! Small in-memory fakes of every port, for step-logic tests here and in other crates (enable the
 //! `testing` feature).
 //!
-//! - [`FakeWorld`] bundles one fake per port and builds a [`Ports`]; [`FakeWorld::seed_tenant`]
+//! - [`FakeWorld`] bundles one fake per port and builds a [`Ports`] ([`FakeWorld::ports_for`]:
+//!   only the ports a step declares, the others [`Forbidden`]); [`FakeWorld::seed_tenant`]
 //!   creates a tenant (active instance with deletion protection and tags, pointer).
 //! - [`FakeRecords`] keeps tenant records and wait tokens with the conditional writes of the real
 //!   stores (take a lock only when free, release or delete a token only when it matches).
 //! - Every fake records each call as `"<port>.<method> <arg>"` in the shared [`CallLog`], and
 //!   [`Faults`] injects an error into the next call of a named method (to simulate crashes).
 //! - [`Forbidden`] implements every port by failing the test on any call: the proof that bad
-//!   input is rejected before any side effect.
+//!   input is rejected before any side effect, and that a step keeps to its declared ports.
 //!
 //! Resource behaviour mirrors the real services where steps depend on it: restores and snapshots
 //! start `creating` (call `finish_*` to make them available), deleting an instance with deletion
@@ -25,11 +26,10 @@ use crate::model::{
 use crate::names::{tags, GenerationTs, InstanceId, Namespace, SnapshotId};
 use crate::ports::{
     same_run, Databases, DatedParameter, DbInstance, DbSnapshot, DeploymentStatus, Events,
-    ExecutionState, Headroom, LockTake, MigrationRequest, MigrationStatus, Migrations, Objects,
-    Parameter, Parameters, PrimaryDeployment, Records, RestoreRequest, SecretString, Secrets,
-    Services, Started, Tags, Workflows,
+    ExecutionState, Headroom, LockTake, Objects, Parameter, Parameters, PrimaryDeployment, Records,
+    RestoreRequest, Services, Started, Tags, Workflows,
 };
-use crate::steps::{Ports, Settings};
+use crate::steps::{Port, Ports, Settings, StepName};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -846,46 +846,6 @@ impl Objects for FakeObjects {
     }
 }
 
-/// CodeBuild / local Flyway: every build succeeds at once unless a fault is injected.
-#[derive(Debug)]
-pub struct FakeMigrations {
-    shared: Arc<Shared>,
-}
-
-#[async_trait]
-impl Migrations for FakeMigrations {
-    async fn start(&self, req: &MigrationRequest) -> Result<MigrationStatus, StepError> {
-        self.shared.call("migrations.start", &req.instance_id)?;
-        Ok(MigrationStatus {
-            build_id: format!("tenantflow-migrate:{}", req.instance_id),
-            status: "SUCCEEDED".into(),
-            message: None,
-        })
-    }
-    async fn status(&self, build_id: &str) -> Result<MigrationStatus, StepError> {
-        self.shared.call("migrations.status", build_id)?;
-        Ok(MigrationStatus {
-            build_id: build_id.to_string(),
-            status: "SUCCEEDED".into(),
-            message: None,
-        })
-    }
-}
-
-/// Secrets Manager: every secret is `s3cr3t-<id>`.
-#[derive(Debug)]
-pub struct FakeSecrets {
-    shared: Arc<Shared>,
-}
-
-#[async_trait]
-impl Secrets for FakeSecrets {
-    async fn get_secret(&self, id: &str) -> Result<SecretString, StepError> {
-        self.shared.call("secrets.get_secret", id)?;
-        Ok(SecretString::new(format!("s3cr3t-{id}")))
-    }
-}
-
 /// EventBridge: records every event.
 #[derive(Debug)]
 pub struct FakeEvents {
@@ -915,8 +875,6 @@ pub struct FakeWorld {
     pub services: Arc<FakeServices>,
     pub workflows: Arc<FakeWorkflows>,
     pub objects: Arc<FakeObjects>,
-    pub migrations: Arc<FakeMigrations>,
-    pub secrets: Arc<FakeSecrets>,
     pub events: Arc<FakeEvents>,
     pub settings: Settings,
 }
@@ -937,12 +895,6 @@ impl FakeWorld {
             services: Arc::new(FakeServices::new(shared.clone())),
             workflows: Arc::new(FakeWorkflows::new(shared.clone())),
             objects: Arc::new(FakeObjects::new(shared.clone())),
-            migrations: Arc::new(FakeMigrations {
-                shared: shared.clone(),
-            }),
-            secrets: Arc::new(FakeSecrets {
-                shared: shared.clone(),
-            }),
             events: Arc::new(FakeEvents {
                 shared: shared.clone(),
                 events: Mutex::default(),
@@ -957,13 +909,56 @@ impl FakeWorld {
             databases: self.db.clone(),
             parameters: self.params.clone(),
             records: self.records.clone(),
-            secrets: self.secrets.clone(),
-            migrations: self.migrations.clone(),
             services: self.services.clone(),
             workflows: self.workflows.clone(),
             objects: self.objects.clone(),
             events: self.events.clone(),
             settings: self.settings.clone(),
+        }
+    }
+
+    /// [`FakeWorld::ports`] as `step` may use them: the ports it declares ([`StepName::ports`])
+    /// are this world's, every other one is [`Forbidden`] (a call fails the test).
+    pub fn ports_for(&self, step: StepName) -> Ports {
+        let world = self.ports();
+        let forbidden = Arc::new(Forbidden);
+        Ports {
+            databases: if step.uses(Port::Databases) {
+                world.databases
+            } else {
+                forbidden.clone()
+            },
+            parameters: if step.uses(Port::Parameters) {
+                world.parameters
+            } else {
+                forbidden.clone()
+            },
+            records: if step.uses(Port::Records) {
+                world.records
+            } else {
+                forbidden.clone()
+            },
+            services: if step.uses(Port::Services) {
+                world.services
+            } else {
+                forbidden.clone()
+            },
+            workflows: if step.uses(Port::Workflows) {
+                world.workflows
+            } else {
+                forbidden.clone()
+            },
+            objects: if step.uses(Port::Objects) {
+                world.objects
+            } else {
+                forbidden.clone()
+            },
+            events: if step.uses(Port::Events) {
+                world.events
+            } else {
+                forbidden
+            },
+            settings: world.settings,
         }
     }
 
@@ -1070,7 +1065,8 @@ pub fn tenant_state(ns: &str, run: RunContext, release: ReleaseRef) -> TenantSta
     }
 }
 
-/// Implements every port by panicking: for tests that prove no port is called.
+/// Implements every port by panicking: for tests that prove no port is called (bad input is
+/// rejected first) or that a step calls only the ports it declares ([`FakeWorld::ports_for`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Forbidden;
 
@@ -1081,8 +1077,6 @@ impl Forbidden {
             databases: f.clone(),
             parameters: f.clone(),
             records: f.clone(),
-            secrets: f.clone(),
-            migrations: f.clone(),
             services: f.clone(),
             workflows: f.clone(),
             objects: f.clone(),
@@ -1094,7 +1088,10 @@ impl Forbidden {
 
 macro_rules! forbid {
     ($what:expr) => {
-        panic!("unexpected port call before input validation: {}", $what)
+        panic!(
+            "forbidden port call (before input validation, or a port the step does not declare): {}",
+            $what
+        )
     };
 }
 
@@ -1184,23 +1181,6 @@ impl Records for Forbidden {
     }
     async fn delete_token(&self, _: ResourceKind, id: &str, _: &str) -> Result<bool, StepError> {
         forbid!(format!("records.delete_token {id}"))
-    }
-}
-
-#[async_trait]
-impl Secrets for Forbidden {
-    async fn get_secret(&self, id: &str) -> Result<SecretString, StepError> {
-        forbid!(format!("get_secret {id}"))
-    }
-}
-
-#[async_trait]
-impl Migrations for Forbidden {
-    async fn start(&self, r: &MigrationRequest) -> Result<MigrationStatus, StepError> {
-        forbid!(format!("migrations.start {}", r.instance_id))
-    }
-    async fn status(&self, id: &str) -> Result<MigrationStatus, StepError> {
-        forbid!(format!("migrations.status {id}"))
     }
 }
 

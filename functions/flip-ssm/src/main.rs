@@ -1,9 +1,18 @@
 //! Lambda `flip-ssm`: runs the `flip-ssm` step of tenantflow on AWS. All logic lives in
-//! `tenantflow-core`; `tenantflow_aws::lambda::run_step` builds the adapters once and runs the loop.
+//! `tenantflow-core`; `tenantflow_aws::lambda::run_step` builds the clients of the step's ports
+//! once and runs the loop.
 
+use tenantflow_aws::lambda::{run_step, Error, LambdaStep};
 use tenantflow_core::steps::StepName;
 
+/// This binary's step: it builds and links only the clients of `StepName::FlipSsm.ports()`.
+struct Step;
+
+impl LambdaStep for Step {
+    const STEP: StepName = StepName::FlipSsm;
+}
+
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    tenantflow_aws::lambda::run_step(StepName::FlipSsm).await
+async fn main() -> Result<(), Error> {
+    run_step::<Step>().await
 }

@@ -9,11 +9,23 @@ use crate::layout::{Layout, MIGRATION_PROJECT};
 use crate::rds::LocalDatabases;
 use crate::s3::LocalObjects;
 use crate::sqlite::Cached;
-use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use std::sync::{Arc, Mutex};
-use tenantflow_core::ports::{MigrationRequest, MigrationStatus, Migrations};
+use tenantflow_core::names::InstanceId;
 use tenantflow_core::StepError;
+
+/// Where a migration build runs and what it applies: the `TENANTFLOW_*` variables the definition
+/// passes to `codebuild:startBuild.sync`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationRequest {
+    pub instance_id: InstanceId,
+    pub bucket: String,
+    /// `releases/<id>/`
+    pub prefix: String,
+    pub release: String,
+    /// sha256 of the `SHA256SUMS` the plan checked (`TENANTFLOW_SHA256SUMS_SHA256`).
+    pub sha256sums: Option<String>,
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS builds (
@@ -217,35 +229,5 @@ impl LocalMigrations {
             .map(|_| ())
         })?;
         Ok(result)
-    }
-}
-
-#[async_trait]
-impl Migrations for LocalMigrations {
-    async fn start(&self, req: &MigrationRequest) -> Result<MigrationStatus, StepError> {
-        let r = self.run_build(req, std::time::Duration::ZERO).await?;
-        Ok(MigrationStatus {
-            build_id: r.id,
-            status: r.status,
-            message: r.message,
-        })
-    }
-
-    async fn status(&self, build_id: &str) -> Result<MigrationStatus, StepError> {
-        let row = self.with("describe build", |c| {
-            c.query_row_cached(
-                "SELECT status, message FROM builds WHERE id = ?1",
-                [build_id],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
-            )
-            .optional()
-        })?;
-        let (status, message) =
-            row.ok_or_else(|| StepError::NotFound(format!("build {build_id}")))?;
-        Ok(MigrationStatus {
-            build_id: build_id.to_string(),
-            status,
-            message,
-        })
     }
 }

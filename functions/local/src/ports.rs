@@ -16,6 +16,8 @@ use std::sync::Arc;
 use tenantflow_core::steps::{Ports, Settings};
 
 /// The local adapters, typed (for the local API) and as the core [`Ports`] bundle (for steps).
+/// `secrets` and `migrations` are local API only: no step calls them (the engine's runner starts
+/// builds for `codebuild:startBuild.sync`).
 #[derive(Clone)]
 pub struct LocalPorts {
     pub layout: Layout,
@@ -106,8 +108,6 @@ impl LocalPorts {
             databases: self.databases.clone(),
             parameters: self.parameters.clone(),
             records: self.records.clone(),
-            secrets: self.secrets.clone(),
-            migrations: self.migrations.clone(),
             services: self.services.clone(),
             workflows: self.workflows.clone(),
             objects: self.objects.clone(),

@@ -13,6 +13,7 @@
 //! (`StepError::lambda_cause`), not the bare message.
 
 use crate::clock::Clock;
+use crate::codebuild::MigrationRequest;
 use crate::error::BuildError;
 use crate::layout::MIGRATION_PROJECT;
 use crate::ports::LocalPorts;
@@ -25,7 +26,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tenantflow_core::manifest::release_prefix;
 use tenantflow_core::names::InstanceId;
-use tenantflow_core::ports::MigrationRequest;
 use tenantflow_core::steps::{dispatch, Ports, StepName};
 
 /// Prefix of the local Lambda function ARNs.

@@ -1,10 +1,30 @@
-//! Local Secrets Manager: `<state>/secrets.json`, an object of secret id → value.
+//! Local Secrets Manager: `<state>/secrets.json`, an object of secret id → value. No step reads
+//! secrets (the migration build gets its credentials itself), so this is local API, not a port.
 
-use async_trait::async_trait;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
-use tenantflow_core::ports::{SecretString, Secrets};
 use tenantflow_core::StepError;
+
+/// A secret value. Debug never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(s: impl Into<String>) -> Self {
+        SecretString(s.into())
+    }
+    /// The secret itself. Call only where it is used, never to log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString(***)")
+    }
+}
 
 pub struct LocalSecrets {
     path: PathBuf,
@@ -41,11 +61,9 @@ impl LocalSecrets {
         crate::layout::write_atomic(&self.path, text.as_bytes())
             .map_err(|e| crate::error::io_step_error(&self.path, e))
     }
-}
 
-#[async_trait]
-impl Secrets for LocalSecrets {
-    async fn get_secret(&self, id: &str) -> Result<SecretString, StepError> {
+    /// The secret `id`; `NotFound` when absent. Async like the Secrets Manager call it stands for.
+    pub async fn get_secret(&self, id: &str) -> Result<SecretString, StepError> {
         self.load()?
             .remove(id)
             .map(SecretString::new)

@@ -1,7 +1,7 @@
 //! SSM versions and create-if-absent; S3 folder semantics; secrets.
 
 mod common;
-use tenantflow_core::ports::{Objects, Parameters, Secrets};
+use tenantflow_core::ports::{Objects, Parameters};
 use tenantflow_local::clock::Clock;
 
 #[tokio::test]

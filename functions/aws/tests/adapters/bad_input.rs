@@ -292,7 +292,7 @@ async fn lambda_error_type_is_the_asl_name() {
     let e = handle_bytes(StepName::Snapshot, &ports, b"{oops")
         .await
         .expect_err("invalid");
-    let d = lambda_runtime::Diagnostic::from(e);
+    let d = lambda_runtime::Diagnostic::from(tenantflow_aws::lambda::StepDiagnostic(e));
     assert_eq!(d.error_type, "Tenantflow.InvalidInput");
     assert!(d.error_message.contains("input"), "{}", d.error_message);
     assert_eq!(n.count(), 0);

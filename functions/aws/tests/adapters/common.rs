@@ -72,8 +72,6 @@ pub fn forbidden_clients() -> (Clients, RequestCounter) {
         rds: forbidden!(aws_sdk_rds, n),
         ssm: forbidden!(aws_sdk_ssm, n),
         dynamodb: forbidden!(aws_sdk_dynamodb, n),
-        secrets: forbidden!(aws_sdk_secretsmanager, n),
-        codebuild: forbidden!(aws_sdk_codebuild, n),
         ecs: forbidden!(aws_sdk_ecs, n),
         sfn: forbidden!(aws_sdk_sfn, n),
         s3: forbidden!(aws_sdk_s3, n),

@@ -13,3 +13,4 @@ mod others;
 mod rds;
 mod sfn;
 mod ssm;
+mod step_ports;

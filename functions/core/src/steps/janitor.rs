@@ -415,12 +415,17 @@ mod tests {
         w.seed_tenant("a-app-prod", "20260101000000", "r0");
         w.records
             .seed_lock("a-app-prod", "arn:aws:states:eu-west-1:1:execution:x:gone");
-        let r = run(&w.ports(), Value::Null).await.unwrap();
+        let r = run(&w.ports_for(crate::steps::StepName::Janitor), Value::Null)
+            .await
+            .unwrap();
         assert_eq!(r.stale_locks[0].status, "MISSING");
         assert!(r.stale_locks[0].released);
-        let e = run(&w.ports(), serde_json::json!({"dryRun": true}))
-            .await
-            .unwrap_err();
+        let e = run(
+            &w.ports_for(crate::steps::StepName::Janitor),
+            serde_json::json!({"dryRun": true}),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(e.asl_name(), "Tenantflow.InvalidInput");
     }
 }

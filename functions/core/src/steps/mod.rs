@@ -3,11 +3,13 @@
 //! Every step is an `async fn` generic over the port traits it needs. [`dispatch`] gives every
 //! step one uniform JSON-in/JSON-out entry point over a [`Ports`] bundle: the Lambda binaries and
 //! the local engine's task runner both call it, so the two paths run the same code.
+//!
+//! [`StepName::ports`] declares, once, which ports each step calls. A Lambda builds (and links)
+//! only those clients; every other port of its bundle is [`Unavailable`], which fails with
+//! `Tenantflow.Internal`. The tests run every step with undeclared ports forbidden.
 
 use crate::error::StepError;
-use crate::ports::{
-    Databases, Events, Migrations, Objects, Parameters, Records, Secrets, Services, Workflows,
-};
+use crate::ports::{Databases, Events, Objects, Parameters, Records, Services, Workflows};
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
@@ -26,8 +28,13 @@ pub mod snapshot;
 pub mod teardown;
 pub mod tenant;
 pub mod trigger;
+mod unavailable;
 pub mod wait;
 
+pub use unavailable::Unavailable;
+
+#[cfg(test)]
+mod declared_ports_tests;
 #[cfg(test)]
 mod tenant_tests;
 
@@ -77,13 +84,72 @@ pub struct Ports {
     pub databases: Arc<dyn Databases>,
     pub parameters: Arc<dyn Parameters>,
     pub records: Arc<dyn Records>,
-    pub secrets: Arc<dyn Secrets>,
-    pub migrations: Arc<dyn Migrations>,
     pub services: Arc<dyn Services>,
     pub workflows: Arc<dyn Workflows>,
     pub objects: Arc<dyn Objects>,
     pub events: Arc<dyn Events>,
     pub settings: Settings,
+}
+
+impl Ports {
+    /// A bundle for `step` in which every port is [`Unavailable`]: set the ones `step` declares
+    /// ([`StepName::ports`]) and leave the others.
+    pub fn unavailable(step: StepName, settings: Settings) -> Ports {
+        let port = |port| Arc::new(Unavailable { step, port });
+        Ports {
+            databases: port(Port::Databases),
+            parameters: port(Port::Parameters),
+            records: port(Port::Records),
+            services: port(Port::Services),
+            workflows: port(Port::Workflows),
+            objects: port(Port::Objects),
+            events: port(Port::Events),
+            settings,
+        }
+    }
+}
+
+/// One port of the [`Ports`] bundle, named like its field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Port {
+    Databases,
+    Parameters,
+    Records,
+    Services,
+    Workflows,
+    Objects,
+    Events,
+}
+
+impl Port {
+    pub const ALL: [Port; 7] = [
+        Port::Databases,
+        Port::Parameters,
+        Port::Records,
+        Port::Services,
+        Port::Workflows,
+        Port::Objects,
+        Port::Events,
+    ];
+
+    /// The [`Ports`] field name, also the prefix of the fakes' call log (`databases.describe_instance`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Port::Databases => "databases",
+            Port::Parameters => "parameters",
+            Port::Records => "records",
+            Port::Services => "services",
+            Port::Workflows => "workflows",
+            Port::Objects => "objects",
+            Port::Events => "events",
+        }
+    }
+}
+
+impl std::fmt::Display for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The steps, named like their Lambda crates.
@@ -157,6 +223,62 @@ impl StepName {
 
     pub fn parse(s: &str) -> Option<StepName> {
         StepName::ALL.into_iter().find(|n| n.as_str() == s)
+    }
+
+    /// The ports the step calls: the one declaration of it. A Lambda builds and links only these
+    /// clients (`tenantflow_aws::lambda::run_step`); the others are [`Unavailable`]. The step-logic
+    /// tests forbid every other port and check that each of these is called.
+    pub const fn ports(self) -> &'static [Port] {
+        match self {
+            StepName::Trigger => &[Port::Workflows],
+            StepName::ListTenants => &[Port::Databases, Port::Parameters, Port::Objects],
+            StepName::Snapshot => &[Port::Databases, Port::Parameters, Port::Records],
+            StepName::CreateDb => &[Port::Databases],
+            StepName::FlipSsm => &[Port::Databases, Port::Parameters],
+            StepName::RollEcs => &[Port::Parameters, Port::Services],
+            StepName::CheckEcs => &[Port::Services],
+            StepName::AwaitResource | StepName::Resume => &[
+                Port::Databases,
+                Port::Parameters,
+                Port::Records,
+                Port::Services,
+                Port::Workflows,
+            ],
+            StepName::Teardown => &[Port::Databases, Port::Parameters, Port::Records],
+            StepName::Rollback => &[
+                Port::Databases,
+                Port::Parameters,
+                Port::Records,
+                Port::Services,
+            ],
+            StepName::Janitor => &[
+                Port::Databases,
+                Port::Parameters,
+                Port::Records,
+                Port::Workflows,
+            ],
+            StepName::Report => &[Port::Objects, Port::Events],
+        }
+    }
+
+    /// Whether `port` is one of [`StepName::ports`]. A `const fn`, so a Lambda binary can decide at
+    /// compile time which clients it builds.
+    pub const fn uses(self, port: Port) -> bool {
+        let ports = self.ports();
+        let mut i = 0;
+        while i < ports.len() {
+            if ports[i] as u8 == port as u8 {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+}
+
+impl std::fmt::Display for StepName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

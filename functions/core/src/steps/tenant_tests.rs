@@ -24,7 +24,7 @@ fn setup(strategy: Strategy) -> (FakeWorld, TenantState) {
 }
 
 async fn call(w: &FakeWorld, step: StepName, input: &TenantState) -> Result<Value, StepError> {
-    dispatch(step, &w.ports(), json!(input)).await
+    dispatch(step, &w.ports_for(step), json!(input)).await
 }
 
 async fn progress(w: &FakeWorld, step: StepName, state: &TenantState) -> TenantState {
@@ -837,7 +837,7 @@ async fn await_resumes_at_once_when_the_resource_is_ready() {
     w.db.finish_all();
     let out = dispatch(
         StepName::AwaitResource,
-        &w.ports(),
+        &w.ports_for(StepName::AwaitResource),
         await_input("tok-1", "snapshot", &s),
     )
     .await
@@ -860,7 +860,7 @@ async fn await_registers_and_resume_completes_each_kind() {
     let s = advance(&w, s, Stage::Snapshot).await;
     let out = dispatch(
         StepName::AwaitResource,
-        &w.ports(),
+        &w.ports_for(StepName::AwaitResource),
         await_input("tok-s", "snapshot", &s),
     )
     .await
@@ -875,15 +875,23 @@ async fn await_registers_and_resume_completes_each_kind() {
         "token stored"
     );
     // An early event while still creating does nothing.
-    let out = dispatch(StepName::Resume, &w.ports(), rds_snapshot_event(NEW))
-        .await
-        .expect("resume");
+    let out = dispatch(
+        StepName::Resume,
+        &w.ports_for(StepName::Resume),
+        rds_snapshot_event(NEW),
+    )
+    .await
+    .expect("resume");
     assert_eq!(out["resumed"], json!(false));
     assert!(w.workflows.results().is_empty());
     w.db.finish_all();
-    dispatch(StepName::Resume, &w.ports(), rds_snapshot_event(NEW))
-        .await
-        .expect("resume");
+    dispatch(
+        StepName::Resume,
+        &w.ports_for(StepName::Resume),
+        rds_snapshot_event(NEW),
+    )
+    .await
+    .expect("resume");
     assert!(w.records.token(ResourceKind::DbSnapshot, NEW).is_none());
     assert!(
         matches!(&w.workflows.results()[..], [TaskResult::Success { token, .. }] if token == "tok-s")
@@ -893,15 +901,19 @@ async fn await_registers_and_resume_completes_each_kind() {
     let s = progress(&w, StepName::CreateDb, &s).await;
     dispatch(
         StepName::AwaitResource,
-        &w.ports(),
+        &w.ports_for(StepName::AwaitResource),
         await_input("tok-c", "candidate", &s),
     )
     .await
     .expect("await");
     w.db.set_instance_status(NEW, "incompatible-restore");
-    dispatch(StepName::Resume, &w.ports(), rds_instance_event(NEW))
-        .await
-        .expect("resume");
+    dispatch(
+        StepName::Resume,
+        &w.ports_for(StepName::Resume),
+        rds_instance_event(NEW),
+    )
+    .await
+    .expect("resume");
     assert!(matches!(
         &w.workflows.results()[1],
         TaskResult::Failure { token, error, .. } if token == "tok-c" && error == "Tenantflow.NotReady"
@@ -920,7 +932,7 @@ async fn await_registers_and_resume_completes_each_kind() {
         .clone();
     dispatch(
         StepName::AwaitResource,
-        &w.ports(),
+        &w.ports_for(StepName::AwaitResource),
         await_input("tok-r", "rollout", &s),
     )
     .await
@@ -928,7 +940,7 @@ async fn await_registers_and_resume_completes_each_kind() {
     w.services.set_rollout(&dep, "FAILED", 0, 2);
     dispatch(
         StepName::Resume,
-        &w.ports(),
+        &w.ports_for(StepName::Resume),
         ecs_event(&dep, "SERVICE_DEPLOYMENT_FAILED"),
     )
     .await
@@ -947,7 +959,7 @@ async fn await_registers_and_resume_completes_each_kind() {
     d.deployment_id = dep.clone();
     dispatch(
         StepName::AwaitResource,
-        &w.ports(),
+        &w.ports_for(StepName::AwaitResource),
         await_input("tok-r2", "rollout", &s),
     )
     .await
@@ -955,7 +967,7 @@ async fn await_registers_and_resume_completes_each_kind() {
     w.services.set_rollout(&dep, "COMPLETED", 2, 2);
     dispatch(
         StepName::Resume,
-        &w.ports(),
+        &w.ports_for(StepName::Resume),
         ecs_event(&dep, "SERVICE_DEPLOYMENT_COMPLETED"),
     )
     .await
@@ -1020,7 +1032,7 @@ async fn resume_ignores_resources_nobody_waits_on() {
         rds_snapshot_event("rds:some-other-db-2026-11-21-03-00"),
         ecs_event("ecs-svc/123", "SERVICE_DEPLOYMENT_COMPLETED"),
     ] {
-        let out = dispatch(StepName::Resume, &w.ports(), event)
+        let out = dispatch(StepName::Resume, &w.ports_for(StepName::Resume), event)
             .await
             .expect("resume");
         assert_eq!(out["resumed"], json!(false));

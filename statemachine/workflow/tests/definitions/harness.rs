@@ -540,21 +540,6 @@ impl Events for Bus {
 pub struct Unused;
 
 #[async_trait]
-impl Secrets for Unused {
-    async fn get_secret(&self, _: &str) -> Result<SecretString, StepError> {
-        Err(StepError::Internal("not used".into()))
-    }
-}
-#[async_trait]
-impl Migrations for Unused {
-    async fn start(&self, _: &MigrationRequest) -> Result<MigrationStatus, StepError> {
-        Err(StepError::Internal("not used".into()))
-    }
-    async fn status(&self, _: &str) -> Result<MigrationStatus, StepError> {
-        Err(StepError::Internal("not used".into()))
-    }
-}
-#[async_trait]
 impl Services for Unused {
     async fn force_deployment(
         &self,
@@ -753,8 +738,6 @@ pub async fn run_with(release: Release, script: Script, observe: bool) -> Outcom
         databases: Arc::new(Quota),
         parameters: Arc::new(Pointers(tenants.clone())),
         records: Arc::new(Unused),
-        secrets: Arc::new(Unused),
-        migrations: Arc::new(Unused),
         services: Arc::new(Unused),
         workflows: Arc::new(Unused),
         objects: Arc::new(DirObjects(root.clone())),
