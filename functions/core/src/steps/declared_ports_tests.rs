@@ -154,10 +154,8 @@ async fn fleet_steps(called: &mut Called) {
 
     let w = FakeWorld::new();
     w.seed_tenant("a-app-prod", "20260101000000", "r0");
-    w.params.seed(
-        "/tenantflow/a-app-prod/lock",
-        "arn:aws:states:eu-west-1:1:execution:x:gone",
-    );
+    w.records
+        .seed_lock("a-app-prod", "arn:aws:states:eu-west-1:1:execution:x:gone");
     called.run(&w, StepName::Janitor, Value::Null).await;
 }
 
@@ -193,6 +191,7 @@ fn uses_agrees_with_ports_and_port_names_are_the_bundle_fields() {
         [
             "databases",
             "parameters",
+            "records",
             "services",
             "workflows",
             "objects",

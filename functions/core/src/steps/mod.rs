@@ -239,7 +239,6 @@ impl StepName {
             StepName::CheckEcs => &[Port::Services],
             StepName::AwaitResource | StepName::Resume => &[
                 Port::Databases,
-                Port::Parameters,
                 Port::Records,
                 Port::Services,
                 Port::Workflows,
