@@ -27,8 +27,8 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$REQS" ] || [ ! -x "$VENV/bin/mo
 fi
 
 ln -sfn "$VENV/bin/moto_server" "$BIN/moto_server"
-# The suite's policy expander runs on this venv's interpreter (samtranslator lives there).
-ln -sfn "$VENV/bin/python" "$BIN/tenantflow-emulator-python"
+# The suite's policy expander (.ci/emulator/policies.py) runs on "$VENV/bin/python" itself: a
+# symlink elsewhere would not find the venv's site-packages.
 
 echo "moto_server: $BIN/moto_server ($("$VENV/bin/python" -c 'import moto; print(moto.__version__)'))"
 echo "samtranslator: $("$VENV/bin/python" -c 'import samtranslator; print(samtranslator.__version__)')"

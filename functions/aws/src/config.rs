@@ -23,6 +23,7 @@ use crate::{
 };
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use std::sync::Arc;
 use tenantflow_core::steps::{Ports, Settings};
 
@@ -51,18 +52,30 @@ pub struct Clients {
 impl Clients {
     /// Builds every client from `conf`.
     pub fn from_conf(conf: &SdkConfig) -> Self {
-        let s3_conf = aws_sdk_s3::config::Builder::from(conf)
-            .force_path_style(conf.endpoint_url().is_some())
-            .build();
+        Self::with_interceptors(conf, &[])
+    }
+
+    /// [`Clients::from_conf`], every client also running `interceptors`. A test hook: the
+    /// emulator suite (`tests/emulator`) records each call's operation and request this way.
+    pub fn with_interceptors(conf: &SdkConfig, interceptors: &[SharedInterceptor]) -> Self {
+        macro_rules! client {
+            ($sdk:ident $(, $extra:ident($arg:expr))?) => {{
+                let mut b = $sdk::config::Builder::from(conf);
+                for i in interceptors {
+                    b.push_interceptor(i.clone());
+                }
+                $sdk::Client::from_conf(b$(.$extra($arg))?.build())
+            }};
+        }
         Clients {
-            rds: aws_sdk_rds::Client::new(conf),
-            ssm: aws_sdk_ssm::Client::new(conf),
-            secrets: aws_sdk_secretsmanager::Client::new(conf),
-            codebuild: aws_sdk_codebuild::Client::new(conf),
-            ecs: aws_sdk_ecs::Client::new(conf),
-            sfn: aws_sdk_sfn::Client::new(conf),
-            s3: aws_sdk_s3::Client::from_conf(s3_conf),
-            eventbridge: aws_sdk_eventbridge::Client::new(conf),
+            rds: client!(aws_sdk_rds),
+            ssm: client!(aws_sdk_ssm),
+            secrets: client!(aws_sdk_secretsmanager),
+            codebuild: client!(aws_sdk_codebuild),
+            ecs: client!(aws_sdk_ecs),
+            sfn: client!(aws_sdk_sfn),
+            s3: client!(aws_sdk_s3, force_path_style(conf.endpoint_url().is_some())),
+            eventbridge: client!(aws_sdk_eventbridge),
         }
     }
 }
