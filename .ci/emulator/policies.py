@@ -372,7 +372,8 @@ def main():
         elif t == "AWS::Scheduler::Schedule":
             target = props.get("Target", {})
             role = role_lid(r, target.get("RoleArn"))
-            schedules.append({"logicalId": lid, "targetArn": r.resolve(target.get("Arn")), "role": role})
+            schedules.append({"logicalId": lid, "targetArn": r.resolve(target.get("Arn")), "role": role,
+                              "input": r.resolve(target.get("Input"))})
             if role in principals:
                 principals[role]["usedBy"].append({"type": t, "logicalId": lid})
 
