@@ -4,7 +4,8 @@
 //!
 //! | scenario | the defect it would catch |
 //! |---|---|
-//! | happy path (+ janitor by its schedule) | any step or role unable to do its part on real SDK calls; the schedule's input not accepted by the janitor |
+//! | happy path | any step or role unable to do its part on real SDK calls |
+//! | janitor by its schedule | the schedule's role or input not accepted by the janitor; orphans after a clean run |
 //! | migration failure | a failed build that still flips, or leaves the candidate or the lock |
 //! | flip failure (pointer moved) | a flip that overwrites a pointer someone else moved |
 //! | rollout failure | a FAILED deployment taken for success; no flip back |
@@ -71,16 +72,28 @@ async fn release(env: &Arc<Env>, id: &str, extra: Value, lose_events: bool) -> R
 const RETENTION: usize = 2;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn happy_path_then_the_scheduled_janitor() {
+async fn happy_path() {
     let (env, ts) = setup("happy_path", |_| vec![], &["a", "b"]).await;
     let run = release(&env, "r-happy", json!({}), false).await;
     check(&env, &run, &[deployed(&ts[0], "r-happy"), deployed(&ts[1], "r-happy")], RETENTION).await;
     assert_eq!(run.result.status.as_str(), "SUCCEEDED", "{:?}", run.result.cause);
+    env.check_iam();
+}
 
-    // The daily janitor, invoked as the template's schedule does (its role, its input).
+/// The daily janitor after a run, invoked as the template's schedule does: the schedule's role
+/// invokes the function with the schedule's input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn janitor_by_its_schedule() {
+    let (env, ts) = setup("janitor_schedule", |_| vec![], &["a"]).await;
+    let run = release(&env, "r-janitor", json!({}), false).await;
+    check(&env, &run, &[deployed(&ts[0], "r-janitor")], RETENTION).await;
     let t = env.template();
-    for s in t.schedules() {
+    let schedules = t.schedules();
+    assert!(!schedules.is_empty(), "the template schedules the janitor");
+    let mut rejected = Vec::new();
+    for s in schedules {
         let target = s["targetArn"].as_str().unwrap();
+        let step = t.step_of_function(target).expect("the schedule targets a step");
         env.service_call(
             s["role"].as_str().unwrap(),
             "scheduler",
@@ -88,7 +101,6 @@ async fn happy_path_then_the_scheduled_janitor() {
             "Invoke",
             json!({"FunctionName": target}),
         );
-        let step = t.step_of_function(target).expect("the schedule targets a step");
         let input: Value = match s["input"].as_str() {
             Some(text) => serde_json::from_str(&text.replace(
                 "<aws.scheduler.scheduled-time>",
@@ -97,13 +109,20 @@ async fn happy_path_then_the_scheduled_janitor() {
             .expect("the schedule's input is JSON"),
             None => Value::Null,
         };
-        let report = env
-            .step(step, input.clone())
-            .await
-            .unwrap_or_else(|e| panic!("{} rejects its schedule's input {input}: {e}", step.as_str()));
-        assert_eq!(report["orphanCount"], 0, "janitor after a clean run: {report}");
+        match env.step(step, input.clone()).await {
+            Ok(report) => assert_eq!(report["orphanCount"], 0, "janitor after a clean run: {report}"),
+            Err(e) => {
+                rejected.push(format!("{} rejects its schedule's input {input}: {e}", step.as_str()));
+                // Still exercise the function's calls (with the documented input) for IAM.
+                let sample = super::tools::repo_root().join(format!("events/{}.json", step.as_str()));
+                let doc: Value = serde_json::from_slice(&std::fs::read(sample).unwrap()).unwrap();
+                let report = env.step(step, doc).await.expect("janitor with its sample input");
+                assert_eq!(report["orphanCount"], 0, "janitor after a clean run: {report}");
+            }
+        }
     }
     env.check_iam();
+    assert!(rejected.is_empty(), "{}", rejected.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

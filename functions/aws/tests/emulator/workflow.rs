@@ -627,25 +627,24 @@ pub async fn run_release(env: &Arc<Env>, key: &str, version: &str, lose_events: 
         "the engine's execution ARN is the one StartExecution returned"
     );
     env.sfn.set_status(&arn, result.status.as_str());
-    let report = match result.output.as_ref().and_then(|o| o["report"]["key"].as_str()) {
-        Some(k) => {
-            let body = env
-                .admin
-                .s3
-                .get_object()
-                .bucket(t.release_bucket())
-                .key(k)
-                .send()
-                .await
-                .expect("the run report")
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes();
-            serde_json::from_slice(&body).ok()
-        }
-        None => None,
+    // `runs/<run>/report.json`: the execution's output names it when the run succeeds; a run in
+    // which some tenant did not deploy fails, naming it in its cause.
+    let key = result
+        .output
+        .as_ref()
+        .and_then(|o| o["report"]["key"].as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("runs/{name}/report.json"));
+    let report = match env
+        .admin
+        .s3
+        .get_object()
+        .bucket(t.release_bucket())
+        .key(&key)
+        .send()
+        .await
+    {
+        Ok(o) => serde_json::from_slice(&o.body.collect().await.unwrap().into_bytes()).ok(),
+        Err(_) => None,
     };
     Run {
         result,
