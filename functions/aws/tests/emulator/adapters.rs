@@ -45,7 +45,10 @@ async fn rds_operations() {
     assert!(active.deletion_protection);
     let s = db.create_snapshot(&old, &snap, &mine).await.unwrap();
     assert_eq!(s.id, snap);
-    assert_eq!(db.create_snapshot(&old, &snap, &mine).await.unwrap().id, snap);
+    assert_eq!(
+        db.create_snapshot(&old, &snap, &mine).await.unwrap().id,
+        snap
+    );
     assert!(matches!(
         db.create_snapshot(&old, &snap, &other).await,
         Err(StepError::Conflict(_))
@@ -60,7 +63,10 @@ async fn rds_operations() {
     let db = env.raw_ports(StepName::AwaitResource).databases;
     let got = db.describe_snapshot(&snap).await.unwrap().unwrap();
     assert_eq!(got.status, "available");
-    assert_eq!(got.tags.get("tenantflow:run").map(String::as_str), Some(run));
+    assert_eq!(
+        got.tags.get("tenantflow:run").map(String::as_str),
+        Some(run)
+    );
 
     // create-db: restore with the active instance's settings; again: reused.
     let db = env.raw_ports(StepName::CreateDb).databases;
@@ -89,7 +95,13 @@ async fn rds_operations() {
     // flip-ssm: protect the new generation.
     let db = env.raw_ports(StepName::FlipSsm).databases;
     db.set_deletion_protection(&new, true).await.unwrap();
-    assert!(db.describe_instance(&new).await.unwrap().unwrap().deletion_protection);
+    assert!(
+        db.describe_instance(&new)
+            .await
+            .unwrap()
+            .unwrap()
+            .deletion_protection
+    );
 
     // teardown: list, unprotect and delete the old generation, prune snapshots; absent is fine.
     let db = env.raw_ports(StepName::Teardown).databases;
@@ -101,7 +113,11 @@ async fn rds_operations() {
     db.delete_instance(&old).await.unwrap();
     db.delete_snapshot(&snap).await.unwrap();
     db.delete_snapshot(&snap).await.unwrap();
-    assert!(db.list_snapshots(&format!("{ns}-")).await.unwrap().is_empty());
+    assert!(db
+        .list_snapshots(&format!("{ns}-"))
+        .await
+        .unwrap()
+        .is_empty());
 
     // janitor: lists the account.
     let db = env.raw_ports(StepName::Janitor).databases;
@@ -130,7 +146,11 @@ async fn ssm_operations() {
     assert_eq!(read.version, 1);
     assert_eq!(p.create(&lock, "run-1").await.unwrap(), Some(1));
     assert_eq!(p.create(&lock, "run-2").await.unwrap(), None);
-    assert!(p.get(&format!("/tenantflow/{ns}/absent")).await.unwrap().is_none());
+    assert!(p
+        .get(&format!("/tenantflow/{ns}/absent"))
+        .await
+        .unwrap()
+        .is_none());
 
     // flip-ssm: overwrite the pointer, new version.
     let p = env.raw_ports(StepName::FlipSsm).parameters;
@@ -172,15 +192,25 @@ async fn s3_ecs_codebuild_events_operations() {
     // list-tenants: read the manifest, write the plan under runs/.
     let o = env.raw_ports(StepName::ListTenants).objects;
     assert!(o.get(&bucket, &key).await.unwrap().is_some());
-    assert!(o.get(&bucket, "releases/r-adapters/absent.json").await.unwrap().is_none());
-    o.put(&bucket, "runs/adapters/plan.json", b"{}").await.unwrap();
+    assert!(o
+        .get(&bucket, "releases/r-adapters/absent.json")
+        .await
+        .unwrap()
+        .is_none());
+    o.put(&bucket, "runs/adapters/plan.json", b"{}")
+        .await
+        .unwrap();
     let listed = o.list(&bucket, "releases/r-adapters/").await.unwrap();
     assert_eq!(listed.len(), 3, "{listed:?}");
 
     // report: read the run's artefacts, list them, put the run event.
     let report = env.raw_ports(StepName::Report);
     assert_eq!(
-        report.objects.list(&bucket, "runs/adapters/").await.unwrap(),
+        report
+            .objects
+            .list(&bucket, "runs/adapters/")
+            .await
+            .unwrap(),
         vec!["runs/adapters/plan.json".to_string()]
     );
     report
@@ -230,7 +260,10 @@ async fn s3_ecs_codebuild_events_operations() {
         })
         .await
         .unwrap();
-    assert_eq!(m.status(&started.build_id).await.unwrap().status, "SUCCEEDED");
+    assert_eq!(
+        m.status(&started.build_id).await.unwrap().status,
+        "SUCCEEDED"
+    );
     env.check_iam();
 }
 
@@ -252,7 +285,10 @@ async fn workflows_and_secrets_operations() {
     // janitor: the lock holder's status.
     let w = env.raw_ports(StepName::Janitor).workflows;
     assert_eq!(
-        w.execution_status(&a.execution_arn).await.unwrap().as_deref(),
+        w.execution_status(&a.execution_arn)
+            .await
+            .unwrap()
+            .as_deref(),
         Some("RUNNING")
     );
     let gone = a.execution_arn.replace("run-1", "run-0");

@@ -136,12 +136,18 @@ pub fn authorizations(t: &Template, c: &Call) -> Result<Vec<Authz>, String> {
                 if name.starts_with("arn:") {
                     name.to_string()
                 } else {
-                    arn("ssm", &format!("parameter/{}", name.trim_start_matches('/')))
+                    arn(
+                        "ssm",
+                        &format!("parameter/{}", name.trim_start_matches('/')),
+                    )
                 }
             };
             let action = format!("ssm:{op}");
             match op {
-                "GetParameter" | "PutParameter" | "DeleteParameter" | "GetParameterHistory"
+                "GetParameter"
+                | "PutParameter"
+                | "DeleteParameter"
+                | "GetParameterHistory"
                 | "LabelParameterVersion" => {
                     let n = s(p, "Name").ok_or_else(|| missing("Name"))?;
                     one(&action, param(n), none());
@@ -308,7 +314,9 @@ pub fn authorizations(t: &Template, c: &Call) -> Result<Vec<Authz>, String> {
                 }
             }
             "PutRule" | "PutTargets" | "DescribeRule" => {
-                let n = s(p, "Name").or(s(p, "Rule")).ok_or_else(|| missing("rule"))?;
+                let n = s(p, "Name")
+                    .or(s(p, "Rule"))
+                    .ok_or_else(|| missing("rule"))?;
                 one(
                     &format!("events:{op}"),
                     or_arn(n, "events", format!("rule/{n}")),
@@ -342,7 +350,12 @@ pub fn authorizations(t: &Template, c: &Call) -> Result<Vec<Authz>, String> {
                     }
                 }
                 "BatchWriteItem" | "BatchGetItem" => {
-                    for n in p["RequestItems"].as_object().into_iter().flatten().map(|x| x.0) {
+                    for n in p["RequestItems"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|x| x.0)
+                    {
                         one(&format!("dynamodb:{op}"), table(n), none());
                     }
                 }

@@ -43,7 +43,9 @@ pub async fn sdk_config(region: &str, endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("emulator", "emulator", None, None, "emulator"))
+        .credentials_provider(Credentials::new(
+            "emulator", "emulator", None, None, "emulator",
+        ))
         .retry_config(RetryConfig::adaptive())
         .load()
         .await

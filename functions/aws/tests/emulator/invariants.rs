@@ -37,7 +37,9 @@ async fn param(env: &Env, name: &str) -> Option<String> {
 }
 
 fn tag<'a>(tags: &'a [aws_sdk_rds::types::Tag], k: &str) -> Option<&'a str> {
-    tags.iter().find(|t| t.key() == Some(k)).and_then(|t| t.value())
+    tags.iter()
+        .find(|t| t.key() == Some(k))
+        .and_then(|t| t.value())
 }
 
 pub async fn check(env: &Env, run: &Run, expects: &[Expect], retention: usize) {
@@ -77,7 +79,10 @@ pub async fn check(env: &Env, run: &Run, expects: &[Expect], retention: usize) {
                 continue;
             }
         };
-        let pid = pointer["instanceId"].as_str().unwrap_or_default().to_string();
+        let pid = pointer["instanceId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let prel = pointer["release"].as_str().unwrap_or_default().to_string();
         if pid != e.instance || prel != e.release {
             errors.push(format!(
@@ -89,7 +94,9 @@ pub async fn check(env: &Env, run: &Run, expects: &[Expect], retention: usize) {
             .iter()
             .find(|i| i.db_instance_identifier() == Some(pid.as_str()))
         {
-            None => errors.push(format!("[inv 1] {t}: the pointer's instance {pid} does not exist")),
+            None => errors.push(format!(
+                "[inv 1] {t}: the pointer's instance {pid} does not exist"
+            )),
             Some(i) if i.db_instance_status() != Some("available") => errors.push(format!(
                 "[inv 1] {t}: the pointer's instance {pid} is {:?}",
                 i.db_instance_status()
@@ -122,7 +129,9 @@ pub async fn check(env: &Env, run: &Run, expects: &[Expect], retention: usize) {
             .filter(|id| id.starts_with(&format!("{t}-")) && !mine.contains(*id))
             .collect();
         if !untagged.is_empty() {
-            errors.push(format!("[inv 2] {t}: instances without tenantflow tags {untagged:?}"));
+            errors.push(format!(
+                "[inv 2] {t}: instances without tenantflow tags {untagged:?}"
+            ));
         }
         let snaps: Vec<&aws_sdk_rds::types::DbSnapshot> = snapshots
             .iter()
@@ -150,24 +159,35 @@ pub async fn check(env: &Env, run: &Run, expects: &[Expect], retention: usize) {
         let old = super::stack::old_instance(t);
         let pointer_path = format!("/tenantflow/{t}/db");
         for (i, c) in calls.iter().enumerate() {
-            if c.operation != "DeleteDBInstance" || c.params["DBInstanceIdentifier"] != old.as_str() {
+            if c.operation != "DeleteDBInstance" || c.params["DBInstanceIdentifier"] != old.as_str()
+            {
                 continue;
             }
             if pid == old {
                 errors.push(format!("[inv 3] {t}: active generation {old} was deleted"));
             }
             let flipped = calls[..i].iter().any(|x| {
-                x.caller == "flip-ssm" && x.operation == "PutParameter" && x.params["Name"] == pointer_path.as_str()
+                x.caller == "flip-ssm"
+                    && x.operation == "PutParameter"
+                    && x.params["Name"] == pointer_path.as_str()
             });
             let rolled = calls[..i].iter().any(|x| {
                 x.operation == "DescribeServices"
-                    && (x.caller == "check-ecs" || x.caller == "await-resource" || x.caller == "resume")
-                    && x.params["services"].as_array().is_some_and(|s| s.iter().any(|n| n == t.as_str()))
+                    && (x.caller == "check-ecs"
+                        || x.caller == "await-resource"
+                        || x.caller == "resume")
+                    && x.params["services"]
+                        .as_array()
+                        .is_some_and(|s| s.iter().any(|n| n == t.as_str()))
             });
             if !(flipped && rolled) {
                 errors.push(format!(
                     "[inv 3] {t}: {old} deleted (call {i}) before {}",
-                    if flipped { "a completed rollout check" } else { "the flip" }
+                    if flipped {
+                        "a completed rollout check"
+                    } else {
+                        "the flip"
+                    }
                 ));
             }
         }
@@ -220,7 +240,9 @@ pub async fn same_release(env: &Env, tenants: &[String]) -> String {
     let mut releases = BTreeSet::new();
     for t in tenants {
         let v: Value = serde_json::from_str(
-            &param(env, &format!("/tenantflow/{t}/db")).await.unwrap_or_default(),
+            &param(env, &format!("/tenantflow/{t}/db"))
+                .await
+                .unwrap_or_default(),
         )
         .unwrap_or_default();
         releases.insert(v["release"].as_str().unwrap_or_default().to_string());

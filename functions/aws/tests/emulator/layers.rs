@@ -105,7 +105,9 @@ impl Faults {
             instance: instance.to_string(),
         });
         if hit {
-            self.note(format!("MigrationFails: build for {instance} reported FAILED"));
+            self.note(format!(
+                "MigrationFails: build for {instance} reported FAILED"
+            ));
         }
         hit
     }
@@ -246,7 +248,11 @@ impl Services for HarnessEcs {
                 tenant: service.service.clone(),
             })
         {
-            self.faults.failed_deployments.lock().unwrap().insert(id.clone());
+            self.faults
+                .failed_deployments
+                .lock()
+                .unwrap()
+                .insert(id.clone());
             self.faults.note(format!(
                 "RolloutFails: deployment {id} of {} will report FAILED",
                 service.service

@@ -12,15 +12,15 @@
 //! it every deployment stays IN_PROGRESS forever).
 
 use std::io::{BufRead, BufReader};
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 pub struct Moto {
     pub endpoint: String,
+    /// Held until the process exits: closing it stops moto (see the module doc).
     _stdin: Mutex<ChildStdin>,
-    /// moto's last log lines, for failure messages.
-    pub log: &'static Mutex<Vec<String>>,
+    _child: Mutex<Child>,
 }
 
 pub fn moto() -> &'static Moto {
@@ -48,6 +48,7 @@ fn start() -> Moto {
         .expect("start moto_server");
     let stdin = child.stdin.take().unwrap();
     let stderr = child.stderr.take().unwrap();
+    // moto's last log lines, for the failure message if it does not start.
     let log: &'static Mutex<Vec<String>> = Box::leak(Box::new(Mutex::new(Vec::new())));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -80,18 +81,38 @@ fn start() -> Moto {
     Moto {
         endpoint: format!("http://127.0.0.1:{port}"),
         _stdin: Mutex::new(stdin),
-        log,
+        _child: Mutex::new(child),
     }
 }
 
 /// A region no other test of this binary uses.
 pub fn region() -> String {
     const REGIONS: &[&str] = &[
-        "us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2",
-        "eu-west-3", "eu-central-1", "eu-north-1", "eu-south-1", "ap-south-1",
-        "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-southeast-1",
-        "ap-southeast-2", "ca-central-1", "sa-east-1", "me-south-1", "af-south-1",
-        "ap-east-1", "eu-central-2", "eu-south-2", "ap-south-2", "me-central-1",
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "eu-central-1",
+        "eu-north-1",
+        "eu-south-1",
+        "ap-south-1",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ca-central-1",
+        "sa-east-1",
+        "me-south-1",
+        "af-south-1",
+        "ap-east-1",
+        "eu-central-2",
+        "eu-south-2",
+        "ap-south-2",
+        "me-central-1",
     ];
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let i = NEXT.fetch_add(1, Ordering::SeqCst);

@@ -204,7 +204,12 @@ mod tests {
         );
         assert_eq!(q["DBSnapshotIdentifier"], "a-1");
         assert_eq!(q["Tags.Tag.1.Key"], "tenantflow:namespace");
-        let j = wire_params("SSM", "POST", "http://h/", br#"{"Name":"/tenantflow/a/db"}"#);
+        let j = wire_params(
+            "SSM",
+            "POST",
+            "http://h/",
+            br#"{"Name":"/tenantflow/a/db"}"#,
+        );
         assert_eq!(j["Name"], "/tenantflow/a/db");
         let s = wire_params(
             "S3",

@@ -4,7 +4,7 @@
 //!
 //! | scenario | the defect it would catch |
 //! |---|---|
-//! | happy path | any step or role unable to do its part on real SDK calls |
+//! | happy path (+ the upload event delivered twice) | any step or role unable to do its part on real SDK calls; a duplicate event starting a second run |
 //! | janitor by its schedule | the schedule's role or input not accepted by the janitor; orphans after a clean run |
 //! | migration failure | a failed build that still flips, or leaves the candidate or the lock |
 //! | flip failure (pointer moved) | a flip that overwrites a pointer someone else moved |
@@ -22,6 +22,7 @@ use super::stack::{old_instance, OLD_RELEASE};
 use super::workflow::{run_release, Run, RUN_GEN};
 use serde_json::{json, Value};
 use std::sync::Arc;
+use tenantflow_core::steps::StepName;
 
 /// A fresh region with the stack deployed and `tenants` (suffixes of the stack's namespace)
 /// seeded; `faults` gets the function that names a tenant from its suffix.
@@ -74,9 +75,29 @@ const RETENTION: usize = 2;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn happy_path() {
     let (env, ts) = setup("happy_path", |_| vec![], &["a", "b"]).await;
-    let run = release(&env, "r-happy", json!({}), false).await;
-    check(&env, &run, &[deployed(&ts[0], "r-happy"), deployed(&ts[1], "r-happy")], RETENTION).await;
-    assert_eq!(run.result.status.as_str(), "SUCCEEDED", "{:?}", run.result.cause);
+    let (key, version) = env.upload_release("r-happy", json!({})).await;
+    let run = run_release(&env, &key, &version, false).await;
+    check(
+        &env,
+        &run,
+        &[deployed(&ts[0], "r-happy"), deployed(&ts[1], "r-happy")],
+        RETENTION,
+    )
+    .await;
+    assert_eq!(
+        run.result.status.as_str(),
+        "SUCCEEDED",
+        "{:?}",
+        run.result.cause
+    );
+    // EventBridge delivers the upload event again: no second run.
+    let again = env
+        .step(StepName::Trigger, env.object_created(&key, &version))
+        .await
+        .expect("a duplicate event is not an error");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["executionArn"], run.execution_arn.as_str());
+    assert_eq!(env.sfn.executions().len(), 1);
     env.check_iam();
 }
 
@@ -93,7 +114,9 @@ async fn janitor_by_its_schedule() {
     let mut rejected = Vec::new();
     for s in schedules {
         let target = s["targetArn"].as_str().unwrap();
-        let step = t.step_of_function(target).expect("the schedule targets a step");
+        let step = t
+            .step_of_function(target)
+            .expect("the schedule targets a step");
         env.service_call(
             s["role"].as_str().unwrap(),
             "scheduler",
@@ -102,22 +125,34 @@ async fn janitor_by_its_schedule() {
             json!({"FunctionName": target}),
         );
         let input: Value = match s["input"].as_str() {
-            Some(text) => serde_json::from_str(&text.replace(
-                "<aws.scheduler.scheduled-time>",
-                "2026-11-04T03:00:00Z",
-            ))
+            Some(text) => serde_json::from_str(
+                &text.replace("<aws.scheduler.scheduled-time>", "2026-11-04T03:00:00Z"),
+            )
             .expect("the schedule's input is JSON"),
             None => Value::Null,
         };
         match env.step(step, input.clone()).await {
-            Ok(report) => assert_eq!(report["orphanCount"], 0, "janitor after a clean run: {report}"),
+            Ok(report) => assert_eq!(
+                report["orphanCount"], 0,
+                "janitor after a clean run: {report}"
+            ),
             Err(e) => {
-                rejected.push(format!("{} rejects its schedule's input {input}: {e}", step.as_str()));
+                rejected.push(format!(
+                    "{} rejects its schedule's input {input}: {e}",
+                    step.as_str()
+                ));
                 // Still exercise the function's calls (with the documented input) for IAM.
-                let sample = super::tools::repo_root().join(format!("events/{}.json", step.as_str()));
+                let sample =
+                    super::tools::repo_root().join(format!("events/{}.json", step.as_str()));
                 let doc: Value = serde_json::from_slice(&std::fs::read(sample).unwrap()).unwrap();
-                let report = env.step(step, doc).await.expect("janitor with its sample input");
-                assert_eq!(report["orphanCount"], 0, "janitor after a clean run: {report}");
+                let report = env
+                    .step(step, doc)
+                    .await
+                    .expect("janitor with its sample input");
+                assert_eq!(
+                    report["orphanCount"], 0,
+                    "janitor after a clean run: {report}"
+                );
             }
         }
     }
@@ -129,12 +164,22 @@ async fn janitor_by_its_schedule() {
 async fn migration_failure_rolls_the_tenant_back() {
     let (env, ts) = setup(
         "migration_failure",
-        |n| vec![Fault::MigrationFails { instance: format!("{}-{RUN_GEN}", n("b")) }],
+        |n| {
+            vec![Fault::MigrationFails {
+                instance: format!("{}-{RUN_GEN}", n("b")),
+            }]
+        },
         &["a", "b"],
     )
     .await;
     let run = release(&env, "r-migfail", json!({}), false).await;
-    check(&env, &run, &[deployed(&ts[0], "r-migfail"), rolled_back(&ts[1])], RETENTION).await;
+    check(
+        &env,
+        &run,
+        &[deployed(&ts[0], "r-migfail"), rolled_back(&ts[1])],
+        RETENTION,
+    )
+    .await;
     env.check_iam();
 }
 
@@ -147,7 +192,13 @@ async fn flip_failure_when_the_pointer_moved() {
     )
     .await;
     let run = release(&env, "r-flipfail", json!({}), false).await;
-    check(&env, &run, &[deployed(&ts[0], "r-flipfail"), rolled_back(&ts[1])], RETENTION).await;
+    check(
+        &env,
+        &run,
+        &[deployed(&ts[0], "r-flipfail"), rolled_back(&ts[1])],
+        RETENTION,
+    )
+    .await;
     let t = &ts[1];
     let r = run.report.as_ref().unwrap()["tenants"]
         .as_array()
@@ -169,13 +220,21 @@ async fn rollout_failure_flips_back() {
     )
     .await;
     let run = release(&env, "r-rollfail", json!({}), false).await;
-    check(&env, &run, &[deployed(&ts[0], "r-rollfail"), rolled_back(&ts[1])], RETENTION).await;
+    check(
+        &env,
+        &run,
+        &[deployed(&ts[0], "r-rollfail"), rolled_back(&ts[1])],
+        RETENTION,
+    )
+    .await;
     // The flip happened and was undone: the pointer was written twice by this run.
     let writes = env
         .rec
         .calls()
         .iter()
-        .filter(|c| c.operation == "PutParameter" && c.params["Name"] == format!("/tenantflow/{}/db", ts[1]))
+        .filter(|c| {
+            c.operation == "PutParameter" && c.params["Name"] == format!("/tenantflow/{}/db", ts[1])
+        })
         .count();
     assert_eq!(writes, 2, "flip and flip back");
     env.check_iam();
@@ -187,8 +246,14 @@ async fn lost_events_are_covered_by_the_timeout_recheck() {
         "lost_event",
         |n| {
             vec![
-                Fault::SnapshotPending { snapshot: format!("{}-{RUN_GEN}", n("a")), checks: 1 },
-                Fault::InstancePending { instance: format!("{}-{RUN_GEN}", n("a")), checks: 1 },
+                Fault::SnapshotPending {
+                    snapshot: format!("{}-{RUN_GEN}", n("a")),
+                    checks: 1,
+                },
+                Fault::InstancePending {
+                    instance: format!("{}-{RUN_GEN}", n("a")),
+                    checks: 1,
+                },
             ]
         },
         &["a"],
@@ -197,7 +262,11 @@ async fn lost_events_are_covered_by_the_timeout_recheck() {
     let run = release(&env, "r-lost", json!({}), true).await;
     check(&env, &run, &[deployed(&ts[0], "r-lost")], RETENTION).await;
     let lost = run.runner.events.lock().unwrap().clone();
-    assert_eq!(lost.len(), 2, "two waits saw a pending resource and lost its event: {lost:?}");
+    assert_eq!(
+        lost.len(),
+        2,
+        "two waits saw a pending resource and lost its event: {lost:?}"
+    );
     // Each wait registered twice: once, then again after its TimeoutSeconds.
     let registrations = env
         .rec
@@ -205,7 +274,10 @@ async fn lost_events_are_covered_by_the_timeout_recheck() {
         .iter()
         .filter(|c| c.caller == "await-resource" && c.operation == "PutParameter")
         .count();
-    assert!(registrations >= 5, "snapshot and candidate waits re-registered: {registrations}");
+    assert!(
+        registrations >= 5,
+        "snapshot and candidate waits re-registered: {registrations}"
+    );
     assert!(run.result.duration_seconds >= 900.0, "a timeout elapsed");
     env.check_iam();
 }
@@ -214,7 +286,12 @@ async fn lost_events_are_covered_by_the_timeout_recheck() {
 async fn events_resume_pending_waits() {
     let (env, ts) = setup(
         "event_resumes",
-        |n| vec![Fault::SnapshotPending { snapshot: format!("{}-{RUN_GEN}", n("a")), checks: 1 }],
+        |n| {
+            vec![Fault::SnapshotPending {
+                snapshot: format!("{}-{RUN_GEN}", n("a")),
+                checks: 1,
+            }]
+        },
         &["a"],
     )
     .await;
@@ -222,7 +299,9 @@ async fn events_resume_pending_waits() {
     check(&env, &run, &[deployed(&ts[0], "r-event")], RETENTION).await;
     let calls = env.rec.calls();
     assert!(
-        calls.iter().any(|c| c.caller == "resume" && c.operation == "SendTaskSuccess"),
+        calls
+            .iter()
+            .any(|c| c.caller == "resume" && c.operation == "SendTaskSuccess"),
         "resume sent the result: {:?}",
         run.runner.events.lock().unwrap()
     );
@@ -233,7 +312,11 @@ async fn events_resume_pending_waits() {
 async fn all_or_nothing_with_one_failure_changes_nobody() {
     let (env, ts) = setup(
         "all_or_nothing",
-        |n| vec![Fault::MigrationFails { instance: format!("{}-{RUN_GEN}", n("b")) }],
+        |n| {
+            vec![Fault::MigrationFails {
+                instance: format!("{}-{RUN_GEN}", n("b")),
+            }]
+        },
         &["a", "b", "c"],
     )
     .await;
@@ -248,7 +331,11 @@ async fn all_or_nothing_with_one_failure_changes_nobody() {
 async fn in_place_with_a_failed_migration_restores_the_safety_net() {
     let (env, ts) = setup(
         "in_place",
-        |n| vec![Fault::MigrationFails { instance: old_instance(&n("a")) }],
+        |n| {
+            vec![Fault::MigrationFails {
+                instance: old_instance(&n("a")),
+            }]
+        },
         &["a"],
     )
     .await;
@@ -298,6 +385,10 @@ async fn promote_restores_the_given_snapshot() {
         .iter()
         .find(|c| c.operation == "RestoreDBInstanceFromDBSnapshot")
         .map(|c| c.params["DBSnapshotIdentifier"].clone());
-    assert_eq!(restored_from, Some(json!(source)), "restored from the given snapshot");
+    assert_eq!(
+        restored_from,
+        Some(json!(source)),
+        "restored from the given snapshot"
+    );
     env.check_iam();
 }

@@ -65,7 +65,13 @@ impl SfnApi {
     }
 
     pub fn executions(&self) -> Vec<Execution> {
-        self.state.executions.lock().unwrap().values().cloned().collect()
+        self.state
+            .executions
+            .lock()
+            .unwrap()
+            .values()
+            .cloned()
+            .collect()
     }
 }
 
@@ -138,8 +144,8 @@ fn handle(st: &SfnState, op: &str, req: &Value) -> Result<Value, ApiError> {
     };
     match op {
         "SendTaskSuccess" => {
-            let output: Value = serde_json::from_str(&s("output"))
-                .map_err(|e| ("InvalidOutput", e.to_string()))?;
+            let output: Value =
+                serde_json::from_str(&s("output")).map_err(|e| ("InvalidOutput", e.to_string()))?;
             callbacks()?
                 .send_task_success(&s("taskToken"), output)
                 .map_err(cb_err)?;

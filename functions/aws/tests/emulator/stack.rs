@@ -200,10 +200,16 @@ impl Env {
     pub async fn upload_release(&self, id: &str, extra: Value) -> (String, String) {
         let bucket = self.template().release_bucket();
         let scripts = [
-            ("V1__base.sql".to_string(), "CREATE TABLE customer (id BIGINT PRIMARY KEY);\n".to_string()),
+            (
+                "V1__base.sql".to_string(),
+                "CREATE TABLE customer (id BIGINT PRIMARY KEY);\n".to_string(),
+            ),
             (
                 format!("V2__{}.sql", id.replace(['-', '.'], "_")),
-                format!("ALTER TABLE customer ADD COLUMN note_{} TEXT;\n", id.replace(['-', '.'], "_")),
+                format!(
+                    "ALTER TABLE customer ADD COLUMN note_{} TEXT;\n",
+                    id.replace(['-', '.'], "_")
+                ),
             ),
         ];
         let mut entries = Vec::new();

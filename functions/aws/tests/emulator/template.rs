@@ -130,7 +130,10 @@ impl Template {
     }
 
     pub fn schedules(&self) -> Vec<Value> {
-        self.doc["schedules"].as_array().cloned().unwrap_or_default()
+        self.doc["schedules"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The stack's namespace (`TENANTFLOW_NAMESPACE` of the functions).

@@ -58,8 +58,8 @@ pub fn definition() -> Definition {
     let sm = t.state_machine();
     let uri = sm["definitionUri"].as_str().unwrap();
     let path = super::tools::repo_root().join("infra").join(uri);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let subs: BTreeMap<String, String> = sm["definitionSubstitutions"]
         .as_object()
         .unwrap()
@@ -91,7 +91,12 @@ fn item_readers(def: &Value, out: &mut BTreeMap<String, (String, String)>) {
                     item_readers(d, out);
                 }
             }
-            for b in st.get("Branches").and_then(Value::as_array).into_iter().flatten() {
+            for b in st
+                .get("Branches")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 item_readers(b, out);
             }
         }
@@ -130,9 +135,11 @@ pub struct AwsRunner {
 impl AwsRunner {
     pub fn new(env: Arc<Env>, store: &Path, lose_events: bool) -> Arc<AwsRunner> {
         let text = std::fs::read_to_string(
-            super::tools::repo_root()
-                .join("infra")
-                .join(template().state_machine()["definitionUri"].as_str().unwrap()),
+            super::tools::repo_root().join("infra").join(
+                template().state_machine()["definitionUri"]
+                    .as_str()
+                    .unwrap(),
+            ),
         )
         .unwrap();
         let mut readers = BTreeMap::new();
@@ -171,7 +178,10 @@ impl AwsRunner {
     }
 
     async fn invoke(&self, step: StepName, input: Value) -> Result<Value, StepError> {
-        let fn_arn = template().function(step)["arn"].as_str().unwrap().to_string();
+        let fn_arn = template().function(step)["arn"]
+            .as_str()
+            .unwrap()
+            .to_string();
         self.env.service_call(
             &self.sm_role(),
             "states",
@@ -181,17 +191,21 @@ impl AwsRunner {
         );
         self.push_results().await;
         let env = self.env.clone();
-        let out = self.on_real(async move { env.step(step, input).await }).await;
+        let out = self
+            .on_real(async move { env.step(step, input).await })
+            .await;
         self.pull_objects().await;
         out
     }
 
-    /// Bucket objects the steps wrote, copied into the engine's object store (for ItemReader).
+    /// The run's objects the steps wrote (`runs/<run>/`), copied into the engine's object store
+    /// for the ItemReader.
     async fn pull_objects(&self) {
         let env = self.env.clone();
         let bucket = template().release_bucket();
         let store = self.store.clone();
         let known: HashSet<String> = self.mirrored.lock().unwrap().clone();
+        let prefix = format!("runs/{}/", self.top.lock().unwrap());
         let got: Vec<String> = self
             .on_real(async move {
                 let mut got = Vec::new();
@@ -200,10 +214,10 @@ impl AwsRunner {
                     .s3
                     .list_objects_v2()
                     .bucket(&bucket)
-                    .prefix("runs/")
+                    .prefix(&prefix)
                     .send()
                     .await
-                    .expect("list runs/");
+                    .expect("list the run's objects");
                 for o in list.contents() {
                     let key = o.key().unwrap_or_default().to_string();
                     if known.contains(&key) {
@@ -289,7 +303,10 @@ impl AwsRunner {
                 json!({"Name": SYNC_RULE}),
             );
         }
-        let project = input["ProjectName"].as_str().unwrap_or_default().to_string();
+        let project = input["ProjectName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let vars: BTreeMap<String, String> = input["EnvironmentVariablesOverride"]
             .as_array()
             .into_iter()
@@ -298,7 +315,10 @@ impl AwsRunner {
             .collect();
         let var = |k: &str| {
             vars.get(k).cloned().ok_or_else(|| {
-                TaskFailure::new("States.TaskFailed", format!("no {k} in the build's variables"))
+                TaskFailure::new(
+                    "States.TaskFailed",
+                    format!("no {k} in the build's variables"),
+                )
             })
         };
         let (instance, bucket, prefix, release) = (
@@ -345,7 +365,11 @@ impl AwsRunner {
                     .send()
                     .await
                     .map_err(|e| format!("StartBuild: {e:?}"))?;
-                let id = started.build_value().and_then(|b| b.id()).unwrap_or_default().to_string();
+                let id = started
+                    .build_value()
+                    .and_then(|b| b.id())
+                    .unwrap_or_default()
+                    .to_string();
                 // The build: Flyway reads the scripts from the release's S3 location.
                 let list = build_s3
                     .list_objects_v2()
@@ -412,9 +436,21 @@ impl AwsRunner {
         match kind {
             "db-snapshot" | "db-instance" => {
                 let (dt, ty, res, id, msg) = if kind == "db-snapshot" {
-                    ("RDS DB Snapshot Event", "SNAPSHOT", "snapshot", "RDS-EVENT-0042", "Manual snapshot created")
+                    (
+                        "RDS DB Snapshot Event",
+                        "SNAPSHOT",
+                        "snapshot",
+                        "RDS-EVENT-0042",
+                        "Manual snapshot created",
+                    )
                 } else {
-                    ("RDS DB Instance Event", "DB_INSTANCE", "db", "RDS-EVENT-0005", "DB instance created")
+                    (
+                        "RDS DB Instance Event",
+                        "DB_INSTANCE",
+                        "db",
+                        "RDS-EVENT-0005",
+                        "DB instance created",
+                    )
                 };
                 let arn = format!("arn:aws:rds:{region}:{acct}:{res}:{resource}");
                 json!({"version": "0", "id": "0", "detail-type": dt, "source": "aws.rds",
@@ -494,10 +530,13 @@ impl TaskRunner for Runner {
                     return Ok(out);
                 }
                 match out {
-                    Ok(v) => Ok(json!({"ExecutedVersion": "$LATEST", "Payload": v, "StatusCode": 200})),
+                    Ok(v) => {
+                        Ok(json!({"ExecutedVersion": "$LATEST", "Payload": v, "StatusCode": 200}))
+                    }
                     Err(e) => Err(TaskFailure::new(
                         e.asl_name(),
-                        json!({"errorType": e.asl_name(), "errorMessage": e.to_string()}).to_string(),
+                        json!({"errorType": e.asl_name(), "errorMessage": e.to_string()})
+                            .to_string(),
                     )),
                 }
             }
@@ -541,13 +580,19 @@ impl Observer for Watch {
                 return;
             }
             // Child names are `<parent>-<label>-<8 hex>-<i>`.
-            let rest = execution.strip_prefix(&format!("{top}-")).unwrap_or(execution);
+            let rest = execution
+                .strip_prefix(&format!("{top}-"))
+                .unwrap_or(execution);
             let parts: Vec<&str> = rest.rsplitn(3, '-').collect();
             let label = parts.get(2).copied().unwrap_or("map");
             let sm_arn = sm["arn"].as_str().unwrap();
             let exec_arn = format!(
                 "{}:{}/{label}:{execution}",
-                sm_arn.replace(":stateMachine:", ":execution:").rsplit_once(':').unwrap().0,
+                sm_arn
+                    .replace(":stateMachine:", ":execution:")
+                    .rsplit_once(':')
+                    .unwrap()
+                    .0,
                 sm["name"].as_str().unwrap()
             );
             r.env.service_call(
@@ -602,7 +647,10 @@ pub async fn run_release(env: &Arc<Env>, key: &str, version: &str, lose_events: 
     let arn = started["executionArn"].as_str().unwrap().to_string();
     let input: Value = {
         let ex = env.sfn.executions();
-        let e = ex.iter().find(|e| e.arn == arn).expect("StartExecution reached the engine API");
+        let e = ex
+            .iter()
+            .find(|e| e.arn == arn)
+            .expect("StartExecution reached the engine API");
         serde_json::from_str(&e.input).unwrap()
     };
     let store = tempfile::tempdir().unwrap();
