@@ -5,6 +5,7 @@
 // POLICIES.json is the output of policies.py (the expanded template). CALLS.json is an array of
 //   { "principal": "<role logical id>", "action": "rds:CreateDBSnapshot",
 //     "resource": "arn:aws:rds:…:snapshot:…" | "*", "context": { "s3:prefix": "releases/" },
+//     (or "principal": "service:events.amazonaws.com" for a service principal)
 //     "label": "<free text naming the call, e.g. the operation and test>" }
 // The result is an array, one entry per call, in order:
 //   { ...call, "decision": "Allowed" | "ImplicitlyDenied" | "ExplicitlyDenied" | "Unfillable" | "Invalid",
@@ -53,6 +54,7 @@ function actionMatches(st, action) {
 function principalCanBe(st, callerArn, account) {
   if (st.Principal === undefined) return st.NotPrincipal !== undefined
   if (st.Principal === '*') return true
+  if (!callerArn.startsWith('arn:')) return list(st.Principal.Service).includes(callerArn)
   const aws = list(st.Principal.AWS)
   const roleArn = callerArn.replace(/^arn:aws:sts::(\d+):assumed-role\/([^/]+)\/.*$/, 'arn:aws:iam::$1:role/$2')
   return aws.some(
@@ -87,14 +89,18 @@ const literalResource = (r) => (r === '*' ? r : r.replaceAll('*', LITERAL_STAR))
 
 const results = []
 for (const call of calls) {
-  const principal = pol.principals[call.principal]
   const base = { ...call }
+  // `service:<name>`: an AWS service principal (EventBridge delivering to a function), judged by
+  // the resource's policy alone.
+  const service = call.principal.startsWith('service:') ? call.principal.slice(8) : undefined
+  const principal = service
+    ? { arn: service, policies: [] }
+    : pol.principals[call.principal]
   if (!principal) {
     results.push({ ...base, decision: 'Invalid', detail: `no principal ${call.principal} in the template` })
     continue
   }
-  const roleName = principal.arn.split('/').pop()
-  const callerArn = `arn:aws:sts::${pol.account}:assumed-role/${roleName}/emulator`
+  const callerArn = service ?? `arn:aws:sts::${pol.account}:assumed-role/${principal.arn.split('/').pop()}/emulator`
   const identityPolicies = principal.policies.map((p) => ({ name: p.name, policy: p.document }))
   const resourcePolicy = call.resource === '*' ? undefined : resourcePolicyFor(call.resource)
   const context = Object.fromEntries(Object.entries(call.context || {}).map(([k, v]) => [k.toLowerCase(), v]))

@@ -14,7 +14,8 @@ for a fixed account, region and stack name, and writes one JSON document:
                   environment variables
   stateMachines   ARN, role, resolved DefinitionSubstitutions
   projects        CodeBuild projects: name, ARN, service role, environment variables
-  schedules       Scheduler schedules: target ARN and role
+  schedules       Scheduler schedules: target ARN, role and input
+  rules           EventBridge rules: ARN, resolved event pattern, target ARNs
   buckets         per bucket name: ARN and the KMS key its objects are encrypted with
   resourcePolicies  resource-based policies (S3 bucket policies, KMS key policies, Lambda
                   permissions), keyed by the resource ARN they protect
@@ -377,6 +378,21 @@ def main():
             if role in principals:
                 principals[role]["usedBy"].append({"type": t, "logicalId": lid})
 
+    # EventBridge rules: their (resolved) pattern and targets, so the harness routes events as
+    # EventBridge would and evaluates each delivery against the target's resource policy.
+    rules = []
+    for lid, body in res.items():
+        if body["Type"] != "AWS::Events::Rule":
+            continue
+        props = body.get("Properties", {})
+        rules.append({
+            "logicalId": lid,
+            "arn": r.arn(lid),
+            "pattern": r.resolve(props.get("EventPattern", {})),
+            "eventBus": r.resolve(props.get("EventBusName", "default")),
+            "targets": [{"id": t.get("Id"), "arn": r.resolve(t.get("Arn"))} for t in props.get("Targets", [])],
+        })
+
     resource_policies = {}
 
     def add_policy(arn, kind, doc):
@@ -437,6 +453,7 @@ def main():
         "stateMachines": machines,
         "projects": projects,
         "schedules": schedules,
+        "rules": rules,
         "resourcePolicies": resource_policies,
         "buckets": buckets,
         "resources": resources,

@@ -370,10 +370,16 @@ pub fn authorizations(t: &Template, c: &Call) -> Result<Vec<Authz>, String> {
         "Lambda" => match op {
             "Invoke" => {
                 let f = s(p, "FunctionName").ok_or_else(|| missing("FunctionName"))?;
+                // A service invoking on a rule's behalf carries the rule as the source.
+                let mut ctx = Map::new();
+                if let Some(src) = s(p, "SourceArn") {
+                    ctx.insert("aws:SourceArn".into(), json!(src));
+                    ctx.insert("aws:SourceAccount".into(), json!(acct));
+                }
                 one(
                     "lambda:InvokeFunction",
                     or_arn(f, "lambda", format!("function:{f}")),
-                    none(),
+                    ctx,
                 );
             }
             _ => return Err(format!("no ARN rule for Lambda.{op}")),

@@ -150,6 +150,19 @@ impl Env {
         tenantflow_aws::lambda::handle(step, &ports, input).await
     }
 
+    /// Delivers an event as EventBridge would: through the template's rules to their target
+    /// functions (each delivery recorded for IAM), running each target step.
+    pub async fn deliver(
+        &self,
+        event: &Value,
+    ) -> Vec<(StepName, Result<Value, tenantflow_core::StepError>)> {
+        let mut out = Vec::new();
+        for step in super::eventbridge::route(self, event) {
+            out.push((step, self.step(step, event.clone()).await));
+        }
+        out
+    }
+
     /// Records a call an AWS service makes for the stack (the state machine, the migration build,
     /// the scheduler), which the harness performed in its place.
     pub fn service_call(

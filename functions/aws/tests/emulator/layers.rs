@@ -52,6 +52,9 @@ pub enum Fault {
     PointerMovedBeforeFlip { tenant: String },
     /// The ECS deployment roll-ecs forces for this tenant ends FAILED.
     RolloutFails { tenant: String },
+    /// The ECS deployment roll-ecs forces for this tenant reports IN_PROGRESS for its first
+    /// `checks` judgements.
+    RolloutPending { tenant: String, checks: u32 },
 }
 
 #[derive(Default)]
@@ -59,6 +62,8 @@ pub struct Faults {
     faults: Mutex<Vec<Fault>>,
     pending: Mutex<HashMap<String, u32>>,
     failed_deployments: Mutex<HashSet<String>>,
+    /// Deployment id -> tenant, for the deployments roll-ecs forced.
+    forced: Mutex<HashMap<String, String>>,
     /// What the layer did, in order.
     pub injected: Mutex<Vec<String>>,
 }
@@ -73,6 +78,9 @@ impl Faults {
                 }
                 Fault::InstancePending { instance, checks } => {
                     pending.insert(format!("db:{instance}"), *checks);
+                }
+                Fault::RolloutPending { tenant, checks } => {
+                    pending.insert(format!("rollout:{tenant}"), *checks);
                 }
                 _ => {}
             }
@@ -243,6 +251,13 @@ pub struct HarnessEcs {
 impl Services for HarnessEcs {
     async fn force_deployment(&self, service: &ServiceRef) -> Result<String, StepError> {
         let id = self.inner.force_deployment(service).await?;
+        if self.caller == "roll-ecs" {
+            self.faults
+                .forced
+                .lock()
+                .unwrap()
+                .insert(id.clone(), service.service.clone());
+        }
         if self.caller == "roll-ecs"
             && self.faults.has(&Fault::RolloutFails {
                 tenant: service.service.clone(),
@@ -276,6 +291,17 @@ impl Services for HarnessEcs {
             if self.faults.failed_deployments.lock().unwrap().contains(id) {
                 x.rollout_state = "FAILED".into();
                 x.running = 0;
+            } else if x.rollout_state == "COMPLETED" {
+                let tenant = self.faults.forced.lock().unwrap().get(id).cloned();
+                if let Some(t) = tenant {
+                    if self.faults.still_pending(&format!("rollout:{t}")) {
+                        self.faults.note(format!(
+                            "RolloutPending: deployment {id} of {t} reported IN_PROGRESS"
+                        ));
+                        x.rollout_state = "IN_PROGRESS".into();
+                        x.running = 0;
+                    }
+                }
             }
         }
         Ok(d)

@@ -13,7 +13,8 @@
 //! - [`record`], [`authz`]: recording calls, deriving and evaluating IAM requests;
 //! - [`env`]: one test's world (region, recorder, per-step ports); [`stack`]: seeding the emulator;
 //! - [`layers`]: what the harness answers itself (emulator gaps) and the named fault layer;
-//! - [`sfn_api`]: the Step Functions API served by the local engine;
+//! - [`sfn_api`]: the Step Functions API served by the local engine; [`eventbridge`]: events
+//!   routed by the template's rules;
 //! - [`workflow`]: the engine's task runner on the AWS adapters, and a run from upload to end;
 //! - [`invariants`]: DESIGN §8 read back from the emulator;
 //! - [`adapters`]: each port operation; [`scenarios`]: the release workflow end to end.
@@ -24,6 +25,7 @@
 mod adapters;
 mod authz;
 mod env;
+mod eventbridge;
 mod invariants;
 mod layers;
 mod moto;

@@ -10,7 +10,7 @@
 //! | flip failure (pointer moved) | a flip that overwrites a pointer someone else moved |
 //! | rollout failure | a FAILED deployment taken for success; no flip back |
 //! | lost event | a wait that hangs when the RDS event never comes (timeout re-check) |
-//! | event resumes the wait | `resume` unable to find the token or send the result |
+//! | events resume the waits (snapshot, candidate, rollout) | an event rule that does not match the resource's events; `resume` unable to find the token or send the result |
 //! | all-or-nothing, one failure | one tenant flipped while another failed |
 //! | in-place, failed migration | the half-migrated database left active |
 //! | promote | restoring from the given snapshot instead of the tenant's own |
@@ -22,7 +22,6 @@ use super::stack::{old_instance, OLD_RELEASE};
 use super::workflow::{run_release, Run, RUN_GEN};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tenantflow_core::steps::StepName;
 
 /// A fresh region with the stack deployed and `tenants` (suffixes of the stack's namespace)
 /// seeded; `faults` gets the function that names a tenant from its suffix.
@@ -91,10 +90,13 @@ async fn happy_path() {
         run.result.cause
     );
     // EventBridge delivers the upload event again: no second run.
-    let again = env
-        .step(StepName::Trigger, env.object_created(&key, &version))
-        .await
-        .expect("a duplicate event is not an error");
+    let delivered = env.deliver(&env.object_created(&key, &version)).await;
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    let again = delivered[0]
+        .1
+        .as_ref()
+        .expect("a duplicate event is not an error")
+        .clone();
     assert_eq!(again["duplicate"], true);
     assert_eq!(again["executionArn"], run.execution_arn.as_str());
     assert_eq!(env.sfn.executions().len(), 1);
@@ -287,24 +289,40 @@ async fn events_resume_pending_waits() {
     let (env, ts) = setup(
         "event_resumes",
         |n| {
-            vec![Fault::SnapshotPending {
-                snapshot: format!("{}-{RUN_GEN}", n("a")),
-                checks: 1,
-            }]
+            vec![
+                Fault::SnapshotPending {
+                    snapshot: format!("{}-{RUN_GEN}", n("a")),
+                    checks: 1,
+                },
+                Fault::InstancePending {
+                    instance: format!("{}-{RUN_GEN}", n("a")),
+                    checks: 1,
+                },
+                Fault::RolloutPending {
+                    tenant: n("a"),
+                    checks: 1,
+                },
+            ]
         },
         &["a"],
     )
     .await;
     let run = release(&env, "r-event", json!({}), false).await;
     check(&env, &run, &[deployed(&ts[0], "r-event")], RETENTION).await;
+    // Each of the three waits was left pending by await-resource and completed by resume, after
+    // the event went through the template's rule.
     let calls = env.rec.calls();
-    assert!(
-        calls
-            .iter()
-            .any(|c| c.caller == "resume" && c.operation == "SendTaskSuccess"),
-        "resume sent the result: {:?}",
-        run.runner.events.lock().unwrap()
-    );
+    let resumed = calls
+        .iter()
+        .filter(|c| c.caller == "resume" && c.operation == "SendTaskSuccess")
+        .count();
+    assert_eq!(resumed, 3, "{:?}", run.runner.events.lock().unwrap());
+    for rule in ["RdsEventsRule", "EcsEventsRule"] {
+        assert!(
+            calls.iter().any(|c| c.caller == format!("rule {rule}")),
+            "{rule} delivered to resume"
+        );
+    }
     env.check_iam();
 }
 

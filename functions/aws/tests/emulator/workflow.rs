@@ -5,8 +5,8 @@
 //! - a function Task invokes the step (`dispatch` on the step's own ports: its role, its
 //!   environment) and records `lambda:InvokeFunction` by the state machine's role;
 //! - `lambda:invoke.waitForTaskToken` does the same; when `await-resource` leaves the task waiting,
-//!   the harness delivers the RDS/ECS event to `resume` after [`EVENT_DELAY`] virtual seconds, as
-//!   EventBridge would (moto sends no events), unless the scenario loses events;
+//!   the harness sends the RDS/ECS event after [`EVENT_DELAY`] virtual seconds through the
+//!   template's rules (moto sends no events), unless the scenario loses events;
 //! - `codebuild:startBuild.sync` starts the build on moto as the state machine's role, runs the
 //!   build's own reads (the release scripts from S3, the Flyway secret) as the migration role,
 //!   polls BatchGetBuilds (moto always answers SUCCEEDED; a failure comes from the fault layer),
@@ -489,13 +489,13 @@ impl AwsRunner {
         tokio::spawn(async move {
             clock.sleep(Duration::from_secs(EVENT_DELAY)).await;
             let env = me.env.clone();
-            let r = me
-                .on_real(async move { env.step(StepName::Resume, event).await })
-                .await;
-            me.events
-                .lock()
-                .unwrap()
-                .push(format!("delivered: {kind} {resource} -> {r:?}"));
+            let delivered = me.on_real(async move { env.deliver(&event).await }).await;
+            let note = if delivered.is_empty() {
+                format!("dropped (no rule matches): {kind} {resource}")
+            } else {
+                format!("delivered: {kind} {resource} -> {delivered:?}")
+            };
+            me.events.lock().unwrap().push(note);
         });
     }
 }
@@ -639,10 +639,11 @@ impl Run {
 /// Uploads nothing itself: `key`/`version` name an uploaded manifest. Triggers the run through the
 /// `trigger` step (StartExecution served by the engine API) and runs it to the end.
 pub async fn run_release(env: &Arc<Env>, key: &str, version: &str, lose_events: bool) -> Run {
-    let started = env
-        .step(StepName::Trigger, env.object_created(key, version))
-        .await
-        .expect("trigger starts the run");
+    let delivered = env.deliver(&env.object_created(key, version)).await;
+    let started = match delivered.as_slice() {
+        [(StepName::Trigger, Ok(out))] => out.clone(),
+        other => panic!("the upload event must reach trigger once and start the run: {other:?}"),
+    };
     let name = started["name"].as_str().unwrap().to_string();
     let arn = started["executionArn"].as_str().unwrap().to_string();
     let input: Value = {
