@@ -30,7 +30,7 @@ pub fn matches(pattern: &Value, event: &Value) -> bool {
                 };
                 alts.iter().any(|alt| match alt {
                     Value::Object(op) => operator(op, &values),
-                    lit => values.iter().any(|x| *x == lit),
+                    lit => values.contains(&lit),
                 })
             }
             other => panic!("pattern field {k} must be an object or a list, not {other}"),
