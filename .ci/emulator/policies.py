@@ -16,6 +16,7 @@ for a fixed account, region and stack name, and writes one JSON document:
   projects        CodeBuild projects: name, ARN, service role, environment variables
   schedules       Scheduler schedules: target ARN, role and input
   rules           EventBridge rules: ARN, resolved event pattern, target ARNs
+  tables          DynamoDB tables: name, ARN, key schema, attributes, indexes, TTL attribute
   buckets         per bucket name: ARN and the KMS key its objects are encrypted with
   resourcePolicies  resource-based policies (S3 bucket policies, KMS key policies, Lambda
                   permissions), keyed by the resource ARN they protect
@@ -131,6 +132,7 @@ class Resolver:
             "AWS::Events::Rule": "Name",
             "AWS::Scheduler::Schedule": "Name",
             "AWS::KMS::Alias": "AliasName",
+            "AWS::DynamoDB::Table": "TableName",
         }.get(res.get("Type"))
         if key and key in props:
             return ("deferred", key)
@@ -162,6 +164,7 @@ class Resolver:
             "AWS::Events::Rule": f"arn:{p}:events:{r}:{a}:rule/{n}",
             "AWS::SNS::Topic": f"arn:{p}:sns:{r}:{a}:{n}",
             "AWS::Scheduler::Schedule": f"arn:{p}:scheduler:{r}:{a}:schedule/default/{n}",
+            "AWS::DynamoDB::Table": f"arn:{p}:dynamodb:{r}:{a}:table/{n}",
         }.get(t) or self._unsupported(lid, "Arn")
 
     def key_id(self, lid):
@@ -428,6 +431,22 @@ def main():
                 key = d.get("KMSMasterKeyID")
         buckets[r.name(lid)] = {"logicalId": lid, "arn": r.arn(lid), "kmsKeyArn": key}
 
+    # DynamoDB tables, so the harness can create them in the emulator as CloudFormation would.
+    tables = []
+    for lid, body in res.items():
+        if body["Type"] != "AWS::DynamoDB::Table":
+            continue
+        props = r.resolve(body.get("Properties", {}))
+        tables.append({
+            "logicalId": lid,
+            "name": r.name(lid),
+            "arn": f"arn:{PARTITION}:dynamodb:{args.region}:{args.account}:table/{r.name(lid)}",
+            "keySchema": props.get("KeySchema", []),
+            "attributeDefinitions": props.get("AttributeDefinitions", []),
+            "globalSecondaryIndexes": props.get("GlobalSecondaryIndexes", []),
+            "ttlAttribute": (props.get("TimeToLiveSpecification") or {}).get("AttributeName"),
+        })
+
     resources = {}
     for lid, body in res.items():
         entry = {"type": body["Type"]}
@@ -454,6 +473,7 @@ def main():
         "projects": projects,
         "schedules": schedules,
         "rules": rules,
+        "tables": tables,
         "resourcePolicies": resource_policies,
         "buckets": buckets,
         "resources": resources,

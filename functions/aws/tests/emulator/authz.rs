@@ -505,9 +505,10 @@ pub fn check(test: &str, calls: &[Call]) {
         lines.sort();
         lines.dedup();
         msg += &format!(
-            "{} of {} IAM requests are not allowed by infra/template.yaml:\n  {}\n",
+            "{} of {} IAM requests are not allowed by {}:\n  {}\n",
             bad.len(),
             verdicts.len(),
+            super::template::template_path().display(),
             lines.join("\n  ")
         );
     }

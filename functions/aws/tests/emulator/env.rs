@@ -25,6 +25,7 @@ pub struct Admin {
     pub ecs: aws_sdk_ecs::Client,
     pub codebuild: aws_sdk_codebuild::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
 pub struct Env {
@@ -66,6 +67,7 @@ impl Env {
             ecs: c.ecs,
             codebuild: c.codebuild,
             secrets: c.secrets,
+            dynamodb: aws_sdk_dynamodb::Client::new(&conf),
         };
         Arc::new(Env {
             test: test.to_string(),
@@ -119,6 +121,7 @@ impl Env {
         let mut ports = tenantflow_aws::ports(self.clients(&role, step.as_str()), settings);
         ports.databases = Arc::new(HarnessRds {
             inner: ports.databases.clone(),
+            admin_rds: self.admin.rds.clone(),
             faults: self.faults.clone(),
             contents: self.contents.clone(),
             rec: self.rec.clone(),

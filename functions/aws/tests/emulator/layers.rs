@@ -6,6 +6,8 @@
 //!   `RDS.DescribeAccountAttributes via harness`, so it is still evaluated against IAM. It also
 //!   keeps the [`Contents`] model: moto's RDS is metadata only, so the harness tracks which release
 //!   each instance's schema is at (seeded generations, snapshot copies, restores, migrations).
+//!   And moto's restore ignores `DeletionProtection=false` (it copies the source's protection): the
+//!   harness unprotects the restored instance through moto's API, as RDS would have made it.
 //! - [`Faults`] (the fault layer): every failure and pending state a scenario needs. The real call
 //!   is always made first (so it is recorded and evaluated); the fault then changes what the step
 //!   sees, or (for a moved pointer) changes the emulator's state through its own API.
@@ -144,6 +146,8 @@ pub const HEADROOM: Headroom = Headroom {
 /// contents model and the fault layer.
 pub struct HarnessRds {
     pub inner: Arc<dyn Databases>,
+    /// Unrecorded: corrects moto's state where it departs from RDS (see `restore_instance`).
+    pub admin_rds: aws_sdk_rds::Client,
     pub faults: Arc<Faults>,
     pub contents: Arc<Contents>,
     pub rec: Recorder,
@@ -194,6 +198,23 @@ impl Databases for HarnessRds {
     }
     async fn restore_instance(&self, req: &RestoreRequest) -> Result<DbInstance, StepError> {
         let i = self.inner.restore_instance(req).await?;
+        // moto ignores false-valued restore parameters and copies the source instance's deletion
+        // protection; the adapter asks for none (checked on the wire by the adapter test), so the
+        // harness applies that through moto's own API, as RDS would have created it.
+        if i.deletion_protection {
+            self.admin_rds
+                .modify_db_instance()
+                .db_instance_identifier(req.target.as_str())
+                .deletion_protection(false)
+                .apply_immediately(true)
+                .send()
+                .await
+                .expect("unprotect the restored instance");
+            self.faults.note(format!(
+                "emulator gap: {} restored with the source's deletion protection; unprotected as requested",
+                req.target
+            ));
+        }
         let snap = self
             .contents
             .snapshots

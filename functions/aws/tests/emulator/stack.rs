@@ -1,6 +1,7 @@
 //! Deploying the stack's resources into the emulator (what CloudFormation and the operators would
-//! have made), seeding tenants, and uploading releases. These use the harness's unrecorded
-//! clients: they are setup, not calls the stack makes.
+//! have made: the release bucket, the migration project, the DynamoDB tables, the ECS cluster),
+//! seeding tenants, and uploading releases. These use the harness's unrecorded clients: they are
+//! setup, not calls the stack makes.
 
 use super::env::Env;
 use serde_json::{json, Value};
@@ -121,6 +122,7 @@ impl Env {
             .send()
             .await
             .unwrap();
+        self.create_tables().await;
         a.ecs
             .create_cluster()
             .cluster_name(self.default_cluster())
@@ -140,6 +142,89 @@ impl Env {
             .send()
             .await
             .unwrap();
+    }
+
+    /// Every DynamoDB table the template defines (none yet on some branches), with its keys,
+    /// indexes and TTL, on demand.
+    async fn create_tables(&self) {
+        use aws_sdk_dynamodb::types::*;
+        let s = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+        for table in self.template().doc["tables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let keys = |v: &Value| -> Vec<KeySchemaElement> {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|k| {
+                        KeySchemaElement::builder()
+                            .attribute_name(s(k, "AttributeName"))
+                            .key_type(KeyType::from(s(k, "KeyType").as_str()))
+                            .build()
+                            .unwrap()
+                    })
+                    .collect()
+            };
+            let mut req = self
+                .admin
+                .dynamodb
+                .create_table()
+                .table_name(s(table, "name"))
+                .billing_mode(BillingMode::PayPerRequest)
+                .set_key_schema(Some(keys(&table["keySchema"])));
+            for a in table["attributeDefinitions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                req = req.attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(s(a, "AttributeName"))
+                        .attribute_type(ScalarAttributeType::from(s(a, "AttributeType").as_str()))
+                        .build()
+                        .unwrap(),
+                );
+            }
+            for g in table["globalSecondaryIndexes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                req = req.global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(s(g, "IndexName"))
+                        .set_key_schema(Some(keys(&g["KeySchema"])))
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::from(
+                                    g["Projection"]["ProjectionType"].as_str().unwrap_or("ALL"),
+                                ))
+                                .build(),
+                        )
+                        .build()
+                        .unwrap(),
+                );
+            }
+            req.send().await.unwrap();
+            if let Some(attr) = table["ttlAttribute"].as_str() {
+                self.admin
+                    .dynamodb
+                    .update_time_to_live()
+                    .table_name(s(table, "name"))
+                    .time_to_live_specification(
+                        TimeToLiveSpecification::builder()
+                            .attribute_name(attr)
+                            .enabled(true)
+                            .build()
+                            .unwrap(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
     }
 
     /// A tenant on generation [`OLD_GEN`] at release [`OLD_RELEASE`]: its instance (protected,

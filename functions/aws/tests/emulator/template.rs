@@ -25,7 +25,7 @@ pub fn template() -> &'static Template {
         let out = std::process::Command::new(&tools.python)
             .arg(&tools.policies_script)
             .arg("--template")
-            .arg(tools.root.join("infra/template.yaml"))
+            .arg(template_path())
             .arg("--config")
             .arg(tools.root.join("samconfig.toml"))
             .arg("--out")
@@ -40,6 +40,13 @@ pub fn template() -> &'static Template {
         let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         Template { doc, path }
     })
+}
+
+/// `infra/template.yaml`, or `$TENANTFLOW_EMULATOR_TEMPLATE` (to try a variant of it).
+pub fn template_path() -> std::path::PathBuf {
+    std::env::var_os("TENANTFLOW_EMULATOR_TEMPLATE")
+        .map(Into::into)
+        .unwrap_or_else(|| super::tools::repo_root().join("infra/template.yaml"))
 }
 
 impl Template {
