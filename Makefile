@@ -19,8 +19,9 @@ clippy:
 
 # `cargo test --workspace` includes the emulator suite (functions/aws/tests/emulator: moto,
 # the expanded template, iam-simulate from `make tools`); it fails, never skips, without them.
+# --no-fail-fast: one failing test binary does not hide the results of the others.
 cargo-test:
-	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test --workspace
+	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test --workspace --no-fail-fast
 
 # The emulator suite alone, then its IAM figures (calls evaluated, denials by function, action and
 # resource) from each test's summary.
