@@ -3,7 +3,9 @@
 //! Clients come from the standard AWS config chain (env, profile, container/IMDS credentials,
 //! region) with **adaptive retry**. `AWS_ENDPOINT_URL` (and the per-service
 //! `AWS_ENDPOINT_URL_<SERVICE>`) is honoured by that chain, which is how tests point the adapters
-//! at `moto_server`; S3 then uses path-style addressing.
+//! at `moto_server`; S3 then uses path-style addressing. [`Clients::with_interceptors`] builds the
+//! same clients with extra SDK interceptors: the emulator suite (`tests/emulator`) records every
+//! call through it.
 //!
 //! Settings, all optional:
 //!
