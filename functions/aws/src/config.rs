@@ -3,7 +3,9 @@
 //! Clients come from the standard AWS config chain (env, profile, container/IMDS credentials,
 //! region) with **adaptive retry**. `AWS_ENDPOINT_URL` (and the per-service
 //! `AWS_ENDPOINT_URL_<SERVICE>`) is honoured by that chain, which is how tests point the adapters
-//! at `moto_server`; S3 then uses path-style addressing.
+//! at `moto_server`; S3 then uses path-style addressing. [`Clients::with_interceptors`] builds the
+//! same clients with extra SDK interceptors: the emulator suite (`tests/emulator`) records every
+//! call through it.
 //!
 //! A Lambda builds only the clients of the ports its step declares ([`step_ports`], decided at
 //! compile time from [`LambdaStep::STEP`]); every other port of its bundle is
@@ -27,6 +29,7 @@
 use crate::lambda::LambdaStep;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use std::sync::Arc;
 use tenantflow_core::ports::{
     Databases, Events, Objects, Parameters, Records, Services, Workflows,
@@ -117,21 +120,37 @@ pub struct Clients {
 impl Clients {
     /// Builds every client of this build from `conf`.
     pub fn from_conf(conf: &SdkConfig) -> Self {
+        Self::with_interceptors(conf, &[])
+    }
+
+    /// [`Clients::from_conf`], every client also running `interceptors`. A test hook: the
+    /// emulator suite (`tests/emulator`) records each call's operation and request this way.
+    pub fn with_interceptors(conf: &SdkConfig, interceptors: &[SharedInterceptor]) -> Self {
+        #[allow(unused_macros)]
+        macro_rules! client {
+            ($sdk:ident $(, $extra:ident($arg:expr))?) => {{
+                let mut b = $sdk::config::Builder::from(conf);
+                for i in interceptors {
+                    b.push_interceptor(i.clone());
+                }
+                $sdk::Client::from_conf(b$(.$extra($arg))?.build())
+            }};
+        }
         Clients {
             #[cfg(feature = "rds")]
-            rds: conf.rds(),
+            rds: client!(aws_sdk_rds),
             #[cfg(feature = "ssm")]
-            ssm: conf.ssm(),
+            ssm: client!(aws_sdk_ssm),
             #[cfg(feature = "dynamodb")]
-            dynamodb: conf.dynamodb(),
+            dynamodb: client!(aws_sdk_dynamodb),
             #[cfg(feature = "ecs")]
-            ecs: conf.ecs(),
+            ecs: client!(aws_sdk_ecs),
             #[cfg(feature = "sfn")]
-            sfn: conf.sfn(),
+            sfn: client!(aws_sdk_sfn),
             #[cfg(feature = "s3")]
-            s3: conf.s3(),
+            s3: client!(aws_sdk_s3, force_path_style(conf.endpoint_url().is_some())),
             #[cfg(feature = "eventbridge")]
-            eventbridge: conf.eventbridge(),
+            eventbridge: client!(aws_sdk_eventbridge),
         }
     }
 }
