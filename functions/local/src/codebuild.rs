@@ -156,7 +156,6 @@ impl LocalMigrations {
             let path = self.layout.instance_file(req.instance_id.as_str());
             let opts = MigrateOptions {
                 installed_by: "tenantflow".into(),
-                installed_on: Some(now.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
             };
             self.heavy
                 .timed(self.clock.as_ref(), simulated, move || {

@@ -127,12 +127,6 @@ impl LocalState {
                 .map_err(|e| LocalError::sqlite(&file, e))?;
             let opts = MigrateOptions {
                 installed_by: "tenantflow".into(),
-                installed_on: Some(
-                    generation
-                        .to_datetime()
-                        .format("%Y-%m-%d %H:%M:%S%.3f")
-                        .to_string(),
-                ),
             };
             flyway::migrate(&mut conn, &release.scripts, &opts).map_err(|cause| {
                 LocalError::Migration {
