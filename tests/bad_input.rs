@@ -182,7 +182,7 @@ fn a_corrupt_tenant_fails_alone_and_the_others_deploy() {
         &state,
         &["deploy", dir.to_str().unwrap(), "--json", "--canary", "0"],
     );
-    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(code, 3, "{report:#}");
     for t in report["tenants"].as_array().unwrap() {
         if t["tenant"] == victim.as_str() {
             assert_ne!(t["outcome"], "deployed", "{t}");
