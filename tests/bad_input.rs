@@ -2,6 +2,8 @@
 //! corrupt tenant database fails alone and the others deploy.
 
 mod common;
+#[path = "bad_input/corpus.rs"]
+mod corpus;
 
 use common::*;
 use std::path::{Path, PathBuf};

@@ -62,7 +62,7 @@ pub struct DeployArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_canary)]
     pub canary: Option<u32>,
     /// A wave whose failure percentage exceeds this stops all later waves (0 to 100).
-    #[arg(long, value_name = "P", allow_negative_numbers = true, value_parser = parse_percent)]
+    #[arg(long, value_name = "P", allow_hyphen_values = true, value_parser = parse_percent)]
     pub max_failure_percent: Option<f64>,
     /// At most this many tenants at once (1 or more).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_concurrency)]
