@@ -4,7 +4,7 @@
 use crate::commands::bench::BenchArgs;
 use crate::commands::demo::DemoArgs;
 use crate::commands::deploy::DeployArgs;
-use crate::commands::exit::{EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE};
+use crate::commands::exit::{EXIT_BUSY, EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE};
 use crate::commands::init::InitArgs;
 use crate::commands::release::ReleaseCommand;
 use crate::commands::sfn::SfnCommand;
@@ -84,14 +84,30 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
+            let code = error_code(&e);
             let message = format!("{e:#}");
             if json {
-                eprintln!("{}", error_json(&message, EXIT_FAILED));
+                eprintln!("{}", error_json(&message, code));
             } else {
                 eprintln!("error: {message}");
             }
-            EXIT_FAILED
+            code
         }
+    }
+}
+
+/// The exit code of a failed command: 4 when another command holds the state directory, else 1.
+fn error_code(e: &anyhow::Error) -> u8 {
+    let busy = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<tenantflow_local::LocalError>(),
+            Some(tenantflow_local::LocalError::Busy { .. })
+        )
+    });
+    if busy {
+        EXIT_BUSY
+    } else {
+        EXIT_FAILED
     }
 }
 

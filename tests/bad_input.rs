@@ -293,8 +293,7 @@ fn a_failed_health_check_reports_the_sql_error() {
     let state = fleet(tmp.path());
     let dir = release_copy(tmp.path(), "0002-loyalty-points");
     let path = dir.join("manifest.json");
-    let mut m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     m["healthCheck"]["sql"] = serde_json::json!("SELECT nope FROM nowhere");
     std::fs::write(&path, m.to_string()).unwrap();
     let (code, report) = tenantflow_json(
@@ -313,7 +312,11 @@ fn a_failed_health_check_reports_the_sql_error() {
     }
     // The text table has room for the SQL error too.
     let out = tenantflow(&state, &["deploy", dir.to_str().unwrap(), "--canary", "0"]);
-    assert!(stdout(&out).contains("no such table: nowhere"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("no such table: nowhere"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]

@@ -76,6 +76,9 @@ pub struct DeployArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// When another command is using the state directory, wait for it instead of exiting 4.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// `--max-failure-percent`: a number from 0 to 100. Rust's float parser accepts `NaN` and `inf`;
@@ -341,6 +344,7 @@ pub fn render_report(r: &DeployReport) -> String {
 
 pub fn run(state: &Path, args: &DeployArgs) -> Result<u8> {
     let local = open_state(state)?;
+    let _lock = crate::commands::lock::lock_state(state, args.wait)?;
     let report = deploy_blocking(&local, &args.release_dir, options(args), args.json)?;
     if args.json {
         crate::outln!("{}", report_json(&report));

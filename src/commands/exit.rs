@@ -11,6 +11,9 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// `deploy`: the run finished, but some tenants were rolled back or skipped.
 pub const EXIT_PARTIAL: u8 = 3;
+/// `init`, `deploy`, `demo`: another command holds the state directory (see `--wait`). Nothing
+/// was changed.
+pub const EXIT_BUSY: u8 = 4;
 
 /// The exit codes, as `--help` prints them.
 pub const EXIT_CODES_HELP: &str = "\
@@ -19,4 +22,6 @@ Exit codes:
   1  failed, or the input was refused before anything changed (deploy: the run itself failed)
   2  usage error: an unknown flag, a missing or invalid argument (sfn run: an invalid definition)
   3  deploy: the run finished, but some tenants were rolled back or skipped
+  4  init, deploy, demo: another tenantflow command is using the state directory (nothing changed;
+     --wait waits for it)
 With --json, a failure prints {\"error\": \"<message>\", \"exitCode\": <code>} on stderr.";

@@ -14,6 +14,7 @@ use std::time::Duration;
 /// Exit codes (`src/commands/exit.rs`).
 const FAILED: i32 = 1;
 const USAGE: i32 = 2;
+const BUSY: i32 = 4;
 
 /// Where a case runs: a fresh copy of a three-tenant fleet, and a folder for releases.
 pub struct Ctx {
@@ -43,6 +44,19 @@ impl Ctx {
         std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
         repack(&dir);
         dir
+    }
+
+    /// Holds the state directory's lock as a running command would, for the rest of the test.
+    fn hold_lock(&self) {
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.state.join("tenantflow.lock"))
+            .unwrap();
+        f.lock().unwrap();
+        let holder = json!({"pid": 4242, "command": "tenantflow deploy elsewhere", "startedAt": "2026-01-01T00:00:00Z"});
+        std::io::Write::write_all(&mut f, holder.to_string().as_bytes()).unwrap();
+        std::mem::forget(f);
     }
 
     fn ssm(&self) -> Connection {
@@ -979,6 +993,38 @@ fn cases() -> Vec<Case> {
                 )
                 .unwrap();
                 deploy_0002(&[])
+            },
+        ),
+        case(
+            "deploy while another command runs",
+            BUSY,
+            &[
+                "in use by another tenantflow command",
+                "pid 4242",
+                "tenantflow deploy elsewhere",
+                "--wait",
+            ],
+            |c| {
+                c.hold_lock();
+                deploy_0002(&[])
+            },
+        ),
+        case(
+            "json: deploy while another command runs",
+            BUSY,
+            &["in use", "pid 4242"],
+            |c| {
+                c.hold_lock();
+                deploy_0002(&["--json"])
+            },
+        ),
+        case(
+            "init while another command runs",
+            BUSY,
+            &["in use", "pid 4242", "--wait"],
+            |c| {
+                c.hold_lock();
+                args(&["init", "--tenants", "1"])
             },
         ),
         case(

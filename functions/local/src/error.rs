@@ -111,6 +111,17 @@ pub enum LocalError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    /// Another command holds the state directory's lock (`state_lock`).
+    #[error(
+        "{}: the state directory is in use by another tenantflow command: {}. Wait for it to \
+         finish, or pass --wait to wait for it",
+        .path.display(),
+        .holder.as_ref().map_or_else(|| "it has not said which yet".to_string(), |h| h.to_string())
+    )]
+    Busy {
+        path: PathBuf,
+        holder: Option<crate::state_lock::Holder>,
+    },
     /// `create_tenant` for a generation that already exists.
     #[error("{path}: instance {id} already exists")]
     InstanceExists { path: PathBuf, id: InstanceId },

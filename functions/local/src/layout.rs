@@ -12,6 +12,7 @@
 //! <state>/codebuild/builds.sqlite            migration builds
 //! <state>/events.jsonl                       every event put on the local EventBridge bus
 //! <state>/runs/<run-name>/…                  request, history and report of each local run
+//! <state>/tenantflow.lock                    one command at a time (`state_lock`): empty unless held
 //! ```
 
 use crate::error::{LocalError, StateDirProblem};
@@ -20,6 +21,8 @@ use std::path::{Path, PathBuf};
 
 /// Name of the marker file that makes a directory a state directory.
 pub const MARKER: &str = "tenantflow-state.json";
+/// Name of the file commands lock so that one runs at a time ([`crate::state_lock`]).
+pub const LOCK_FILE: &str = "tenantflow.lock";
 /// Format tag written into the marker.
 pub const FORMAT: &str = "tenantflow-local/1";
 /// The local release bucket (`${ReleaseBucket}`).
@@ -145,6 +148,34 @@ impl Layout {
     pub fn run_dir(&self, run: &str) -> PathBuf {
         self.runs_dir().join(run)
     }
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join(LOCK_FILE)
+    }
+
+    /// Checks that `init` may create a state directory here: the folder is missing, empty (a
+    /// lock file aside) or already a state directory. Writes nothing.
+    pub fn check_creatable(&self) -> Result<(), LocalError> {
+        if self.root.exists() && !self.root.is_dir() {
+            return Err(LocalError::not_a_state_dir(
+                &self.root,
+                StateDirProblem::IsAFile,
+            ));
+        }
+        if !self.root.is_dir() || self.marker().exists() {
+            return Ok(());
+        }
+        let entries = std::fs::read_dir(&self.root).map_err(|e| LocalError::io(&self.root, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| LocalError::io(&self.root, e))?;
+            if entry.file_name() != LOCK_FILE {
+                return Err(LocalError::not_a_state_dir(
+                    &self.root,
+                    StateDirProblem::NotEmpty,
+                ));
+            }
+        }
+        Ok(())
+    }
 
     /// Creates the directory skeleton and the marker (keeps an existing marker's settings).
     pub fn create(&self) -> Result<StateConfig, LocalError> {
@@ -162,16 +193,7 @@ impl Layout {
             self.check_databases()?;
             return Ok(config);
         }
-        if self.root.is_dir() {
-            let mut entries =
-                std::fs::read_dir(&self.root).map_err(|e| LocalError::io(&self.root, e))?;
-            if entries.next().is_some() {
-                return Err(LocalError::not_a_state_dir(
-                    &self.root,
-                    StateDirProblem::NotEmpty,
-                ));
-            }
-        }
+        self.check_creatable()?;
         for d in [
             self.instances_dir(),
             self.snapshots_dir(),

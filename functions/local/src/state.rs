@@ -209,7 +209,16 @@ impl LocalState {
             .objects
             .put_sync(RELEASE_BUCKET, &key, &release.manifest_bytes)?;
         let digest = hex::encode(Sha256::digest(&release.manifest_bytes));
-        let version_id = next_version_id(&self.layout, &key)?;
+        // The run is named from the version id: skip any whose name an earlier run has (the
+        // counter lost, or edited), so run names never collide.
+        let version_id = loop {
+            let v = next_version_id(&self.layout, &key)?;
+            let run =
+                tenantflow_core::steps::trigger::execution_name(&id, RELEASE_BUCKET, &key, &v);
+            if !self.layout.run_dir(&run).exists() {
+                break v;
+            }
+        };
         Ok(PublishedRelease {
             id,
             bucket: RELEASE_BUCKET.into(),
