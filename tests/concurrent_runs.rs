@@ -220,3 +220,23 @@ fn the_lock_goes_with_its_holder() {
     let (code, report) = tenantflow_json(&state, &["deploy", release, "--json"]);
     assert_eq!(code, 0, "{report:#}");
 }
+
+#[test]
+fn run_names_never_repeat_even_when_the_version_counter_is_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("fleet");
+    init(&state, 2, 5, 3);
+    let release = example("0002-loyalty-points");
+    let release = release.to_str().unwrap();
+    let (code, first) = tenantflow_json(&state, &["deploy", release, "--json"]);
+    assert_eq!(code, 0, "{first:#}");
+    std::fs::remove_file(state.join("runs/versions.json")).unwrap();
+    let (code, second) = tenantflow_json(&state, &["deploy", release, "--json"]);
+    assert_eq!(code, 0, "{second:#}");
+    assert_ne!(first["run"], second["run"]);
+    assert!(state
+        .join("runs")
+        .join(first["run"].as_str().unwrap())
+        .join("deploy-report.json")
+        .is_file());
+}
