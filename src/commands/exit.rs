@@ -14,6 +14,9 @@ pub const EXIT_PARTIAL: u8 = 3;
 /// `init`, `deploy`, `demo`: another command holds the state directory (see `--wait`). Nothing
 /// was changed.
 pub const EXIT_BUSY: u8 = 4;
+/// `status`: something needs a person (a locked or write-frozen tenant, a tenant with a problem,
+/// an orphan); the output says what to run.
+pub const EXIT_ATTENTION: u8 = 5;
 
 /// The exit codes, as `--help` prints them.
 pub const EXIT_CODES_HELP: &str = "\
@@ -24,4 +27,6 @@ Exit codes:
   3  deploy: the run finished, but some tenants were rolled back or skipped
   4  init, deploy, demo: another tenantflow command is using the state directory (nothing changed;
      --wait waits for it)
+  5  status: something needs a person (a locked or write-frozen tenant, a tenant with a problem,
+     an orphan); the output says what to run
 With --json, a failure prints {\"error\": \"<message>\", \"exitCode\": <code>} on stderr.";

@@ -75,6 +75,17 @@ impl StateLock {
         read_holder(&mut file)
     }
 
+    /// Whether a command holds the lock now (`Some`, with who it says it is), without taking it:
+    /// a shared lock is tried and dropped at once, and nothing is written or created.
+    pub fn running(layout: &Layout) -> Option<Option<Holder>> {
+        let mut file = File::open(layout.lock_file()).ok()?;
+        match file.try_lock_shared() {
+            Ok(()) => None,
+            Err(TryLockError::WouldBlock) => Some(read_holder(&mut file)),
+            Err(TryLockError::Error(_)) => None,
+        }
+    }
+
     fn held(mut file: File, path: PathBuf, command: &str) -> Result<StateLock, LocalError> {
         let holder = Holder {
             pid: std::process::id(),
@@ -150,7 +161,12 @@ mod tests {
             other => panic!("expected Busy, got {other:?}"),
         }
         assert!(StateLock::holder(&layout).is_some());
+        assert_eq!(
+            StateLock::running(&layout).flatten().map(|h| h.command),
+            Some("tenantflow deploy a".to_string())
+        );
         drop(first);
+        assert_eq!(StateLock::running(&layout), None);
         assert_eq!(std::fs::metadata(layout.lock_file()).unwrap().len(), 0);
         assert!(StateLock::holder(&layout).is_none());
         let again = StateLock::try_acquire(&layout, "tenantflow deploy b").unwrap();
