@@ -4,13 +4,16 @@
 use crate::commands::bench::BenchArgs;
 use crate::commands::demo::DemoArgs;
 use crate::commands::deploy::DeployArgs;
+use crate::commands::exit::{EXIT_BUSY, EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE};
 use crate::commands::init::InitArgs;
 use crate::commands::release::ReleaseCommand;
 use crate::commands::sfn::SfnCommand;
 use crate::commands::status::StatusArgs;
 use crate::commands::{bench, demo, deploy, init, release, sfn, status};
 use anyhow::Result;
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -18,7 +21,8 @@ use std::path::PathBuf;
     name = "tenantflow",
     version,
     about = "Blue/green-by-snapshot schema deploys for per-tenant databases, on Step Functions or locally",
-    long_about = None
+    long_about = None,
+    after_help = EXIT_CODES_HELP
 )]
 pub struct Cli {
     /// The local state directory (tenant databases, parameters, releases, run histories).
@@ -52,6 +56,87 @@ pub enum Command {
     /// Run Amazon States Language definitions on the local engine.
     #[command(subcommand)]
     Sfn(SfnCommand),
+}
+
+impl Command {
+    /// Whether the command was asked for JSON output (`--json`).
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Init(a) => a.json,
+            Command::Deploy(a) => a.json,
+            Command::Status(a) => a.json,
+            Command::Bench(a) => a.json,
+            // `sfn run` reports its own failures (it never returns an error).
+            Command::Release(_) | Command::Demo(_) | Command::Sfn(_) => false,
+        }
+    }
+}
+
+/// The whole program: parses `args`, runs the command, reports a failure on stderr (as one JSON
+/// object with `--json`) and returns the exit code (`commands::exit`).
+pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e, args.iter().any(|a| a == "--json")),
+    };
+    let json = cli.command.json();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = error_code(&e);
+            let message = format!("{e:#}");
+            if json {
+                eprintln!("{}", error_json(&message, code));
+            } else {
+                eprintln!("error: {message}");
+            }
+            code
+        }
+    }
+}
+
+/// The exit code of a failed command: 4 when another command holds the state directory, else 1.
+fn error_code(e: &anyhow::Error) -> u8 {
+    let busy = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<tenantflow_local::LocalError>(),
+            Some(tenantflow_local::LocalError::Busy { .. })
+        )
+    });
+    if busy {
+        EXIT_BUSY
+    } else {
+        EXIT_FAILED
+    }
+}
+
+/// clap's answer to arguments it cannot parse: help and version as clap prints them, any other
+/// error with exit code 2 (as one JSON object when `--json` was among the arguments).
+fn usage_error(e: &clap::Error, json: bool) -> u8 {
+    let shown = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if shown || !json {
+        let _ = e.print();
+        return if e.use_stderr() { EXIT_USAGE } else { 0 };
+    }
+    let text = e.render().to_string();
+    let message = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ");
+    eprintln!("{}", error_json(message, EXIT_USAGE));
+    EXIT_USAGE
+}
+
+/// `{"error": message, "exitCode": code}`.
+pub fn error_json(message: &str, code: u8) -> serde_json::Value {
+    serde_json::json!({"error": message, "exitCode": code})
 }
 
 /// Runs one command and returns the process exit code.

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
-use tenantflow_core::flyway::{apply_order, ScriptName, Version};
+use tenantflow_core::flyway::{apply_order, check_script_text, ScriptName, Version};
 use tenantflow_core::manifest::{
     FleetMode, HealthCheck, Manifest, ScriptEntry, Strategy, SHA256SUMS,
 };
@@ -28,12 +28,6 @@ pub struct PackOptions {
     pub fleet: Option<FleetMode>,
     pub description: Option<String>,
     pub health_check: Option<String>,
-}
-
-/// The hex sha256 of a file's bytes.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
 /// The Flyway scripts of a release folder, in Flyway's apply order. Fails on any file that is
@@ -93,6 +87,15 @@ pub fn scan_scripts(dir: &Path) -> Result<Vec<ScriptName>> {
 pub fn build_manifest(dir: &Path, opts: &PackOptions) -> Result<Manifest> {
     let scripts = scan_scripts(dir)?;
     let existing_path = dir.join(MANIFEST);
+    for special in [MANIFEST, SHA256SUMS] {
+        let p = dir.join(special);
+        if p.exists() && !p.is_file() {
+            bail!(
+                "{} is not a regular file; remove it and pack again",
+                p.display()
+            );
+        }
+    }
     let existing: Option<Manifest> = if existing_path.exists() {
         let text = std::fs::read_to_string(&existing_path)
             .with_context(|| format!("cannot read {}", existing_path.display()))?;
@@ -118,9 +121,13 @@ pub fn build_manifest(dir: &Path, opts: &PackOptions) -> Result<Manifest> {
     check_release_id(&id)?;
     let mut entries = Vec::with_capacity(scripts.len());
     for s in &scripts {
+        let path = dir.join(&s.file);
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        check_script_text(&bytes).with_context(|| format!("{}", path.display()))?;
         entries.push(ScriptEntry {
             name: s.file.clone(),
-            sha256: sha256_file(&dir.join(&s.file))?,
+            sha256: hex::encode(Sha256::digest(&bytes)),
         });
     }
     let mut m = existing.unwrap_or_else(|| Manifest {

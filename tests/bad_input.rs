@@ -2,6 +2,8 @@
 //! corrupt tenant database fails alone and the others deploy.
 
 mod common;
+#[path = "bad_input/corpus.rs"]
+mod corpus;
 
 use common::*;
 use std::path::{Path, PathBuf};
@@ -190,7 +192,7 @@ fn a_corrupt_tenant_fails_alone_and_the_others_deploy() {
         &state,
         &["deploy", dir.to_str().unwrap(), "--json", "--canary", "0"],
     );
-    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(code, 3, "{report:#}");
     for t in report["tenants"].as_array().unwrap() {
         if t["tenant"] == victim.as_str() {
             assert_ne!(t["outcome"], "deployed", "{t}");
@@ -227,4 +229,122 @@ fn init_refuses_a_state_dir_that_already_has_a_fleet() {
         stderr(&out)
     );
     assert_eq!(fingerprint(&state), before);
+}
+
+/// Writes a new version of tenant `ns`'s pointer holding `value`.
+fn damage_pointer(state: &Path, ns: &str, value: &str) {
+    let conn = rusqlite::Connection::open(state.join("ssm.sqlite")).unwrap();
+    conn.execute(
+        "INSERT INTO parameter_versions (name, version, value, modified_at)
+         SELECT name, MAX(version) + 1, ?2, modified_at FROM parameter_versions WHERE name = ?1",
+        rusqlite::params![format!("/tenantflow/{ns}/db"), value],
+    )
+    .unwrap();
+}
+
+fn tenant_row<'a>(report: &'a serde_json::Value, ns: &str) -> &'a serde_json::Value {
+    report["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tenant"] == ns)
+        .unwrap_or_else(|| panic!("no row for {ns}: {report:#}"))
+}
+
+#[test]
+fn tenants_that_cannot_be_deployed_to_are_reported_and_the_others_deploy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = fleet(tmp.path());
+    let before = pointers(&state);
+    // acme: a damaged pointer; globex: its database file emptied.
+    damage_pointer(&state, "acme-0001-prod", "{not json");
+    let globex = &before["globex-0001-prod"];
+    let file = state
+        .join("rds/instances")
+        .join(format!("{}.sqlite", pointer_field(globex, "instanceId")));
+    std::fs::write(&file, b"").unwrap();
+
+    let dir = example("0002-loyalty-points");
+    let (code, report) = tenantflow_json(
+        &state,
+        &["deploy", dir.to_str().unwrap(), "--json", "--canary", "0"],
+    );
+    assert_eq!(code, 3, "{report:#}");
+    let acme = tenant_row(&report, "acme-0001-prod");
+    assert_eq!(acme["outcome"], "skipped", "{acme}");
+    let err = acme["error"].as_str().unwrap();
+    assert!(
+        err.starts_with("Run.NotDeployable") && err.contains("/tenantflow/acme-0001-prod/db"),
+        "{err}"
+    );
+    let g = tenant_row(&report, "globex-0001-prod");
+    assert_eq!(g["outcome"], "rolled-back", "{g}");
+    assert!(g["error"].as_str().unwrap().contains("empty"), "{g}");
+    assert_eq!(
+        tenant_row(&report, "initech-0001-prod")["outcome"],
+        "deployed"
+    );
+    // The emptied file was not turned into a tenant without data, and nobody is left locked.
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 0);
+    let globex_now = &common::parameters(&state)["/tenantflow/globex-0001-prod/db"];
+    assert_eq!(globex_now, &globex.to_string());
+    let left: Vec<String> = common::tenant_records(&state)
+        .into_iter()
+        .filter(|(_, holder, _, _)| holder.is_some())
+        .map(|(tenant, ..)| tenant)
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let frozen: Vec<String> = common::parameters(&state)
+        .into_iter()
+        .filter(|(_, v)| v.contains("\"freeze\""))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(frozen.is_empty(), "{frozen:?}");
+}
+
+#[test]
+fn a_failed_health_check_reports_the_sql_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = fleet(tmp.path());
+    let dir = release_copy(tmp.path(), "0002-loyalty-points");
+    let path = dir.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    m["healthCheck"]["sql"] = serde_json::json!("SELECT nope FROM nowhere");
+    std::fs::write(&path, m.to_string()).unwrap();
+    let (code, report) = tenantflow_json(
+        &state,
+        &["deploy", dir.to_str().unwrap(), "--json", "--canary", "0"],
+    );
+    assert_eq!(code, 3, "{report:#}");
+    for t in report["tenants"].as_array().unwrap() {
+        assert_eq!(t["outcome"], "rolled-back", "{t}");
+        let err = t["error"].as_str().unwrap();
+        assert!(
+            err.starts_with("Tenantflow.RolloutFailed: health check failed on")
+                && err.contains("no such table: nowhere"),
+            "{err}"
+        );
+    }
+    // The text table has room for the SQL error too.
+    let out = tenantflow(&state, &["deploy", dir.to_str().unwrap(), "--canary", "0"]);
+    assert!(
+        stdout(&out).contains("no such table: nowhere"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_release_deploys_again_with_the_same_content() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = fleet(tmp.path());
+    let dir = example("0002-loyalty-points");
+    for _ in 0..2 {
+        let (code, report) = tenantflow_json(&state, &["deploy", dir.to_str().unwrap(), "--json"]);
+        assert_eq!(code, 0, "{report:#}");
+    }
+    // Re-packed in another folder with the same content: still the same release.
+    let copy = release_copy(tmp.path(), "0002-loyalty-points");
+    let (code, report) = tenantflow_json(&state, &["deploy", copy.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{report:#}");
 }

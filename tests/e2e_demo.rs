@@ -142,7 +142,7 @@ fn demo_deploys_keep_the_invariants() {
     let pointers_before = pointers(&state);
     let (code, report) = deploy(&state, "0003-unique-email", &["--fleet", "independent"]);
     check_report_shape(&report, "0003-unique-email");
-    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(code, 3, "{report:#}");
     let o = outcomes(&report);
     for (tenant, outcome) in &o {
         let want = if dups.contains(tenant) {
@@ -189,7 +189,7 @@ fn demo_deploys_keep_the_invariants() {
     let pointers_before = pointers(&aon);
     let (code, report) = deploy(&aon, "0003-unique-email", &["--fleet", "all-or-nothing"]);
     check_report_shape(&report, "0003-unique-email");
-    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(code, 3, "{report:#}");
     let o = outcomes(&report);
     assert_eq!(o.len(), TENANTS);
     assert!(o.values().all(|v| v != "deployed"), "{o:?}");

@@ -89,7 +89,7 @@ pub fn run(_state: &Path, args: &BenchArgs) -> Result<u8> {
         root.display()
     ));
     let t = Instant::now();
-    create_fleet(&fleet, args.tenants, args.rows, args.seed)?;
+    create_fleet(&fleet, args.tenants, args.rows, args.seed, false)?;
     let setup = t.elapsed().as_secs_f64();
     log(format!("  fleet created in {setup:.1}s"));
 

@@ -78,6 +78,8 @@ fn reset(dir: &Path) -> Result<()> {
             dir.display()
         );
     }
+    // Never from under a command that is using it.
+    let _lock = crate::commands::lock::lock_state(dir, false)?;
     std::fs::remove_dir_all(dir)
         .with_context(|| format!("cannot remove the previous demo state {}", dir.display()))
 }
@@ -120,7 +122,7 @@ pub fn run(state: &Path, args: &DemoArgs) -> Result<u8> {
     let mut surprises: Vec<String> = Vec::new();
 
     heading(1, &format!("A fleet of {} tenant databases", args.tenants));
-    let fleet = create_fleet(&state, args.tenants, args.rows, args.seed)?;
+    let fleet = create_fleet(&state, args.tenants, args.rows, args.seed, false)?;
     let duplicates: Vec<String> = fleet
         .tenants
         .iter()
@@ -167,7 +169,7 @@ pub fn run(state: &Path, args: &DemoArgs) -> Result<u8> {
     }
 
     // The copy for step 4, made now so it starts where this fleet is.
-    create_fleet(&aon_state, args.tenants, args.rows, args.seed)?;
+    let _aon_fleet = create_fleet(&aon_state, args.tenants, args.rows, args.seed, false)?;
     let aon_local = LocalState::open(&aon_state)?;
     let copy = deploy_blocking(&aon_local, &loyalty, quiet_options(None), true)?;
     if copy.tenants.iter().any(|t| t.outcome != Outcome::Deployed) {

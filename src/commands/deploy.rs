@@ -59,17 +59,17 @@ pub struct DeployArgs {
     /// Override the manifest's strategy.
     #[arg(long, value_enum)]
     pub strategy: Option<StrategyArg>,
-    /// Tenants in the canary wave.
-    #[arg(long, value_name = "N")]
+    /// Tenants in the canary wave (0 or more).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_canary)]
     pub canary: Option<u32>,
-    /// A wave whose failure percentage exceeds this stops all later waves.
-    #[arg(long, value_name = "P")]
+    /// A wave whose failure percentage exceeds this stops all later waves (0 to 100).
+    #[arg(long, value_name = "P", allow_hyphen_values = true, value_parser = parse_percent)]
     pub max_failure_percent: Option<f64>,
-    /// At most this many tenants at once.
-    #[arg(long, value_name = "N")]
+    /// At most this many tenants at once (1 or more).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_concurrency)]
     pub max_concurrency: Option<u32>,
     /// For strategy promote: the snapshot to restore.
-    #[arg(long, value_name = "SNAPSHOT_ID")]
+    #[arg(long, value_name = "SNAPSHOT_ID", value_parser = parse_snapshot)]
     pub source_snapshot: Option<String>,
     /// Seed of the engine's random choices (retry jitter).
     #[arg(long, default_value_t = 0)]
@@ -77,6 +77,50 @@ pub struct DeployArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// When another command is using the state directory, wait for it instead of exiting 4.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// `--max-failure-percent`: a number from 0 to 100. Rust's float parser accepts `NaN` and `inf`;
+/// they are refused here.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number; give a percentage from 0 to 100"))?;
+    if !p.is_finite() || !(0.0..=100.0).contains(&p) {
+        return Err(format!(
+            "{s} is not a percentage from 0 to 100 (0: any failed tenant stops later waves)"
+        ));
+    }
+    Ok(p)
+}
+
+/// A whole number of tenants, with a message that says which range `flag` takes.
+fn parse_count(s: &str, min: i64, what: &str) -> Result<u32, String> {
+    let n: i64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number; {what}"))?;
+    if n < min || n > i64::from(u32::MAX) {
+        return Err(format!("{n} is out of range; {what}"));
+    }
+    Ok(n as u32)
+}
+
+fn parse_canary(s: &str) -> Result<u32, String> {
+    parse_count(s, 0, "the canary wave takes 0 or more tenants")
+}
+
+fn parse_concurrency(s: &str) -> Result<u32, String> {
+    parse_count(s, 1, "give at least 1 tenant at once")
+}
+
+fn parse_snapshot(s: &str) -> Result<String, String> {
+    tenantflow_core::names::SnapshotId::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Opens an existing state directory, with an error that says what to do.
@@ -117,10 +161,20 @@ pub fn deploy_blocking(
     if let Some(p) = &progress {
         p.finish();
     }
-    result.with_context(|| format!("deploy of {} failed", release_dir.display()))
+    result.map_err(|e| {
+        let what = if e.changed_nothing() {
+            format!(
+                "refused to deploy {}; nothing changed",
+                release_dir.display()
+            )
+        } else {
+            format!("deploy of {} failed", release_dir.display())
+        };
+        anyhow::Error::new(e).context(what)
+    })
 }
 
-/// The exit code a report maps to: 0 every tenant deployed, 2 the run finished but some tenants
+/// The exit code a report maps to: 0 every tenant deployed, 3 the run finished but some tenants
 /// did not deploy, 1 the run itself failed.
 pub fn exit_code(report: &DeployReport) -> u8 {
     let deployed = report
@@ -269,6 +323,7 @@ pub fn render_report(r: &DeployReport) -> String {
 
 pub fn run(state: &Path, args: &DeployArgs) -> Result<u8> {
     let local = open_state(state)?;
+    let _lock = crate::commands::lock::lock_state(state, args.wait)?;
     let report = deploy_blocking(&local, &args.release_dir, options(args), args.json)?;
     if args.json {
         crate::outln!("{}", report_json(&report));

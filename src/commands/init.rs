@@ -1,6 +1,7 @@
 //! `tenantflow init`: a local fleet on release `0001-initial` with seeded data.
 
 use crate::commands::exit::EXIT_OK;
+use crate::commands::lock::lock_state;
 use crate::examples;
 use crate::fleet::{tenant_name, TenantData};
 use crate::table;
@@ -9,7 +10,7 @@ use clap::Args;
 use serde_json::json;
 use std::path::Path;
 use tenantflow_core::names::GenerationTs;
-use tenantflow_local::LocalState;
+use tenantflow_local::{Layout, LocalState, StateLock};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -25,12 +26,17 @@ pub struct InitArgs {
     /// Print the created tenants as JSON.
     #[arg(long)]
     pub json: bool,
+    /// When another command is using the state directory, wait for it instead of exiting 4.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// What `init` made.
 pub struct Fleet {
     pub tenants: Vec<(String, bool)>,
     pub generation: GenerationTs,
+    /// The state directory's lock, held as long as the fleet is (the demo deploys to it next).
+    pub lock: StateLock,
 }
 
 impl Fleet {
@@ -51,17 +57,29 @@ impl Fleet {
     }
 }
 
-/// Creates the state directory and `tenants` tenants in it.
-pub fn create_fleet(state: &Path, tenants: usize, rows: usize, seed: u64) -> Result<Fleet> {
+/// Creates the state directory and `tenants` tenants in it, holding its lock (waiting for it
+/// when `wait`).
+pub fn create_fleet(
+    state: &Path,
+    tenants: usize,
+    rows: usize,
+    seed: u64,
+    wait: bool,
+) -> Result<Fleet> {
     if tenants == 0 {
         bail!("--tenants must be at least 1");
     }
-    let local = LocalState::create(state).with_context(|| {
+    let context = || {
         format!(
             "cannot create a state directory at {}; pick an empty or new folder with --state",
             state.display()
         )
-    })?;
+    };
+    // Refuse a folder of other files before the lock file is put in it.
+    Layout::new(state).check_creatable().with_context(context)?;
+    std::fs::create_dir_all(state).with_context(context)?;
+    let lock = lock_state(state, wait)?;
+    let local = LocalState::create(state).with_context(context)?;
     let existing = tenantflow_local::status(&local)
         .with_context(|| format!("cannot read the tenants of {}", state.display()))?;
     if !existing.tenants.is_empty() {
@@ -85,11 +103,12 @@ pub fn create_fleet(state: &Path, tenants: usize, rows: usize, seed: u64) -> Res
     Ok(Fleet {
         tenants: made,
         generation,
+        lock,
     })
 }
 
 pub fn run(state: &Path, args: &InitArgs) -> Result<u8> {
-    let fleet = create_fleet(state, args.tenants, args.rows, args.seed)?;
+    let fleet = create_fleet(state, args.tenants, args.rows, args.seed, args.wait)?;
     let root = absolute(state);
     if args.json {
         let tenants: Vec<_> = fleet

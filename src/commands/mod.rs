@@ -1,11 +1,13 @@
 //! One module per command, each with its clap arguments and its work; [`exit`] holds the
-//! process exit codes they return.
+//! process exit codes they return, and [`lock`] the state directory's lock the commands that
+//! change it take.
 
 pub mod bench;
 pub mod demo;
 pub mod deploy;
 pub mod exit;
 pub mod init;
+pub mod lock;
 pub mod release;
 pub mod sfn;
 pub mod status;

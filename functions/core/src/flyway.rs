@@ -10,6 +10,11 @@
 //! [`Version`] compares numerically part by part, a missing part counting as zero, so `1.1` <
 //! `1.10`, `1.0` == `1` and `001` == `1` (Flyway's `MigrationVersion.compareTo`). Two scripts with
 //! equal versions are duplicates.
+//!
+//! A script's text must be UTF-8 without NUL bytes ([`check_script_text`]): Flyway reads scripts
+//! as UTF-8 by default and refuses malformed input, and a NUL byte is not SQL text. The manifest
+//! rules and the local runner both apply it, so a release Flyway would refuse never reaches a
+//! database.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -35,6 +40,34 @@ pub enum NameError {
         "{0:?}: a repeatable migration has no version and must look like `R__<description>.sql`"
     )]
     Repeatable(String),
+}
+
+/// Why a script's bytes are not a text Flyway runs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScriptTextError {
+    #[error("is not valid UTF-8 (line {line}, byte {offset}): Flyway reads scripts as UTF-8; save the file as UTF-8")]
+    NotUtf8 { line: usize, offset: usize },
+    #[error("contains a NUL byte (line {line}, byte {offset}), which is not SQL text: remove it")]
+    Nul { line: usize, offset: usize },
+}
+
+/// Checks that a script is text Flyway runs: UTF-8 (a leading BOM is fine) without NUL bytes.
+pub fn check_script_text(bytes: &[u8]) -> Result<(), ScriptTextError> {
+    let line_of = |offset: usize| bytes[..offset].iter().filter(|b| **b == b'\n').count() + 1;
+    if let Err(e) = std::str::from_utf8(bytes) {
+        let offset = e.valid_up_to();
+        return Err(ScriptTextError::NotUtf8 {
+            line: line_of(offset),
+            offset,
+        });
+    }
+    if let Some(offset) = bytes.iter().position(|b| *b == 0) {
+        return Err(ScriptTextError::Nul {
+            line: line_of(offset),
+            offset,
+        });
+    }
+    Ok(())
 }
 
 /// A Flyway migration version, e.g. `2.0.10`.
@@ -194,6 +227,24 @@ mod tests {
 
     fn v(s: &str) -> Version {
         Version::parse(s).unwrap()
+    }
+
+    #[test]
+    fn script_text_must_be_utf8_without_nul() {
+        assert_eq!(check_script_text(b"select 1;\n"), Ok(()));
+        assert_eq!(check_script_text("\u{feff}select 'é';".as_bytes()), Ok(()));
+        assert_eq!(check_script_text(b""), Ok(()));
+        assert_eq!(
+            check_script_text(b"select 1;\nselect '\xff';"),
+            Err(ScriptTextError::NotUtf8 {
+                line: 2,
+                offset: 18
+            })
+        );
+        assert_eq!(
+            check_script_text(b"select 1;\x00"),
+            Err(ScriptTextError::Nul { line: 1, offset: 9 })
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! - `scripts`: at least one; each name a plain file name (no `/`, `\`, `..`, no leading `.`, only
 //!   `[A-Za-z0-9._-]`) that is a Flyway name ([`crate::flyway`]); no two versioned scripts with an
 //!   equal version (Flyway equality: `1.0` == `1`), no two repeatables with the same description;
-//!   each `sha256` 64 lowercase hex digits;
+//!   each `sha256` 64 lowercase hex digits; each script's bytes match their `sha256` and are text
+//!   Flyway runs (UTF-8 without NUL bytes, [`crate::flyway::check_script_text`]), checked by
+//!   [`Manifest::verify_script`] wherever the scripts are read (a local deploy, the plan);
 //! - `waves`: `canaryPercent` and `maxFailurePercent` between 0 and 100;
 //! - `maxConcurrency`: at least 1 when given;
 //! - `tenants`: explicit names are valid namespaces, globs compile;
@@ -343,7 +345,8 @@ impl Manifest {
         Ok(v)
     }
 
-    /// Checks `bytes` against the sha256 the manifest gives for script `name`.
+    /// Checks `bytes` against the sha256 the manifest gives for script `name`, and that they are
+    /// text Flyway runs (field `scripts[i]`: UTF-8, no NUL byte).
     pub fn verify_script(&self, name: &str, bytes: &[u8]) -> Result<(), StepError> {
         let (i, entry) = self
             .scripts
@@ -363,7 +366,8 @@ impl Manifest {
                 ),
             ));
         }
-        Ok(())
+        crate::flyway::check_script_text(bytes)
+            .map_err(|e| StepError::invalid(format!("scripts[{i}]"), format!("{name} {e}")))
     }
 }
 
@@ -683,5 +687,25 @@ mod tests {
         }
         let e = m.verify_script("V9__missing.sql", b"").unwrap_err();
         assert_eq!(e.asl_name(), "Tenantflow.InvalidInput");
+    }
+
+    #[test]
+    fn verify_script_refuses_what_flyway_cannot_read() {
+        for (bytes, why) in [
+            (&b"select '\xff';"[..], "not valid UTF-8"),
+            (&b"select 1;\x00"[..], "NUL byte"),
+        ] {
+            let mut v = base();
+            v["scripts"][1]["sha256"] = json!(hex::encode(Sha256::digest(bytes)));
+            let m = parse(&v).unwrap();
+            match m.verify_script("V1.1__add_points.sql", bytes).unwrap_err() {
+                StepError::InvalidInput { field, message } => {
+                    assert_eq!(field, "scripts[1]");
+                    assert!(message.contains("V1.1__add_points.sql"), "{message}");
+                    assert!(message.contains(why), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

@@ -129,7 +129,6 @@ impl LocalMigrations {
         req: &MigrationRequest,
         simulated: std::time::Duration,
     ) -> Result<BuildResult, StepError> {
-        let now = self.clock.now();
         let id = self.open_record(req)?;
         let outcome: Result<flyway::MigrateReport, BuildError> = async {
             let inst = self
@@ -146,7 +145,6 @@ impl LocalMigrations {
             let path = self.layout.instance_file(req.instance_id.as_str());
             let opts = MigrateOptions {
                 installed_by: "tenantflow".into(),
-                installed_on: Some(now.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
             };
             self.heavy
                 .timed(self.clock.as_ref(), simulated, move || {

@@ -1,5 +1,6 @@
 //! `deploy`: a local run, end to end, in the order it happens:
-//! 1. `release`: read and validate the release directory (bad input changes nothing);
+//! 1. `release`: read and validate the release directory, then `preflight`: check the options
+//!    against it and the state (bad input changes nothing);
 //! 2. `start`: pick the run's start on the virtual clock, then publish the release into local
 //!    S3 at that instant;
 //! 3. `trigger`: the core `trigger` step turns the manifest's S3 event into a run, whose input
@@ -14,6 +15,7 @@
 //! names. History goes to `<state>/runs/<run>/history/`.
 
 mod execute;
+mod preflight;
 mod release;
 mod report;
 mod spans;
@@ -53,8 +55,10 @@ pub async fn deploy(
     observer: Option<Arc<dyn Observer>>,
 ) -> Result<DeployReport, LocalError> {
     let wall = std::time::Instant::now();
+    preflight::check_options(&opts)?;
     let release = release::prepare(release_dir, opts.source_snapshot.as_deref())?;
     let ports = state.ports()?;
+    preflight::check(&ports, &release, &opts).await?;
     let start = start::start_time(&ports)?;
     ports.clock.set(Arc::new(start::FixedClock(start)));
 
@@ -80,6 +84,7 @@ pub async fn deploy(
 
     let run_report = report::run_report(&ports, &run.name)?;
     let out = report::deploy_report(
+        &ports,
         &run.name,
         &release.manifest.release,
         &executed,

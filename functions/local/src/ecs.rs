@@ -335,6 +335,27 @@ impl Services for LocalServices {
 
 /// The reason a deployment failed, if it did (for reports and tests).
 impl LocalServices {
+    /// Why the newest rollout of tenant `ns` created at or after `since` (RFC 3339, the run
+    /// clock) failed, if one did: the health check's error, for the deploy report.
+    pub fn failed_rollout_reason(
+        &self,
+        ns: &str,
+        since: &str,
+    ) -> Result<Option<String>, StepError> {
+        self.inner.with("failed rollout reason", |c| {
+            c.query_row_cached(
+                "SELECT d.reason FROM deployments d
+                 JOIN services s ON s.cluster = d.cluster AND s.service = d.service
+                 WHERE s.namespace = ?1 AND d.rollout_state = 'FAILED' AND d.reason != ''
+                   AND d.created_at >= ?2
+                 ORDER BY d.seq DESC LIMIT 1",
+                params![ns, since],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
     pub fn deployment_reason(&self, id: &str) -> Result<Option<String>, StepError> {
         self.inner.with("deployment reason", |c| {
             c.query_row_cached("SELECT reason FROM deployments WHERE id = ?1", [id], |r| {

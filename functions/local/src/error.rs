@@ -21,7 +21,8 @@ use crate::flyway::FlywayError;
 use crate::layout::{FORMAT, MARKER};
 use std::path::{Path, PathBuf};
 use tenantflow_core::flyway::NameError;
-use tenantflow_core::names::{InstanceId, Namespace};
+use tenantflow_core::manifest::Strategy;
+use tenantflow_core::names::{InstanceId, Namespace, SnapshotId};
 use tenantflow_core::StepError;
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +63,9 @@ pub enum LocalError {
         path: PathBuf,
         cause: Box<FlywayError>,
     },
+    /// A deploy refused before it changed anything.
+    #[error("{0}")]
+    Refused(DeployProblem),
     /// A step or port failed.
     #[error(transparent)]
     Step(#[from] StepError),
@@ -83,12 +87,60 @@ pub enum LocalError {
         what: &'static str,
         cause: serde_json::Error,
     },
+    /// A metadata database of the state directory is missing or empty; it is not recreated.
+    #[error(
+        "{}: {what} of this state directory is {condition}. tenantflow does not recreate it empty: {consequence}. \
+         Restore it from a backup, or start again in a new folder with `tenantflow init --state DIR`",
+        .path.display()
+    )]
+    DamagedState {
+        root: PathBuf,
+        path: PathBuf,
+        what: &'static str,
+        condition: &'static str,
+        consequence: &'static str,
+    },
+    /// The state directory cannot be written.
+    #[error(
+        "{}: the state directory is read-only ({cause}). tenantflow writes there even to read it \
+         (SQLite keeps a shared-memory index next to each database); make it writable, or copy it \
+         somewhere writable to inspect it",
+        .path.display()
+    )]
+    ReadOnly {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    /// Another command holds the state directory's lock (`state_lock`).
+    #[error(
+        "{}: the state directory is in use by another tenantflow command: {}. Wait for it to \
+         finish, or pass --wait to wait for it",
+        .path.display(),
+        .holder.as_ref().map_or_else(|| "it has not said which yet".to_string(), |h| h.to_string())
+    )]
+    Busy {
+        path: PathBuf,
+        holder: Option<crate::state_lock::Holder>,
+    },
     /// `create_tenant` for a generation that already exists.
     #[error("{path}: instance {id} already exists")]
     InstanceExists { path: PathBuf, id: InstanceId },
 }
 
 impl LocalError {
+    /// True when the error was raised before anything in the state directory changed: bad input
+    /// (a release, the options, the selection) or a state directory that cannot be used.
+    pub fn changed_nothing(&self) -> bool {
+        matches!(
+            self,
+            LocalError::Refused(_)
+                | LocalError::InvalidRelease { .. }
+                | LocalError::NotAStateDir { .. }
+                | LocalError::DamagedState { .. }
+                | LocalError::ReadOnly { .. }
+        )
+    }
+
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         LocalError::Io {
             path: path.to_path_buf(),
@@ -146,6 +198,9 @@ pub enum StateDirProblem {
 pub enum ReleaseProblem {
     #[error("not a directory")]
     NotADirectory,
+    /// A FIFO, socket, device or broken link in the release folder: reading it would hang.
+    #[error("is {kind}, not a regular file: a release folder holds only files; remove it")]
+    NotARegularFile { kind: &'static str },
     #[error("cannot read the manifest ({source}); write one with `tenantflow release pack`")]
     UnreadableManifest { source: std::io::Error },
     /// The manifest is not JSON.
@@ -167,11 +222,89 @@ pub enum ReleaseProblem {
     StaleSha256Sums { source: StepError },
 }
 
+/// Why a deploy was refused before it changed anything (`deploy::preflight`).
+#[derive(Debug, thiserror::Error)]
+pub enum DeployProblem {
+    /// An override breaks a rule, on its own or with the manifest (the core's field and message).
+    #[error("{0}")]
+    Options(StepError),
+    #[error(
+        "--source-snapshot is only for strategy promote, and this deploy's strategy is {}: drop \
+         --source-snapshot, or add --strategy promote",
+        strategy_name(*.strategy)
+    )]
+    SnapshotWithoutPromote { strategy: Strategy },
+    #[error(
+        "strategy promote restores a snapshot, and none is named: pass --source-snapshot \
+         SNAPSHOT_ID (or set sourceSnapshot in manifest.json)"
+    )]
+    PromoteWithoutSnapshot,
+    #[error(
+        "source snapshot {0} does not exist in this state directory: name one of the snapshots in \
+         rds/snapshots/"
+    )]
+    NoSuchSnapshot(SnapshotId),
+    /// The manifest's explicit tenant list names a tenant that cannot be deployed to.
+    #[error("{0}")]
+    Selection(StepError),
+    #[error("{}", no_tenants(.selection, .fleet, .skipped))]
+    NoTenants {
+        /// The manifest's `tenants` as JSON.
+        selection: String,
+        /// The deployable tenants of the state directory.
+        fleet: Vec<String>,
+        /// The tenants that cannot be deployed to, each with why.
+        skipped: Vec<String>,
+    },
+    #[error(
+        "release {release} is already published with different content ({}). A published \
+         release is immutable: give this one a new release id (`release` in manifest.json, and \
+         the folder name), then run `tenantflow release pack`",
+        .differences.join(", ")
+    )]
+    ReleaseChanged {
+        release: String,
+        differences: Vec<String>,
+    },
+}
+
+fn strategy_name(s: Strategy) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{s:?}"))
+}
+
+fn no_tenants(selection: &str, fleet: &[String], skipped: &[String]) -> String {
+    if fleet.is_empty() && skipped.is_empty() {
+        return "this state directory has no tenants: create a fleet with `tenantflow init`".into();
+    }
+    let mut found = format!("tenants: {}", list_or_none(fleet));
+    if !skipped.is_empty() {
+        found.push_str(&format!("; not deployable: {}", skipped.join(", ")));
+    }
+    format!(
+        "the release's tenant selection {selection} matches no deployable tenant ({found}); fix \
+         `tenants` in manifest.json"
+    )
+}
+
+fn list_or_none(items: &[String]) -> String {
+    const SHOWN: usize = 10;
+    match items.len() {
+        0 => "none".into(),
+        n if n <= SHOWN => items.join(", "),
+        n => format!("{}, … ({n} in all)", items[..SHOWN].join(", ")),
+    }
+}
+
 /// A database file could not be copied (snapshot, restore, the benchmark's copies).
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
     #[error("{}: file does not exist", .path.display())]
     Missing { path: PathBuf },
+    #[error("{}: file is empty (0 bytes), not a tenant database", .path.display())]
+    Empty { path: PathBuf },
     /// The source cannot be opened or read as a database.
     #[error("{}: {source}", .path.display())]
     Source {
@@ -199,6 +332,8 @@ pub enum CopyError {
 pub enum UnreadableDatabase {
     #[error("file does not exist")]
     Missing,
+    #[error("file is empty (0 bytes), not a tenant database")]
+    Empty,
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
 }

@@ -7,20 +7,26 @@
 //! - Flyway's checksum: CRC32 over the UTF-8 bytes of each line without its line terminator
 //!   (`\n`, `\r` or `\r\n`, as Java's `BufferedReader.readLine` splits), a leading BOM removed,
 //!   stored as a signed 32-bit integer. Line endings and blank lines do not change it;
-//! - validation before migrating: a failed migration in the history, a checksum or description
-//!   mismatch of an applied versioned script, or a resolved version below the current one that
-//!   was never applied (out of order) fails the run before anything is applied;
-//! - repeatables re-run when their checksum differs from the last applied one.
+//! - script text: UTF-8 without NUL bytes ([`tenantflow_core::flyway::check_script_text`]);
+//! - validation before migrating (Flyway's defaults): a failed migration in the history, a
+//!   checksum or description mismatch of an applied versioned script, an applied version the
+//!   release no longer carries (missing), or a resolved version below the current one that was
+//!   never applied (out of order) fails the run before anything is applied. A release therefore
+//!   carries every versioned script of the schema's history, as a Flyway project does;
+//! - a `BASELINE` row (what `flyway baseline` writes for an existing database): versions at or
+//!   below it are neither applied nor validated, and it counts as the current version;
+//! - repeatables re-run when their checksum differs from the last applied one;
+//! - `installed_on` is the real time of the write.
 //!
 //! Where it differs: each script runs in its own transaction, and a failed script is rolled back
 //! and then recorded with `success = 0` (Flyway skips that row on transactional databases).
-//! Applied versions that are absent from the script set are ignored (`ignoreMigrationPatterns
-//! = *:missing`), so a release may carry only its new scripts.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tenantflow_core::flyway::{apply_order, Kind, ScriptName, Version};
+use tenantflow_core::flyway::{
+    apply_order, check_script_text, Kind, ScriptName, ScriptTextError, Version,
+};
 
 /// The history table, as Flyway creates it on SQLite.
 pub const HISTORY_DDL: &str = r#"CREATE TABLE IF NOT EXISTS "flyway_schema_history" (
@@ -57,18 +63,18 @@ impl Script {
 pub struct MigrateOptions {
     /// `installed_by` column (Flyway writes the database user).
     pub installed_by: String,
-    /// `installed_on` column; `None` lets SQLite write the current real time.
-    pub installed_on: Option<String>,
 }
 
 impl Default for MigrateOptions {
     fn default() -> Self {
         MigrateOptions {
             installed_by: "tenantflow".into(),
-            installed_on: None,
         }
     }
 }
+
+/// The `type` of the row `flyway baseline` writes.
+pub const BASELINE: &str = "BASELINE";
 
 /// A script the run applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +96,11 @@ pub struct MigrateReport {
 pub enum FlywayError {
     #[error("invalid migration name: {0}")]
     Name(#[from] tenantflow_core::flyway::NameError),
+    #[error("migration {script} {source}")]
+    Text {
+        script: String,
+        source: ScriptTextError,
+    },
     #[error("found more than one migration with {what}: {a} and {b}")]
     Duplicate { what: String, a: String, b: String },
     #[error("validate failed: {0}")]
@@ -150,6 +161,10 @@ fn resolve(scripts: &[Script]) -> Result<Vec<Resolved<'_>>, FlywayError> {
     let mut out: Vec<Resolved> = Vec::with_capacity(scripts.len());
     for s in scripts {
         let name = ScriptName::parse(&s.name)?;
+        check_script_text(&s.content).map_err(|source| FlywayError::Text {
+            script: s.name.clone(),
+            source,
+        })?;
         for r in &out {
             let dup = match (&r.name.kind, &name.kind) {
                 (Kind::Versioned(a), Kind::Versioned(b)) if a == b => Some(format!("version {b}")),
@@ -230,6 +245,25 @@ pub fn current_version(conn: &Connection) -> rusqlite::Result<Option<String>> {
         .map(|v| v.as_str().to_string()))
 }
 
+impl HistoryRow {
+    fn parsed_version(&self) -> Option<Version> {
+        self.version.as_deref().and_then(Version::parse)
+    }
+    /// A successful row of a script that ran (not the baseline marker).
+    fn applied_script(&self) -> bool {
+        self.success && self.kind != BASELINE
+    }
+}
+
+/// The version of the newest successful `BASELINE` row, if any.
+fn baseline(applied: &[HistoryRow]) -> Option<Version> {
+    applied
+        .iter()
+        .filter(|r| r.success && r.kind == BASELINE)
+        .filter_map(HistoryRow::parsed_version)
+        .max()
+}
+
 fn validate(applied: &[HistoryRow], resolved: &[Resolved]) -> Result<(), FlywayError> {
     let mut problems = vec![];
     for row in applied.iter().filter(|r| !r.success) {
@@ -242,15 +276,16 @@ fn validate(applied: &[HistoryRow], resolved: &[Resolved]) -> Result<(), FlywayE
     let max_applied = applied
         .iter()
         .filter(|r| r.success)
-        .filter_map(|r| r.version.as_deref().and_then(Version::parse))
+        .filter_map(HistoryRow::parsed_version)
         .max();
+    let baseline = baseline(applied);
     for res in resolved {
         let Kind::Versioned(v) = &res.name.kind else {
             continue;
         };
-        let row = applied.iter().find(|r| {
-            r.success && r.version.as_deref().and_then(Version::parse).as_ref() == Some(v)
-        });
+        let row = applied
+            .iter()
+            .find(|r| r.applied_script() && r.parsed_version().as_ref() == Some(v));
         match row {
             Some(row) => {
                 if row.checksum != Some(res.checksum) {
@@ -267,6 +302,8 @@ fn validate(applied: &[HistoryRow], resolved: &[Resolved]) -> Result<(), FlywayE
                     ));
                 }
             }
+            // At or below the baseline: the database holds it already (Flyway's BELOW_BASELINE).
+            None if baseline.as_ref().is_some_and(|b| v <= b) => {}
             None => {
                 if max_applied.as_ref().is_some_and(|m| v < m) {
                     problems.push(format!(
@@ -275,6 +312,17 @@ fn validate(applied: &[HistoryRow], resolved: &[Resolved]) -> Result<(), FlywayE
                     ));
                 }
             }
+        }
+    }
+    for row in applied.iter().filter(|r| r.applied_script()) {
+        let Some(v) = row.parsed_version() else {
+            continue;
+        };
+        if !resolved.iter().any(|res| res.name.version() == Some(&v)) {
+            problems.push(format!(
+                "Detected applied migration not resolved locally: {v} ({}). A release carries every applied versioned script, as a Flyway project does; put it back (if it was removed on purpose, run Flyway's repair)",
+                row.script
+            ));
         }
     }
     if problems.is_empty() {
@@ -301,8 +349,7 @@ fn insert_row(
         r#"INSERT INTO "flyway_schema_history"
            ("installed_rank", "version", "description", "type", "script", "checksum",
             "installed_by", "installed_on", "execution_time", "success")
-           VALUES (?1, ?2, ?3, 'SQL', ?4, ?5, ?6,
-                   COALESCE(?7, strftime('%Y-%m-%d %H:%M:%f','now')), ?8, ?9)"#,
+           VALUES (?1, ?2, ?3, 'SQL', ?4, ?5, ?6, strftime('%Y-%m-%d %H:%M:%f','now'), ?7, ?8)"#,
         params![
             rank,
             version,
@@ -310,7 +357,6 @@ fn insert_row(
             res.script.name,
             res.checksum,
             opts.installed_by,
-            opts.installed_on,
             millis,
             success
         ],
@@ -352,11 +398,12 @@ pub fn migrate(
 
     let mut report = MigrateReport::default();
     for res in pending {
-        let sql = String::from_utf8_lossy(&res.script.content).to_string();
-        let sql = sql.strip_prefix('\u{feff}').unwrap_or(&sql).to_string();
+        // resolve() checked that the text is UTF-8.
+        let sql = String::from_utf8_lossy(&res.script.content);
+        let sql = sql.strip_prefix('\u{feff}').unwrap_or(&sql);
         let started = Instant::now();
         let tx = conn.transaction()?;
-        let outcome = tx.execute_batch(&sql);
+        let outcome = tx.execute_batch(sql);
         let millis = started.elapsed().as_millis() as i64;
         match outcome {
             Ok(()) => {

@@ -14,6 +14,7 @@
 //! <state>/codebuild/builds.sqlite            migration builds
 //! <state>/events.jsonl                       every event put on the local EventBridge bus
 //! <state>/runs/<run-name>/…                  request, history and report of each local run
+//! <state>/tenantflow.lock                    one command at a time (`state_lock`): empty unless held
 //! ```
 
 use crate::error::{LocalError, StateDirProblem};
@@ -22,6 +23,8 @@ use std::path::{Path, PathBuf};
 
 /// Name of the marker file that makes a directory a state directory.
 pub const MARKER: &str = "tenantflow-state.json";
+/// Name of the file commands lock so that one runs at a time ([`crate::state_lock`]).
+pub const LOCK_FILE: &str = "tenantflow.lock";
 /// Format tag written into the marker.
 pub const FORMAT: &str = "tenantflow-local/1";
 /// The local release bucket (`${ReleaseBucket}`).
@@ -151,6 +154,34 @@ impl Layout {
     pub fn run_dir(&self, run: &str) -> PathBuf {
         self.runs_dir().join(run)
     }
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join(LOCK_FILE)
+    }
+
+    /// Checks that `init` may create a state directory here: the folder is missing, empty (a
+    /// lock file aside) or already a state directory. Writes nothing.
+    pub fn check_creatable(&self) -> Result<(), LocalError> {
+        if self.root.exists() && !self.root.is_dir() {
+            return Err(LocalError::not_a_state_dir(
+                &self.root,
+                StateDirProblem::IsAFile,
+            ));
+        }
+        if !self.root.is_dir() || self.marker().exists() {
+            return Ok(());
+        }
+        let entries = std::fs::read_dir(&self.root).map_err(|e| LocalError::io(&self.root, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| LocalError::io(&self.root, e))?;
+            if entry.file_name() != LOCK_FILE {
+                return Err(LocalError::not_a_state_dir(
+                    &self.root,
+                    StateDirProblem::NotEmpty,
+                ));
+            }
+        }
+        Ok(())
+    }
 
     /// Creates the directory skeleton and the marker (keeps an existing marker's settings).
     pub fn create(&self) -> Result<StateConfig, LocalError> {
@@ -160,19 +191,15 @@ impl Layout {
                 StateDirProblem::IsAFile,
             ));
         }
-        if self.marker().exists() {
-            return self.read_config();
-        }
         if self.root.is_dir() {
-            let mut entries =
-                std::fs::read_dir(&self.root).map_err(|e| LocalError::io(&self.root, e))?;
-            if entries.next().is_some() {
-                return Err(LocalError::not_a_state_dir(
-                    &self.root,
-                    StateDirProblem::NotEmpty,
-                ));
-            }
+            self.check_writable()?;
         }
+        if self.marker().exists() {
+            let config = self.read_config()?;
+            self.check_databases()?;
+            return Ok(config);
+        }
+        self.check_creatable()?;
         for d in [
             self.instances_dir(),
             self.snapshots_dir(),
@@ -186,6 +213,73 @@ impl Layout {
         let config = StateConfig::default();
         self.write_config(&config)?;
         Ok(config)
+    }
+
+    /// Checks that the metadata databases a state directory has from its creation on are there
+    /// and not empty. Opening one creates it, so one that was deleted or emptied would otherwise
+    /// come back empty, and what it recorded would silently be gone.
+    pub fn check_databases(&self) -> Result<(), LocalError> {
+        let databases = [
+            (
+                self.ssm(),
+                "the parameter store",
+                "every tenant's active pointer would be gone, and every tenant database would look like an orphan",
+            ),
+            (
+                self.rds_registry(),
+                "the registry of instances and snapshots",
+                "every tenant database would look unregistered, that is orphaned",
+            ),
+            (
+                self.ecs_registry(),
+                "the registry of services",
+                "every tenant's service would be gone, and every rollout would fail",
+            ),
+        ];
+        for (path, what, consequence) in databases {
+            let condition = match std::fs::metadata(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "missing",
+                Err(e) => return Err(LocalError::io(&path, e)),
+                Ok(m) if m.len() == 0 && !has_wal_content(&path) => "empty",
+                Ok(_) => continue,
+            };
+            return Err(LocalError::DamagedState {
+                root: self.root.clone(),
+                path,
+                what,
+                condition,
+                consequence,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that the state directory can be written: a probe file is created and removed.
+    /// Every command writes there (SQLite keeps a shared-memory index next to each database).
+    pub fn check_writable(&self) -> Result<(), LocalError> {
+        let probe = tmp_path(&self.root.join(".write-probe"));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+        {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&probe);
+                Ok(())
+            }
+            Err(cause)
+                if matches!(
+                    cause.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                Err(LocalError::ReadOnly {
+                    path: self.root.clone(),
+                    cause,
+                })
+            }
+            Err(e) => Err(LocalError::io(&self.root, e)),
+        }
     }
 
     pub fn read_config(&self) -> Result<StateConfig, LocalError> {
@@ -225,6 +319,14 @@ impl Layout {
         let text = serde_json::to_string_pretty(config).map_err(LocalError::serialize("config"))?;
         write_atomic(&marker, text.as_bytes()).map_err(|e| LocalError::io(&marker, e))
     }
+}
+
+/// True when the WAL file next to a database holds something (its content is the database's
+/// until a checkpoint, so a 0-byte main file is then not empty).
+fn has_wal_content(db: &Path) -> bool {
+    let mut wal = db.as_os_str().to_os_string();
+    wal.push("-wal");
+    std::fs::metadata(PathBuf::from(wal)).is_ok_and(|m| m.len() > 0)
 }
 
 /// Writes `bytes` to `path` via a temporary file and a rename, so readers never see half a file.

@@ -15,7 +15,8 @@
 //!   trigger, the run on the engine, and the typed run report turned into the deploy report;
 //! - [`bench`](mod@bench): the raw work of a deploy (two copies + migration per tenant), for the
 //!   benchmark;
-//! - [`state`]: `LocalState` (create/open, tenants, publishing releases);
+//! - [`state`]: `LocalState` (create/open, tenants, publishing releases); [`state_lock`]: one
+//!   command at a time per state directory (an OS lock held for the life of the process);
 //!   [`status`](mod@status) (tenants, and orphans by the rule the janitor applies);
 //! - [`ports`]: all adapters built together, and the core `Ports` bundle;
 //! - [`sqlite`]: opening metadata databases and copying databases with the backup API;
@@ -41,6 +42,7 @@ pub mod secrets;
 pub mod sqlite;
 pub mod ssm;
 pub mod state;
+pub mod state_lock;
 pub mod status;
 pub mod workflows;
 
@@ -49,4 +51,5 @@ pub use error::LocalError;
 pub use layout::{Layout, StateConfig};
 pub use ports::LocalPorts;
 pub use state::{LocalState, PublishedRelease};
+pub use state_lock::StateLock;
 pub use status::{status, StatusReport};

@@ -35,11 +35,20 @@ pub fn check_database(path: &Path) -> Result<(), UnreadableDatabase> {
     if !path.is_file() {
         return Err(UnreadableDatabase::Missing);
     }
+    if is_empty_file(path) {
+        return Err(UnreadableDatabase::Empty);
+    }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
         r.get::<_, i64>(0)
     })?;
     Ok(())
+}
+
+/// True when `path` is a file of 0 bytes (a tenant database is a rollback-journal database: no
+/// WAL file can hold its content).
+fn is_empty_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() == 0)
 }
 
 /// Copies the database at `src` to a new file `dst` with the SQLite online backup API.
@@ -56,6 +65,13 @@ pub fn backup_copy(src: &Path, dst: &Path) -> Result<(), CopyError> {
 pub fn begin_copy(src: &Path) -> Result<PendingCopy, CopyError> {
     if !src.is_file() {
         return Err(CopyError::Missing {
+            path: src.to_path_buf(),
+        });
+    }
+    // SQLite reads a 0-byte file as an empty database; a tenant's database is never empty, so
+    // such a file is damage (copying it would make a tenant without data).
+    if is_empty_file(src) {
+        return Err(CopyError::Empty {
             path: src.to_path_buf(),
         });
     }

@@ -67,6 +67,8 @@ impl LocalState {
         }
         let layout = Layout::new(dir);
         let config = layout.read_config()?;
+        layout.check_writable()?;
+        layout.check_databases()?;
         Ok(LocalState { layout, config })
     }
 
@@ -127,12 +129,6 @@ impl LocalState {
                 .map_err(|e| LocalError::sqlite(&file, e))?;
             let opts = MigrateOptions {
                 installed_by: "tenantflow".into(),
-                installed_on: Some(
-                    generation
-                        .to_datetime()
-                        .format("%Y-%m-%d %H:%M:%S%.3f")
-                        .to_string(),
-                ),
             };
             flyway::migrate(&mut conn, &release.scripts, &opts).map_err(|cause| {
                 LocalError::Migration {
@@ -215,7 +211,16 @@ impl LocalState {
             .objects
             .put_sync(RELEASE_BUCKET, &key, &release.manifest_bytes)?;
         let digest = hex::encode(Sha256::digest(&release.manifest_bytes));
-        let version_id = next_version_id(&self.layout, &key)?;
+        // The run is named from the version id: skip any whose name an earlier run has (the
+        // counter lost, or edited), so run names never collide.
+        let version_id = loop {
+            let v = next_version_id(&self.layout, &key)?;
+            let run =
+                tenantflow_core::steps::trigger::execution_name(&id, RELEASE_BUCKET, &key, &v);
+            if !self.layout.run_dir(&run).exists() {
+                break v;
+            }
+        };
         Ok(PublishedRelease {
             id,
             bucket: RELEASE_BUCKET.into(),
@@ -244,10 +249,51 @@ fn next_version_id(layout: &Layout, key: &str) -> Result<String, LocalError> {
     Ok(id)
 }
 
+/// What `path` is when it is neither a regular file nor a directory (symbolic links followed).
+/// A broken link counts only where a deploy reads it (the manifest, `SHA256SUMS`, scripts): an
+/// editor's lock link elsewhere is harmless.
+fn special_file(path: &Path) -> Option<&'static str> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let read = name == "manifest.json"
+            || name == SHA256SUMS
+            || name.to_ascii_lowercase().ends_with(".sql");
+        return read.then_some("a broken symbolic link");
+    };
+    let kind = meta.file_type();
+    if kind.is_file() || kind.is_dir() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return Some("a FIFO (named pipe)");
+        }
+        if kind.is_socket() {
+            return Some("a socket");
+        }
+        if kind.is_block_device() || kind.is_char_device() {
+            return Some("a device");
+        }
+    }
+    Some("not a regular file")
+}
+
 /// Reads and validates a release directory. Every error names the offending file.
 pub fn read_release(dir: &Path) -> Result<ReleaseDir, LocalError> {
     if !dir.is_dir() {
         return Err(LocalError::release(dir, ReleaseProblem::NotADirectory));
+    }
+    // Before any file is opened: reading a FIFO or a device would block or never end.
+    for entry in std::fs::read_dir(dir).map_err(|e| LocalError::io(dir, e))? {
+        let path = entry.map_err(|e| LocalError::io(dir, e))?.path();
+        if let Some(kind) = special_file(&path) {
+            return Err(LocalError::release(
+                &path,
+                ReleaseProblem::NotARegularFile { kind },
+            ));
+        }
     }
     let manifest_path = dir.join("manifest.json");
     let manifest_bytes = std::fs::read(&manifest_path).map_err(|source| {

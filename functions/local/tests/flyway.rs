@@ -145,8 +145,9 @@ fn later_release_applies_only_new_versions_and_changed_repeatables() {
         ),
     ];
     flyway::migrate(&mut conn, &v1, &opts()).unwrap();
-    // Release 2 carries only its new script plus an unchanged repeatable: R is not re-run.
+    // Release 2 carries its history, a new script and an unchanged repeatable: R is not re-run.
     let v2 = vec![
+        v1[0].clone(),
         s("V2__col.sql", "ALTER TABLE t ADD COLUMN b INT;"),
         v1[1].clone(),
     ];
@@ -159,10 +160,14 @@ fn later_release_applies_only_new_versions_and_changed_repeatables() {
         ["V2__col.sql"]
     );
     // A changed repeatable re-runs.
-    let v3 = vec![s(
-        "R__count.sql",
-        "DROP VIEW IF EXISTS c; CREATE VIEW c AS SELECT count(*) AS n, 1 AS k FROM t;",
-    )];
+    let v3 = vec![
+        v2[0].clone(),
+        v2[1].clone(),
+        s(
+            "R__count.sql",
+            "DROP VIEW IF EXISTS c; CREATE VIEW c AS SELECT count(*) AS n, 1 AS k FROM t;",
+        ),
+    ];
     let r = flyway::migrate(&mut conn, &v3, &opts()).unwrap();
     assert_eq!(r.applied.len(), 1);
     assert_eq!(r.schema_version.as_deref(), Some("2"));
@@ -295,4 +300,103 @@ fn migrate_path_requires_an_existing_file() {
     .unwrap_err();
     assert!(matches!(e, FlywayError::Io { .. }), "{e}");
     assert!(!dir.path().join("missing.sqlite").exists());
+}
+
+#[test]
+fn a_release_that_omits_an_applied_version_fails_validation() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    let v1 = s("V1__init.sql", "CREATE TABLE t (a INT);");
+    flyway::migrate(&mut conn, std::slice::from_ref(&v1), &opts()).unwrap();
+    let e = flyway::migrate(
+        &mut conn,
+        &[s("V2__col.sql", "ALTER TABLE t ADD COLUMN b INT;")],
+        &opts(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, FlywayError::Validation(ref m)
+            if m.contains("applied migration not resolved locally: 1") && m.contains("V1__init.sql")),
+        "{e}"
+    );
+    assert_eq!(rows(&conn).len(), 1, "nothing ran");
+}
+
+#[test]
+fn versions_at_or_below_a_baseline_are_skipped() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    // What `flyway baseline -baselineVersion=2` writes on an existing database.
+    conn.execute_batch(flyway::HISTORY_DDL).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (a INT, b INT);
+         INSERT INTO flyway_schema_history
+           (installed_rank, version, description, type, script, checksum, installed_by, execution_time, success)
+         VALUES (1, '2', '<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, 'me', 0, 1);",
+    )
+    .unwrap();
+    assert_eq!(
+        flyway::current_version(&conn).unwrap().as_deref(),
+        Some("2")
+    );
+    let scripts = vec![
+        s("V1__init.sql", "CREATE TABLE t (a INT);"),
+        s("V2__col.sql", "ALTER TABLE t ADD COLUMN b INT;"),
+        s("V3__more.sql", "CREATE TABLE u (x INT);"),
+    ];
+    let r = flyway::migrate(&mut conn, &scripts, &opts()).unwrap();
+    assert_eq!(
+        r.applied
+            .iter()
+            .map(|a| a.script.as_str())
+            .collect::<Vec<_>>(),
+        ["V3__more.sql"]
+    );
+    assert_eq!(r.schema_version.as_deref(), Some("3"));
+    // Again: nothing pending, and the baseline row is not a "missing" script.
+    assert!(flyway::migrate(&mut conn, &scripts, &opts())
+        .unwrap()
+        .applied
+        .is_empty());
+    assert!(flyway::migrate(&mut conn, &scripts[2..], &opts())
+        .unwrap()
+        .applied
+        .is_empty());
+}
+
+#[test]
+fn scripts_flyway_cannot_read_are_refused_before_anything_runs() {
+    for content in [
+        &b"CREATE TABLE t (a TEXT DEFAULT '\xff');"[..],
+        b"CREATE TABLE t (a INT);\x00",
+    ] {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let e = flyway::migrate(
+            &mut conn,
+            &[Script::new("V1__init.sql", content.to_vec())],
+            &opts(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, FlywayError::Text { ref script, .. } if script == "V1__init.sql"),
+            "{e}"
+        );
+        assert!(
+            flyway::history(&conn).unwrap().is_empty(),
+            "nothing recorded"
+        );
+    }
+}
+
+#[test]
+fn installed_on_is_the_real_time_of_the_write() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    flyway::migrate(&mut conn, &[s("V1__init.sql", "SELECT 1;")], &opts()).unwrap();
+    let (on, age): (String, f64) = conn
+        .query_row(
+            "SELECT installed_on, abs(julianday('now') - julianday(installed_on)) * 86400
+             FROM flyway_schema_history",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(age < 60.0, "installed_on {on} is {age} s from now");
 }

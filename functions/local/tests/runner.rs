@@ -120,6 +120,15 @@ async fn codebuild_sync_runs_flyway_and_fails_like_aws() {
             b"ALTER TABLE customers ADD COLUMN points INT;",
         )
         .unwrap();
+    // A release carries every applied script (Flyway validates that none is missing).
+    env.ports
+        .objects
+        .put_sync(
+            "tenantflow-releases",
+            "releases/r2/V1__points.sql",
+            b"ALTER TABLE customers ADD COLUMN points INT;",
+        )
+        .unwrap();
     env.ports
         .objects
         .put_sync(

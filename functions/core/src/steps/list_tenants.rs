@@ -63,6 +63,87 @@ pub struct Overrides {
     pub max_concurrency: Option<u32>,
 }
 
+/// The run's settings that overrides decide: the manifest's, with the overrides applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effective {
+    pub strategy: Strategy,
+    pub fleet: FleetMode,
+    /// For `promote`: the snapshot to restore; `None` for the other strategies.
+    pub source_snapshot: Option<SnapshotId>,
+    pub max_failure_percent: f64,
+}
+
+impl Overrides {
+    /// Checks the overrides on their own: `maxFailurePercent` a number from 0 to 100 (NaN and
+    /// infinities refused), `maxConcurrency` at least 1.
+    pub fn validate(&self) -> Result<(), StepError> {
+        if let Some(p) = self.max_failure_percent {
+            if !(p.is_finite() && (0.0..=100.0).contains(&p)) {
+                return Err(StepError::invalid(
+                    "overrides.maxFailurePercent",
+                    format!("{p} is not a number from 0 to 100"),
+                ));
+            }
+        }
+        if self.max_concurrency == Some(0) {
+            return Err(StepError::invalid(
+                "overrides.maxConcurrency",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The manifest's settings with these overrides applied. Refuses what no run can carry out:
+    /// `in-place` with `all-or-nothing`, `blue-green` without a write freeze, `promote` without a
+    /// source snapshot, a failure threshold outside 0–100.
+    pub fn apply(&self, manifest: &Manifest) -> Result<Effective, StepError> {
+        self.validate()?;
+        let strategy = self.strategy.unwrap_or(manifest.strategy);
+        let fleet = self.fleet.unwrap_or(manifest.fleet);
+        if strategy == Strategy::InPlace && fleet == FleetMode::AllOrNothing {
+            return Err(StepError::invalid(
+                "fleet",
+                "strategy in-place cannot run all-or-nothing: migrating in place serves the new version before the commit phase",
+            ));
+        }
+        if strategy == Strategy::BlueGreen && !manifest.write_freeze {
+            return Err(StepError::invalid(
+                "overrides.strategy",
+                "blue-green must freeze writes, and this manifest says writeFreeze: false",
+            ));
+        }
+        let source_snapshot = match (strategy, &manifest.source_snapshot) {
+            (Strategy::Promote, Some(s)) => Some(
+                SnapshotId::parse(s)
+                    .map_err(|e| StepError::invalid("sourceSnapshot", e.to_string()))?,
+            ),
+            (Strategy::Promote, None) => {
+                return Err(StepError::invalid(
+                    "sourceSnapshot",
+                    "strategy promote needs the snapshot to promote",
+                ))
+            }
+            (_, _) => None,
+        };
+        let max_failure_percent = self
+            .max_failure_percent
+            .unwrap_or(manifest.waves.max_failure_percent);
+        if !(0.0..=100.0).contains(&max_failure_percent) {
+            return Err(StepError::invalid(
+                "maxFailurePercent",
+                format!("{max_failure_percent} is not between 0 and 100"),
+            ));
+        }
+        Ok(Effective {
+            strategy,
+            fleet,
+            source_snapshot,
+            max_failure_percent,
+        })
+    }
+}
+
 /// `$$.Execution` fields the plan needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -191,42 +272,12 @@ where
     let run = run_context(&input.execution)?;
     let (manifest, sha256sums) = load_manifest(objects, &bucket, &key, &release_id).await?;
 
-    let strategy = overrides.strategy.unwrap_or(manifest.strategy);
-    let fleet = overrides.fleet.unwrap_or(manifest.fleet);
-    if strategy == Strategy::InPlace && fleet == FleetMode::AllOrNothing {
-        return Err(StepError::invalid(
-            "fleet",
-            "strategy in-place cannot run all-or-nothing: migrating in place serves the new version before the commit phase",
-        ));
-    }
-    if strategy == Strategy::BlueGreen && !manifest.write_freeze {
-        return Err(StepError::invalid(
-            "overrides.strategy",
-            "blue-green must freeze writes, and this manifest says writeFreeze: false",
-        ));
-    }
-    let source_snapshot = match (strategy, &manifest.source_snapshot) {
-        (Strategy::Promote, Some(s)) => Some(
-            SnapshotId::parse(s)
-                .map_err(|e| StepError::invalid("sourceSnapshot", e.to_string()))?,
-        ),
-        (Strategy::Promote, None) => {
-            return Err(StepError::invalid(
-                "sourceSnapshot",
-                "strategy promote needs the snapshot to promote",
-            ))
-        }
-        (_, _) => None,
-    };
-    let max_failure_percent = overrides
-        .max_failure_percent
-        .unwrap_or(manifest.waves.max_failure_percent);
-    if !(0.0..=100.0).contains(&max_failure_percent) {
-        return Err(StepError::invalid(
-            "maxFailurePercent",
-            format!("{max_failure_percent} is not between 0 and 100"),
-        ));
-    }
+    let Effective {
+        strategy,
+        fleet,
+        source_snapshot,
+        max_failure_percent,
+    } = overrides.apply(&manifest)?;
 
     let discovery = discover(params, settings).await?;
     let tenants = select_tenants(&discovery.tenants, &discovery.skipped, &manifest.tenants)?;
@@ -709,7 +760,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_input_is_rejected_before_any_write() {
-        let cases: [(Value, Value, &str); 5] = [
+        let cases: [(Value, Value, &str); 8] = [
             (
                 json!({"scripts": [{"name": "V1__points.sql", "sha256": "0".repeat(64)}]}),
                 json!({}),
@@ -727,6 +778,21 @@ mod tests {
                 "fleet",
             ),
             (json!({}), json!({"strategy": "promote"}), "sourceSnapshot"),
+            (
+                json!({}),
+                json!({"maxConcurrency": 0}),
+                "overrides.maxConcurrency",
+            ),
+            (
+                json!({}),
+                json!({"maxFailurePercent": 100.5}),
+                "overrides.maxFailurePercent",
+            ),
+            (
+                json!({}),
+                json!({"maxFailurePercent": -1}),
+                "overrides.maxFailurePercent",
+            ),
         ];
         for (extra, overrides, expected) in cases {
             let w = world(2, extra);
@@ -736,6 +802,22 @@ mod tests {
         }
         let w = world(2, json!({"release": "r2"}));
         assert_eq!(field(&plan_err(&w, json!({})).await), "manifest.release");
+
+        // A script Flyway cannot read (not UTF-8, or with a NUL byte) is refused by the plan too.
+        for bad in [
+            &b"CREATE TABLE t (x text DEFAULT '\xff');"[..],
+            b"SELECT 1;\x00",
+        ] {
+            let sum = hex::encode(Sha256::digest(bad));
+            let w = world(
+                2,
+                json!({"scripts": [{"name": "V1__points.sql", "sha256": sum}]}),
+            );
+            w.objects.seed(BUCKET, "releases/r1/V1__points.sql", bad);
+            let e = plan_err(&w, json!({})).await;
+            assert_eq!(field(&e), "manifest.scripts[0]", "{e}");
+            assert!(w.log().writes().is_empty(), "{:?}", w.log().writes());
+        }
     }
 
     /// The migration build cannot read JSON (no `jq` in the Flyway image): it checks the scripts

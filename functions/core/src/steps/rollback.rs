@@ -15,6 +15,11 @@
 //! 4. delete the snapshot this run took (never a promote source snapshot);
 //! 5. clear the write freeze in the pointer and release the lock, if they are this run's.
 //!
+//! An active pointer that does not parse (this run never writes one) names no candidate: nothing
+//! is flipped back and the rest is undone, so a tenant whose pointer was damaged fails cleanly and
+//! is not left locked. Only when the damaged value mentions the candidate is the candidate kept
+//! (`Conflict`: it may be a damaged flip).
+//!
 //! `in-place` once the candidate step ran (the active database may be half-migrated): restore
 //! the safety-net snapshot as `<ns>-<run generation>`, fail with `NotReady` until it is available
 //! (the definition retries), then flip the pointer to it with the old release, force a
@@ -36,6 +41,7 @@ use crate::cause::in_words;
 use crate::error::StepError;
 use crate::manifest::Strategy;
 use crate::model::{ActivePointer, Outcome, TenantResult, TenantState};
+use crate::names::{InstanceId, Namespace};
 use crate::ports::{Databases, Parameters, Records, Services};
 use serde_json::Value;
 
@@ -186,17 +192,20 @@ async fn undo<
 
     // 1. Flip back. A pointer that names the candidate is this run's flip (the lock kept others out).
     let mut flipped_now = false;
-    match read_pointer(params, ns).await {
-        Ok(now) if now.value.instance_id == cand => {
+    match pointer_now(params, ns, &cand).await? {
+        PointerNow::Names(now) if now.instance_id == cand => {
             let old = need(&state.progress.pointer, "pointer")?;
-            write_pointer(params, ns, &old.value.keeping(&now.value)).await?;
+            // Keep what the pointer carries now (the ECS service; the freeze is cleared below).
+            write_pointer(params, ns, &old.value.keeping(&now)).await?;
             flipped_now = true;
             tracing::info!(tenant = %ns, to = %old.value.instance_id, "pointer flipped back");
         }
-        Ok(_) => {}
-        // No pointer at all: nothing of ours can be active; still clean up below.
-        Err(StepError::NotFound(_)) => {}
-        Err(e) => return Err(e),
+        PointerNow::Names(_) | PointerNow::Missing => {}
+        // A value this run never wrote: nothing to flip back; still clean up below, so the
+        // tenant is not left locked.
+        PointerNow::Unreadable { .. } => {
+            tracing::warn!(tenant = %ns, "active pointer is not valid; nothing to flip back");
+        }
     }
 
     // 2. Reconnect the app.
@@ -207,15 +216,21 @@ async fn undo<
         if !run_owns(&inst.tags, state) {
             tracing::warn!(tenant = %ns, instance = %cand, "instance not made by this run; left alone");
         } else if inst.status != "deleting" {
-            let active = match read_pointer(params, ns).await {
-                Ok(p) => Some(p.value.instance_id),
-                Err(StepError::NotFound(_)) => None,
-                Err(e) => return Err(e),
-            };
-            if active.as_ref() == Some(&cand) {
-                return Err(StepError::Conflict(format!(
-                    "candidate {cand} is still the active generation"
-                )));
+            match pointer_now(params, ns, &cand).await? {
+                PointerNow::Names(now) if now.instance_id == cand => {
+                    return Err(StepError::Conflict(format!(
+                        "candidate {cand} is still the active generation"
+                    )));
+                }
+                PointerNow::Unreadable {
+                    mentions_candidate: true,
+                } => {
+                    return Err(StepError::Conflict(format!(
+                        "the active pointer of {ns} is not valid and mentions candidate {cand}: \
+                         kept; repair the pointer, then delete whichever generation it does not name"
+                    )));
+                }
+                _ => {}
             }
             if inst.deletion_protection {
                 db.set_deletion_protection(&cand, false).await?;
@@ -234,6 +249,33 @@ async fn undo<
     clear_freeze(params, state).await?;
     release_lock(records, state).await?;
     Ok(None)
+}
+
+/// What the active pointer holds as rollback finds it.
+enum PointerNow {
+    Missing,
+    Names(Box<ActivePointer>),
+    /// A value that does not parse (this run never writes one). It names no instance, unless
+    /// its text mentions the candidate: then it may be a damaged flip, and the candidate is kept.
+    Unreadable {
+        mentions_candidate: bool,
+    },
+}
+
+async fn pointer_now<P: Parameters + ?Sized>(
+    params: &P,
+    ns: &Namespace,
+    cand: &InstanceId,
+) -> Result<PointerNow, StepError> {
+    let Some(p) = params.get(&ns.paths().pointer).await? else {
+        return Ok(PointerNow::Missing);
+    };
+    Ok(match serde_json::from_str::<ActivePointer>(&p.value) {
+        Ok(ptr) => PointerNow::Names(Box::new(ptr)),
+        Err(_) => PointerNow::Unreadable {
+            mentions_candidate: p.value.contains(cand.as_str()),
+        },
+    })
 }
 
 async fn delete_own_snapshot<D: Databases + ?Sized>(

@@ -509,6 +509,42 @@ async fn rollback_after_a_half_done_step_finds_what_it_made() {
 }
 
 #[tokio::test]
+async fn a_damaged_pointer_fails_the_tenant_cleanly_and_releases_its_lock() {
+    // Damaged before the run reads it: the snapshot step fails after taking the lock.
+    let (w, s) = setup(Strategy::BlueGreen);
+    w.params.seed(&paths().pointer, "{not a pointer");
+    let e = call(&w, StepName::Snapshot, &s).await.unwrap_err();
+    assert_eq!(e.asl_name(), "Tenantflow.Conflict");
+    assert!(w.records.holder(NS).is_some(), "the lock was taken");
+    let r = result(&w, StepName::Rollback, &fail(s, e.asl_name())).await;
+    assert_eq!(r.outcome, Outcome::RolledBack, "{r:?}");
+    assert!(w.records.holder(NS).is_none(), "lock released");
+    assert_eq!(
+        w.params.value(&paths().pointer).as_deref(),
+        Some("{not a pointer")
+    );
+
+    // Damaged mid-run: the candidate and snapshot are deleted, the lock released.
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Migrate).await;
+    w.params.seed(&paths().pointer, "garbage");
+    let r = result(&w, StepName::Rollback, &fail(s, "Tenantflow.Conflict")).await;
+    assert_eq!(r.outcome, Outcome::RolledBack, "{r:?}");
+    assert_eq!(w.db.instance_ids(), [OLD]);
+    assert!(w.db.snapshot_ids().is_empty());
+    assert!(w.records.holder(NS).is_none());
+
+    // A damaged value that mentions the candidate may be a damaged flip: the candidate is kept.
+    let (w, s) = setup(Strategy::BlueGreen);
+    let s = advance(&w, s, Stage::Flip).await;
+    w.params
+        .seed(&paths().pointer, &format!("{{\"instanceId\": \"{NEW}\""));
+    let r = result(&w, StepName::Rollback, &fail(s, "Tenantflow.Conflict")).await;
+    assert_eq!(r.outcome, Outcome::RollbackFailed, "{r:?}");
+    assert!(w.db.instance(NEW).is_some(), "candidate kept");
+}
+
+#[tokio::test]
 async fn rollback_waits_for_a_snapshot_still_being_created() {
     let (w, s) = setup(Strategy::BlueGreen);
     let s = advance(&w, s, Stage::Snapshot).await;

@@ -1,6 +1,13 @@
 //! The deploy report: the run report the core `report` step wrote (`runs/<run>/report.json` in
 //! the release bucket), typed, with the engine's figures and each tenant's virtual duration.
 //! Written to `<state>/runs/<run>/deploy-report.json`.
+//!
+//! Two things only the local backend can add:
+//! - the tenants the plan skipped (`runs/<run>/skipped.json`: a damaged pointer, no pointer) are
+//!   rows with outcome `skipped`, error `Run.NotDeployable` and the plan's reason, so a tenant
+//!   that could not be deployed to is never silently missing;
+//! - a failed rollout's cause gets the health check's own error (the local ECS keeps each
+//!   deployment's reason; the port's deployment status has no field for it).
 
 use super::execute::Executed;
 use crate::error::LocalError;
@@ -8,8 +15,11 @@ use crate::layout::{write_atomic, RELEASE_BUCKET};
 use crate::ports::LocalPorts;
 use serde::{Deserialize, Serialize};
 use tenantflow_core::model::Outcome;
-use tenantflow_core::steps::list_tenants::run_prefix;
+use tenantflow_core::steps::list_tenants::{run_prefix, SkippedTenant};
 use tenantflow_core::steps::report::RunReport;
+
+/// The error of a tenant row for a tenant the plan skipped.
+pub const NOT_DEPLOYABLE: &str = "Run.NotDeployable";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -68,29 +78,70 @@ pub(super) fn run_report(ports: &LocalPorts, run: &str) -> Result<Option<RunRepo
     }
 }
 
+/// The tenants the plan of `run` skipped, with why.
+pub(super) fn plan_skipped(ports: &LocalPorts, run: &str) -> Vec<SkippedTenant> {
+    let key = format!("{}skipped.json", run_prefix(run));
+    match ports.objects.get_sync(RELEASE_BUCKET, &key) {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(run, error = %e, "skipped.json does not parse");
+            vec![]
+        }),
+        _ => vec![],
+    }
+}
+
 /// The deploy report of a finished execution.
 pub(super) fn deploy_report(
+    ports: &LocalPorts,
     run: &str,
     release: &str,
     executed: &Executed,
     report: Option<RunReport>,
     wall_seconds: f64,
 ) -> DeployReport {
-    let tenants = report
+    let result = &executed.result;
+    let since = result.started_at.to_rfc3339();
+    let mut tenants: Vec<TenantRow> = report
         .map(|r| r.tenants)
         .unwrap_or_default()
         .into_iter()
-        .map(|t| TenantRow {
-            duration_seconds: executed.spans.seconds(&t.tenant),
-            tenant: t.tenant,
-            outcome: t.outcome,
-            from_generation: t.from_generation,
-            to_generation: t.to_generation,
-            error: t.error,
-            cause: t.cause,
+        .map(|t| {
+            let mut cause = t.cause;
+            if t.error.as_deref() == Some("Tenantflow.RolloutFailed") {
+                let reason = ports.services.failed_rollout_reason(&t.tenant, &since);
+                if let Ok(Some(reason)) = reason {
+                    // The health check's error first: it is what the table has room for.
+                    cause = Some(match cause {
+                        Some(c) if !c.is_empty() => format!("{reason} ({c})"),
+                        _ => reason,
+                    });
+                }
+            }
+            TenantRow {
+                duration_seconds: executed.spans.seconds(&t.tenant),
+                tenant: t.tenant,
+                outcome: t.outcome,
+                from_generation: t.from_generation,
+                to_generation: t.to_generation,
+                error: t.error,
+                cause,
+            }
         })
         .collect();
-    let result = &executed.result;
+    for s in plan_skipped(ports, run) {
+        if tenants.iter().all(|t| t.tenant != s.tenant.as_str()) {
+            tenants.push(TenantRow {
+                tenant: s.tenant.to_string(),
+                outcome: Outcome::Skipped,
+                from_generation: None,
+                to_generation: None,
+                error: Some(NOT_DEPLOYABLE.to_string()),
+                cause: Some(s.reason),
+                duration_seconds: None,
+            });
+        }
+    }
+    tenants.sort_by(|a, b| a.tenant.cmp(&b.tenant));
     DeployReport {
         run: run.to_string(),
         release: release.to_string(),

@@ -9,7 +9,7 @@ use crate::state::PublishedRelease;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use tenantflow_core::steps::list_tenants::{Overrides, RunInput};
+use tenantflow_core::steps::list_tenants::RunInput;
 use tenantflow_core::steps::trigger;
 
 /// A run the trigger started: its execution name and its state machine input.
@@ -33,7 +33,7 @@ pub(super) async fn trigger(
             name: request_file(ports, &started.name).display().to_string(),
             cause,
         })?;
-    input.overrides = overrides(opts);
+    input.overrides = super::preflight::overrides(opts);
     Ok(Triggered {
         name: started.name,
         input,
@@ -80,15 +80,4 @@ fn run_request(ports: &LocalPorts, name: &str) -> Result<Value, LocalError> {
 
 fn request_file(ports: &LocalPorts, name: &str) -> PathBuf {
     ports.layout.run_dir(name).join("request.json")
-}
-
-/// The CLI's per-run overrides of the manifest.
-fn overrides(opts: &DeployOptions) -> Overrides {
-    Overrides {
-        fleet: opts.fleet,
-        strategy: opts.strategy,
-        canary_count: opts.canary,
-        max_failure_percent: opts.max_failure_percent,
-        max_concurrency: opts.max_concurrency,
-    }
 }
