@@ -259,6 +259,12 @@ pub async fn clear_freeze<P: Parameters + ?Sized>(
         Ok(p) => p,
         // No pointer, no freeze.
         Err(StepError::NotFound(_)) => return Ok(false),
+        // A pointer that does not parse is no value this run wrote, so it carries no freeze of
+        // ours; it is left as it is for a person (rollback and status report it).
+        Err(StepError::Conflict(why)) => {
+            tracing::warn!(tenant = %state.tenant, %why, "pointer not valid: no freeze of this run to clear");
+            return Ok(false);
+        }
         Err(e) => return Err(e),
     };
     let ours = now
