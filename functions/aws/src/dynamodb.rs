@@ -17,6 +17,8 @@
 //!   `ReturnValuesOnConditionCheckFailure: ALL_OLD` so a held lock's record comes back with the
 //!   `ConditionalCheckFailedException` instead of costing a second read.
 //! - `release`: `UpdateItem … REMOVE #holder` with `ConditionExpression: #holder = :holder`.
+//! - `write_journal`: `UpdateItem SET #journal = :journal, #version = #version + :one` with
+//!   `ConditionExpression: #version = :expected`, `ReturnValues: ALL_NEW`.
 //! - `delete_token`: `DeleteItem` with `ConditionExpression: #token = :token`.
 //! - Reads of one item are strongly consistent. A token past `expiresAt` reads as absent (TTL
 //!   deletes lazily).
@@ -308,6 +310,51 @@ impl Records for DynamoRecords {
             Ok(_) => Ok(true),
             Err(err) => match service(&err) {
                 Some(E::ConditionalCheckFailedException(_)) => Ok(false),
+                Some(e @ E::TransactionConflictException(_)) => {
+                    Err(transaction_conflict("UpdateItem", e))
+                }
+                _ => Err(classify("UpdateItem", err)),
+            },
+        }
+    }
+
+    async fn write_journal(
+        &self,
+        tenant: &Namespace,
+        expected_version: i64,
+        journal: &Journal,
+    ) -> Result<Option<TenantRecord>, StepError> {
+        use UpdateItemError as E;
+        let body = serde_json::to_string(journal)
+            .map_err(|e| StepError::Internal(format!("serialize journal: {e}")))?;
+        let key = tenant_key(tenant);
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(key.clone()))
+            .update_expression(
+                "SET #journal = :journal, #version = #version + :one, #updatedAt = :now",
+            )
+            .condition_expression("#version = :expected")
+            .set_expression_attribute_names(Some(names(&["journal", "version", "updatedAt"])))
+            .expression_attribute_values(":journal", s(body))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":expected", AttributeValue::N(expected_version.to_string()))
+            .expression_attribute_values(":now", s(now().to_rfc3339()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                let item = out.attributes.ok_or_else(|| {
+                    StepError::Internal(format!("UpdateItem {key}: no attributes returned"))
+                })?;
+                Ok(Some(to_record(&item)?))
+            }
+            Err(err) => match service(&err) {
+                // Another version, or no record at all (the condition fails on an absent item).
+                Some(E::ConditionalCheckFailedException(_)) => Ok(None),
                 Some(e @ E::TransactionConflictException(_)) => {
                     Err(transaction_conflict("UpdateItem", e))
                 }

@@ -37,6 +37,14 @@ pub enum StepError {
     /// A resource exists but does not belong to this run (name clash, foreign tags, …).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// `recover` already settled this tenant for this run (the run was found dead): a later step
+    /// of it, e.g. a redriven execution, must not act on the tenant.
+    #[error("run {run} was aborted and {tenant} recovered: {action}")]
+    RunAborted {
+        tenant: String,
+        run: String,
+        action: String,
+    },
     /// Throttling, 5xx, network: safe to retry.
     #[error("transient: {0}")]
     Transient(String),
@@ -57,6 +65,7 @@ impl StepError {
         "Tenantflow.QuotaExceeded",
         "Tenantflow.NotFound",
         "Tenantflow.Conflict",
+        "Tenantflow.RunAborted",
         "Tenantflow.Transient",
         "Tenantflow.Internal",
     ];
@@ -73,6 +82,7 @@ impl StepError {
             StepError::QuotaExceeded(_) => "Tenantflow.QuotaExceeded",
             StepError::NotFound(_) => "Tenantflow.NotFound",
             StepError::Conflict(_) => "Tenantflow.Conflict",
+            StepError::RunAborted { .. } => "Tenantflow.RunAborted",
             StepError::Transient(_) => "Tenantflow.Transient",
             StepError::Internal(_) => "Tenantflow.Internal",
         }

@@ -33,6 +33,7 @@
 //! | `Tenantflow.QuotaExceeded` | `list-tenants`: no RDS instance or snapshot headroom for even one tenant. |
 //! | `Tenantflow.NotFound` | `snapshot`: no active pointer, the instance it names is gone, or the promote source snapshot is missing; `await-resource`/`resume` send it when the waited-on resource does not exist; `list-tenants`: the manifest object is missing. |
 //! | `Tenantflow.Conflict` | a resource with this run's deterministic name exists but is not tagged for this run (`snapshot`, `create-db`, adapters' reuse checks); the candidate id equals the active generation; the active pointer is not valid JSON (its `service` included); `rollback` finds its candidate still active; `trigger`: an execution with the same name and other input. |
+//! | `Tenantflow.RunAborted` | `snapshot`, `create-db`, `flip-ssm`, `roll-ecs`, `teardown`: the tenant record's journal says `recover` already settled this tenant for this run (the run was found dead; a redriven execution must not act again). `rollback` turns it into outcome `skipped` and touches nothing. Not retryable. |
 //! | `Tenantflow.Transient` | adapters: throttling, 5xx, network. Retryable. |
 //! | `Tenantflow.Internal` | a bug or an unclassified service error (serialization of our own output, a wait record without its service, a call to a port the step does not declare: [`steps::Unavailable`]). |
 //!

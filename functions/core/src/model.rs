@@ -310,11 +310,17 @@ impl Phase {
 }
 
 /// The run journal inside the tenant record: the intent of the step under way and what exists
-/// (DESIGN §2, run journal). Reserved for `tenantflow recover`; taking the lock resets it to empty
-/// and no step writes it yet. Stored as one JSON object (`journal`), camelCase fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// (DESIGN §2, run journal), written by every step with an effect before it acts
+/// ([`crate::steps::journal`]) with a write conditional on the record's version. `recover` reads
+/// it to settle a tenant whose run died. Taking the lock resets it to empty. Stored as one JSON
+/// object (`journal`), camelCase fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Journal {
+    /// The step under way (its intent), named like its Lambda: `snapshot`, `create-db`,
+    /// `flip-ssm`, `roll-ecs`, `teardown`, `rollback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
     /// The old pointer and its SSM version (what rollback flips back to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pointer: Option<PointerRead>,
@@ -328,11 +334,53 @@ pub struct Journal {
     /// True while the run's write freeze is in the pointer.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub freeze: bool,
+    /// True once the rollout of this run's flip was seen COMPLETED (teardown is under way).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollout_completed: bool,
+    /// The tenant's state as the step received it (run context, release, progress): what
+    /// `recover` rebuilds the rollback or teardown input from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Box<TenantState>>,
+    /// Set by `recover` once it settled the tenant: every later step of this run fails with
+    /// `Tenantflow.RunAborted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<Aborted>,
+}
+
+/// How `recover` settled a tenant of a dead run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Aborted {
+    /// `rolled-back`, `rolled-forward` or `released` (nothing of the run to undo).
+    pub action: String,
+    pub at: DateTime<Utc>,
 }
 
 impl Journal {
     pub fn is_empty(&self) -> bool {
         *self == Journal::default()
+    }
+
+    /// The journal entry written before `step` acts on `state`.
+    pub fn at(step: &str, state: &TenantState) -> Journal {
+        let p = &state.progress;
+        Journal {
+            step: Some(step.to_string()),
+            pointer: p.pointer.clone(),
+            candidate: p.candidate.as_ref().map(|c| c.instance_id.clone()),
+            snapshot: p.snapshot.as_ref().map(|s| s.id.clone()),
+            deployment_id: p.deployment.as_ref().map(|d| d.deployment_id.clone()),
+            freeze: p.maintenance,
+            rollout_completed: p
+                .deployment
+                .as_ref()
+                .is_some_and(|d| d.rollout_state == "COMPLETED"),
+            state: Some(Box::new(TenantState {
+                error: None,
+                ..state.clone()
+            })),
+            aborted: None,
+        }
     }
 }
 
@@ -341,7 +389,7 @@ impl Journal {
 /// Every write is conditional (a compare-and-swap): taking the lock only when no one holds it,
 /// releasing it only when the releaser holds it. `version` grows by one with every write, so a
 /// later journal write can be made conditional on the version it read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantRecord {
     pub tenant: Namespace,

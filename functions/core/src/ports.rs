@@ -5,7 +5,7 @@
 //! conflict, …), so the step logic never sees an SDK error.
 
 use crate::error::StepError;
-use crate::model::{ResourceKind, ServiceRef, TenantRecord, WaitRecord};
+use crate::model::{Journal, ResourceKind, ServiceRef, TenantRecord, WaitRecord};
 use crate::names::{tags, InstanceId, Namespace, SnapshotId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -140,7 +140,7 @@ pub trait Parameters: Send + Sync {
 }
 
 /// What [`Records::acquire`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum LockTake {
     /// The lock was free and now holds the requested holder (the record as written).
     Taken(TenantRecord),
@@ -168,6 +168,17 @@ pub trait Records: Send + Sync {
     /// Releases `tenant`'s lock only if `holder` holds it (conditional). `Ok(true)`: released now;
     /// `Ok(false)`: `holder` did not hold it (free, absent or someone else's), nothing written.
     async fn release(&self, tenant: &Namespace, holder: &str) -> Result<bool, StepError>;
+    /// Replaces `tenant`'s run journal, only if the record is still at `expected_version` (one
+    /// conditional write; it bumps the version and leaves holder, run and phase as they are).
+    /// The version grows with every write, so the condition also proves the holder the caller
+    /// read still holds the lock. `Ok(Some(record))`: written (the record as it is now);
+    /// `Ok(None)`: the record changed or is absent, nothing written.
+    async fn write_journal(
+        &self,
+        tenant: &Namespace,
+        expected_version: i64,
+        journal: &Journal,
+    ) -> Result<Option<TenantRecord>, StepError>;
     /// The tenant's record (a strongly consistent read); `None` if it never had one.
     async fn get_tenant(&self, tenant: &Namespace) -> Result<Option<TenantRecord>, StepError>;
     /// Every tenant record whose lock is held (the janitor's stale-lock sweep).

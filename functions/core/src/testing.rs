@@ -525,6 +525,24 @@ impl Records for FakeRecords {
             _ => Ok(false),
         }
     }
+    async fn write_journal(
+        &self,
+        tenant: &Namespace,
+        expected_version: i64,
+        journal: &Journal,
+    ) -> Result<Option<TenantRecord>, StepError> {
+        self.shared.call("records.write_journal", tenant)?;
+        let mut all = lock(&self.tenants);
+        match all.get_mut(tenant.as_str()) {
+            Some(r) if r.version == expected_version => {
+                r.journal = journal.clone();
+                r.version += 1;
+                r.updated_at = Some(self.shared.clock.now());
+                Ok(Some(r.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
     async fn get_tenant(&self, tenant: &Namespace) -> Result<Option<TenantRecord>, StepError> {
         self.shared.call("records.get_tenant", tenant)?;
         Ok(lock(&self.tenants).get(tenant.as_str()).cloned())
@@ -1163,6 +1181,14 @@ impl Records for Forbidden {
     }
     async fn release(&self, t: &Namespace, _: &str) -> Result<bool, StepError> {
         forbid!(format!("records.release {t}"))
+    }
+    async fn write_journal(
+        &self,
+        t: &Namespace,
+        _: i64,
+        _: &Journal,
+    ) -> Result<Option<TenantRecord>, StepError> {
+        forbid!(format!("records.write_journal {t}"))
     }
     async fn get_tenant(&self, t: &Namespace) -> Result<Option<TenantRecord>, StepError> {
         forbid!(format!("records.get_tenant {t}"))

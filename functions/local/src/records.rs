@@ -16,7 +16,8 @@
 //!   (a token past it reads as absent, like an item DynamoDB's TTL has removed).
 //!
 //! Each conditional write is one SQL statement whose `WHERE` is the condition (taking a lock only
-//! when `holder IS NULL`, releasing it only when `holder` is the releaser, deleting a token only
+//! when `holder IS NULL`, releasing it only when `holder` is the releaser, writing the journal
+//! only at the version the writer read, deleting a token only
 //! when it is the one sent), inside a `BEGIN IMMEDIATE` transaction where it also reads, so it is
 //! a compare-and-swap across processes too.
 
@@ -192,6 +193,33 @@ impl Records for LocalRecords {
                 params![tenant.as_str(), holder, now],
             )
             .map(|n| n == 1)
+        })
+    }
+
+    async fn write_journal(
+        &self,
+        tenant: &Namespace,
+        expected_version: i64,
+        journal: &Journal,
+    ) -> Result<Option<TenantRecord>, StepError> {
+        let now = self.clock.now().to_rfc3339();
+        let body = serde_json::to_string(journal)
+            .map_err(|e| StepError::Internal(format!("serialize journal: {e}")))?;
+        self.with("write journal", |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute_cached(
+                "UPDATE tenant_records
+                 SET journal = ?3, version = version + 1, updated_at = ?4
+                 WHERE tenant = ?1 AND version = ?2",
+                params![tenant.as_str(), expected_version, body, now],
+            )?;
+            let record = if n == 1 {
+                select_tenant(&tx, tenant.as_str())?
+            } else {
+                None
+            };
+            tx.commit()?;
+            Ok(record)
         })
     }
 

@@ -8,23 +8,28 @@
 //!   (`inPlace: true`), so the migrate step (which reads `progress.candidate.instanceId`) migrates
 //!   it where it stands. Rollback and teardown never delete an in-place candidate; on failure
 //!   rollback restores the safety-net snapshot instead (see [`super::rollback`]).
+//!
+//! The run journal is written first ([`super::journal`]): `step: create-db` with the input
+//! progress, and for `in-place` with the in-place candidate already in it (what the migration
+//! acts on next). A run `recover` settled is `Tenantflow.RunAborted`.
 
 use super::tenant::{candidate_id, check_state, need, restore_or_reuse};
-use super::{parse_input, Ports};
+use super::{journal, parse_input, Ports, StepName};
 use crate::error::StepError;
 use crate::manifest::Strategy;
 use crate::model::{CandidateRecord, Progress, TenantState};
-use crate::ports::Databases;
+use crate::ports::{Databases, Records};
 use serde_json::Value;
 
 /// Entry point used by [`super::dispatch`]: parses the input and runs the step.
 pub async fn run(ports: &Ports, input: Value) -> Result<Progress, StepError> {
     let state: TenantState = parse_input(input)?;
-    create_db(&*ports.databases, state).await
+    create_db(&*ports.databases, &*ports.records, state).await
 }
 
-pub async fn create_db<D: Databases + ?Sized>(
+pub async fn create_db<D: Databases + ?Sized, R: Records + ?Sized>(
     db: &D,
+    records: &R,
     state: TenantState,
 ) -> Result<Progress, StepError> {
     check_state(&state)?;
@@ -41,8 +46,14 @@ pub async fn create_db<D: Databases + ?Sized>(
             port: active.port,
             in_place: true,
         });
+        let intent = TenantState {
+            progress: progress.clone(),
+            ..state.clone()
+        };
+        journal::enter(records, StepName::CreateDb, &intent).await?;
         return Ok(progress);
     }
+    journal::enter(records, StepName::CreateDb, &state).await?;
 
     let target = candidate_id(&state);
     if target == pointer.value.instance_id {

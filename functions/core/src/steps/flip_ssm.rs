@@ -9,28 +9,39 @@
 //!
 //! The candidate must be `available` (else `NotReady`); its endpoint and port are read now.
 //! After the write, deletion protection is turned on for the new active generation.
+//!
+//! The run journal (`step: flip-ssm`) is written before anything else ([`super::journal`]); a run
+//! `recover` settled is `Tenantflow.RunAborted`.
 
 use super::tenant::{check_state, need, read_pointer, run_owns, write_pointer};
-use super::{parse_input, Ports};
+use super::{journal, parse_input, Ports, StepName};
 use crate::error::StepError;
 use crate::model::{ActivePointer, FlipRecord, Progress, TenantState};
-use crate::ports::{Databases, Parameters};
+use crate::ports::{Databases, Parameters, Records};
 use serde_json::Value;
 
 /// Entry point used by [`super::dispatch`]: parses the input and runs the step.
 pub async fn run(ports: &Ports, input: Value) -> Result<Progress, StepError> {
     let state: TenantState = parse_input(input)?;
-    flip_ssm(&*ports.databases, &*ports.parameters, state).await
+    flip_ssm(
+        &*ports.databases,
+        &*ports.parameters,
+        &*ports.records,
+        state,
+    )
+    .await
 }
 
-pub async fn flip_ssm<D: Databases + ?Sized, P: Parameters + ?Sized>(
+pub async fn flip_ssm<D: Databases + ?Sized, P: Parameters + ?Sized, R: Records + ?Sized>(
     db: &D,
     params: &P,
+    records: &R,
     state: TenantState,
 ) -> Result<Progress, StepError> {
     check_state(&state)?;
     let read = need(&state.progress.pointer, "pointer")?.clone();
     let candidate = need(&state.progress.candidate, "candidate")?.clone();
+    journal::enter(records, StepName::FlipSsm, &state).await?;
     let ns = &state.tenant;
     let mut progress = state.progress.clone();
 

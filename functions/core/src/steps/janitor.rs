@@ -343,6 +343,14 @@ mod tests {
         async fn release(&self, t: &Namespace, h: &str) -> Result<bool, StepError> {
             self.inner.release(t, h).await
         }
+        async fn write_journal(
+            &self,
+            t: &Namespace,
+            v: i64,
+            j: &crate::model::Journal,
+        ) -> Result<Option<crate::model::TenantRecord>, StepError> {
+            self.inner.write_journal(t, v, j).await
+        }
         async fn get_tenant(
             &self,
             t: &Namespace,

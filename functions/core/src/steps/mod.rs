@@ -19,6 +19,7 @@ pub mod check_ecs;
 pub mod create_db;
 pub mod flip_ssm;
 pub mod janitor;
+pub mod journal;
 pub mod list_tenants;
 pub mod report;
 pub mod resume;
@@ -233,9 +234,9 @@ impl StepName {
             StepName::Trigger => &[Port::Workflows],
             StepName::ListTenants => &[Port::Databases, Port::Parameters, Port::Objects],
             StepName::Snapshot => &[Port::Databases, Port::Parameters, Port::Records],
-            StepName::CreateDb => &[Port::Databases],
-            StepName::FlipSsm => &[Port::Databases, Port::Parameters],
-            StepName::RollEcs => &[Port::Parameters, Port::Services],
+            StepName::CreateDb => &[Port::Databases, Port::Records],
+            StepName::FlipSsm => &[Port::Databases, Port::Parameters, Port::Records],
+            StepName::RollEcs => &[Port::Parameters, Port::Records, Port::Services],
             StepName::CheckEcs => &[Port::Services],
             StepName::AwaitResource | StepName::Resume => &[
                 Port::Databases,

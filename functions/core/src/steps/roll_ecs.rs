@@ -12,14 +12,18 @@
 //! flip and read the new pointer: its id is recorded and nothing is forced. In every other case
 //! (no PRIMARY deployment, one older than the flip, a pointer that moved, or an unknown write
 //! time) a new deployment is forced, as on the first attempt.
+//!
+//! The run journal (`step: roll-ecs`) is written before acting and again with the deployment's id
+//! once it is known, so `recover` can ask ECS whether that rollout COMPLETED
+//! ([`super::journal`]); a run `recover` settled is `Tenantflow.RunAborted`.
 
 use super::tenant::{check_state, need, service_of};
-use super::{parse_input, Ports};
+use super::{journal, parse_input, Ports, StepName};
 use crate::error::StepError;
 use crate::model::{
-    ActivePointer, DeploymentRecord, FlipRecord, Progress, ServiceRef, TenantState,
+    ActivePointer, DeploymentRecord, FlipRecord, Journal, Progress, ServiceRef, TenantState,
 };
-use crate::ports::{DatedParameter, Parameters, Services};
+use crate::ports::{DatedParameter, Parameters, Records, Services};
 use serde_json::Value;
 
 /// Entry point used by [`super::dispatch`]: parses the input and runs the step.
@@ -28,22 +32,34 @@ pub async fn run(ports: &Ports, input: Value) -> Result<Progress, StepError> {
     roll_ecs(
         &*ports.parameters,
         &*ports.services,
+        &*ports.records,
         &ports.settings.default_cluster,
         state,
     )
     .await
 }
 
-pub async fn roll_ecs<P: Parameters + ?Sized, S: Services + ?Sized>(
+pub async fn roll_ecs<P: Parameters + ?Sized, S: Services + ?Sized, R: Records + ?Sized>(
     params: &P,
     services: &S,
+    records: &R,
     default_cluster: &str,
     state: TenantState,
 ) -> Result<Progress, StepError> {
     check_state(&state)?;
     let flip = need(&state.progress.flip, "flip")?;
-    let mut progress = state.progress.clone();
     let ns = &state.tenant;
+    let record = records.get_tenant(ns).await?;
+    journal::check_not_aborted(record.as_ref(), &state)?;
+    // A retry finds the entry its first attempt completed with the deployment id: kept as it is
+    // (it says more than the intent would).
+    let record = match record {
+        Some(r) if !retried(&r.journal, &state) => Some(
+            journal::write(records, r, Journal::at(StepName::RollEcs.as_str(), &state)).await?,
+        ),
+        other => other,
+    };
+    let mut progress = state.progress.clone();
     // One read gives the service and when the flip was written.
     let pointer = params.get_dated(&ns.paths().pointer).await?;
     // A pointer that is gone or unreadable proves nothing about the flip (a deployment is
@@ -68,7 +84,24 @@ pub async fn roll_ecs<P: Parameters + ?Sized, S: Services + ?Sized>(
         deployment_id: id,
         rollout_state: "IN_PROGRESS".to_string(),
     });
+    if let Some(record) = record {
+        let done = TenantState {
+            progress: progress.clone(),
+            ..state.clone()
+        };
+        journal::write(records, record, Journal::at(StepName::RollEcs.as_str(), &done)).await?;
+    }
     Ok(progress)
+}
+
+/// Whether `journal` is this step's completed entry for the same input (a retry).
+fn retried(journal: &Journal, state: &TenantState) -> bool {
+    journal.step.as_deref() == Some(StepName::RollEcs.as_str())
+        && journal.state.as_ref().is_some_and(|s| {
+            s.run == state.run
+                && s.progress.deployment.is_some()
+                && s.progress.flip == state.progress.flip
+        })
 }
 
 /// The id of the service's PRIMARY deployment when it provably started after the flip: the

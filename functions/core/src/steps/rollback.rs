@@ -26,8 +26,12 @@
 //! deployment, clear the freeze and release the lock. The snapshot (now the new generation's
 //! source) and the migrated instance (for inspection; the janitor reports it) are kept.
 //!
+//! Before undoing anything it writes the run journal (`step: rollback`, [`super::journal`]). A run
+//! `recover` already settled touches nothing and is reported `skipped` with
+//! `Tenantflow.RunAborted` (rollback is where every other step's `RunAborted` is caught).
+//!
 //! Outcomes: `skipped` when the error is `Tenantflow.Locked` and the lock is not this run's
-//! (nothing is touched); `rolled-back`; `rollback-failed` for a non-retryable error. `NotReady` and
+//! (nothing is touched), or when the run was aborted by `recover`; `rolled-back`; `rollback-failed` for a non-retryable error. `NotReady` and
 //! `Transient` are raised so the definition retries. Running rollback twice equals running it once.
 //! The result's `cause` is the caught error's cause in words ([`crate::cause::in_words`]): a
 //! failed Lambda's cause is its JSON error payload, a failed build's is the build.
@@ -36,7 +40,7 @@ use super::tenant::{
     candidate_id, check_state, clear_freeze, lock_state, need, read_pointer, release_lock,
     restore_or_reuse, run_owns, service_of, snapshot_id, write_pointer, LockState,
 };
-use super::{parse_input, Ports};
+use super::{journal, parse_input, Ports, StepName};
 use crate::cause::in_words;
 use crate::error::StepError;
 use crate::manifest::Strategy;
@@ -97,6 +101,18 @@ pub async fn rollback<
         tracing::info!(tenant = %state.tenant, "locked by another run; skipped");
         result.outcome = Outcome::Skipped;
         return Ok(result);
+    }
+
+    match journal::enter(records, StepName::Rollback, &state).await {
+        Ok(_) => {}
+        Err(aborted @ StepError::RunAborted { .. }) => {
+            tracing::info!(tenant = %state.tenant, "run aborted and tenant settled by recover; skipped");
+            result.outcome = Outcome::Skipped;
+            result.error = Some(aborted.asl_name().to_string());
+            result.cause = Some(aborted.to_string());
+            return Ok(result);
+        }
+        Err(e) => return Err(e),
     }
 
     let in_place = state

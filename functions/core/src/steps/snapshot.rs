@@ -1,5 +1,6 @@
 //! `snapshot`: lock the tenant, read the active pointer, freeze writes, take the snapshot.
 //!
+//! 0. A run that `recover` already settled for this tenant is `Tenantflow.RunAborted`.
 //! 1. Lock: take the tenant record's lock for the run's execution ARN, a conditional write
 //!    ([`crate::ports::Records::acquire`]). Held by this run already (a retry) is fine; held by
 //!    another run is `Tenantflow.Locked`.
@@ -13,12 +14,15 @@
 //!    `<ns>-<run generation>`. A snapshot with that id tagged for this run is reused; one with
 //!    other tags is `Conflict`. `promote`: the release's source snapshot must exist; nothing is
 //!    created (`created = false`).
+//!
+//! The run journal (`step: snapshot`, with the lock in the progress) is written right after the
+//! lock is taken, before the freeze and the snapshot ([`super::journal`]).
 
 use super::tenant::{acquire_lock, check_state, read_pointer, run_tags, set_freeze, snapshot_id};
-use super::{parse_input, Ports};
+use super::{journal, parse_input, Ports, StepName};
 use crate::error::StepError;
 use crate::manifest::Strategy;
-use crate::model::{Progress, SnapshotRecord, TenantState};
+use crate::model::{Journal, Progress, SnapshotRecord, TenantState};
 use crate::names::tags;
 use crate::ports::{Databases, Parameters, Records};
 use serde_json::Value;
@@ -44,9 +48,17 @@ pub async fn snapshot<D: Databases + ?Sized, P: Parameters + ?Sized, R: Records 
     check_state(&state)?;
     let ns = &state.tenant;
 
-    acquire_lock(records, &state).await?;
+    // Before the lock: once `recover` settled the tenant its lock is free, and taking it would
+    // reset the journal that says so.
+    journal::check_not_aborted(records.get_tenant(ns).await?.as_ref(), &state)?;
+    let record = acquire_lock(records, &state).await?;
     let mut progress = state.progress.clone();
     progress.lock = Some(state.run.execution_arn.clone());
+    let intent = TenantState {
+        progress: progress.clone(),
+        ..state.clone()
+    };
+    journal::write(records, record, Journal::at(StepName::Snapshot.as_str(), &intent)).await?;
 
     let pointer = read_pointer(params, ns).await?;
     let active = db

@@ -10,9 +10,12 @@
 //! 3. prune this tenant's tenantflow-tagged snapshots beyond `release.snapshotRetention`, newest
 //!    kept, never one still being created;
 //! 4. release the lock in the tenant record if this run holds it.
+//!
+//! The run journal (`step: teardown`, rollout completed) is written before step 1
+//! ([`super::journal`]); a run `recover` settled is `Tenantflow.RunAborted`.
 
 use super::tenant::{check_state, clear_freeze, need, read_pointer, release_lock, tenant_owns};
-use super::{parse_input, Ports};
+use super::{journal, parse_input, Ports, StepName};
 use crate::error::StepError;
 use crate::model::{Outcome, TeardownRecord, TenantResult, TenantState};
 use crate::names::{InstanceId, SnapshotId};
@@ -51,6 +54,7 @@ pub async fn teardown<D: Databases + ?Sized, P: Parameters + ?Sized, R: Records 
             ),
         ));
     }
+    journal::enter(records, StepName::Teardown, &state).await?;
     let ns = &state.tenant;
     let mut record = TeardownRecord::default();
 

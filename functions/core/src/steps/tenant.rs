@@ -7,7 +7,7 @@
 
 use crate::error::StepError;
 use crate::manifest::{release_prefix, validate_release_id, Strategy};
-use crate::model::{ActivePointer, PointerRead, ServiceRef, TenantState, WriteFreeze};
+use crate::model::{ActivePointer, PointerRead, ServiceRef, TenantRecord, TenantState, WriteFreeze};
 use crate::names::{tags, InstanceId, Namespace, SnapshotId};
 use crate::ports::{Databases, DbInstance, LockTake, Parameters, Records, RestoreRequest, Tags};
 
@@ -179,18 +179,18 @@ pub async fn lock_state<R: Records + ?Sized>(
 }
 
 /// Takes the lock: one conditional write on the tenant record. Held by this run already is fine
-/// (a retry); held by another run is `Locked`.
+/// (a retry); held by another run is `Locked`. Returns the record as it is now.
 pub async fn acquire_lock<R: Records + ?Sized>(
     records: &R,
     state: &TenantState,
-) -> Result<(), StepError> {
+) -> Result<TenantRecord, StepError> {
     match records
         .acquire(&state.tenant, holder(state), &state.run.execution_arn)
         .await?
     {
-        LockTake::Taken(_) => Ok(()),
-        LockTake::Held(r) => match r.holder {
-            Some(h) if h == holder(state) => Ok(()),
+        LockTake::Taken(r) => Ok(r),
+        LockTake::Held(r) => match r.holder.clone() {
+            Some(h) if h == holder(state) => Ok(r),
             Some(h) => Err(StepError::Locked {
                 tenant: state.tenant.to_string(),
                 holder: h,

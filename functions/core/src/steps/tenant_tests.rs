@@ -1308,7 +1308,13 @@ async fn the_tenant_record_holds_the_lock_from_snapshot_to_teardown() {
     assert_eq!(r.holder.as_deref(), Some(s.run.execution_arn.as_str()));
     assert_eq!(r.run.as_deref(), Some(s.run.execution_arn.as_str()));
     assert_eq!(r.phase, crate::model::Phase::Locked);
-    assert!(r.journal.is_empty(), "no step writes the journal yet");
+    // The run journal: the snapshot step's intent, with the run's state to rebuild from.
+    assert_eq!(r.journal.step.as_deref(), Some("snapshot"));
+    assert_eq!(
+        r.journal.state.as_ref().map(|x| &x.run),
+        Some(&s.run),
+        "the journal names the run"
+    );
     // The by-run listing finds it.
     let listed = crate::ports::Records::list_run(&*w.records, &s.run.execution_arn)
         .await
@@ -1320,7 +1326,11 @@ async fn the_tenant_record_holds_the_lock_from_snapshot_to_teardown() {
     let after = w.records.record(NS).expect("record kept");
     assert_eq!(after.holder, None);
     assert_eq!(after.phase, crate::model::Phase::Released);
-    assert_eq!(after.version, r.version + 1);
+    // One journal entry per effectful step (create-db, flip-ssm, roll-ecs before and after
+    // forcing, teardown), then the release.
+    assert_eq!(after.version, r.version + 6);
+    assert_eq!(after.journal.step.as_deref(), Some("teardown"));
+    assert!(after.journal.rollout_completed);
     assert_eq!(after.run, r.run, "the journal still names the last run");
     // No SSM parameter but the pointer: one per tenant.
     assert_eq!(w.params.names(), [paths().pointer]);

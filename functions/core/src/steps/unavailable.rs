@@ -154,6 +154,14 @@ impl Records for Unavailable {
     async fn release(&self, _: &Namespace, _: &str) -> Result<bool, StepError> {
         self.fail("release")
     }
+    async fn write_journal(
+        &self,
+        _: &Namespace,
+        _: i64,
+        _: &crate::model::Journal,
+    ) -> Result<Option<TenantRecord>, StepError> {
+        self.fail("write_journal")
+    }
     async fn get_tenant(&self, _: &Namespace) -> Result<Option<TenantRecord>, StepError> {
         self.fail("get_tenant")
     }

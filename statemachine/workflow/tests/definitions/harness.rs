@@ -572,6 +572,14 @@ impl Records for Unused {
     ) -> Result<bool, StepError> {
         Err(StepError::Internal("not used".into()))
     }
+    async fn write_journal(
+        &self,
+        _: &tenantflow_core::names::Namespace,
+        _: i64,
+        _: &tenantflow_core::model::Journal,
+    ) -> Result<Option<tenantflow_core::model::TenantRecord>, StepError> {
+        Err(StepError::Internal("not used".into()))
+    }
     async fn get_tenant(
         &self,
         _: &tenantflow_core::names::Namespace,
