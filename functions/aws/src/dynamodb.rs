@@ -340,7 +340,10 @@ impl Records for DynamoRecords {
             .set_expression_attribute_names(Some(names(&["journal", "version", "updatedAt"])))
             .expression_attribute_values(":journal", s(body))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":expected", AttributeValue::N(expected_version.to_string()))
+            .expression_attribute_values(
+                ":expected",
+                AttributeValue::N(expected_version.to_string()),
+            )
             .expression_attribute_values(":now", s(now().to_rfc3339()))
             .return_values(ReturnValue::AllNew)
             .send()

@@ -11,6 +11,8 @@
 //!   `Records`, …);
 //! - [`steps`]: the step logic, generic over the ports, one module per step, and which ports each
 //!   step calls ([`steps::StepName::ports`]);
+//! - [`recover`]: settling the tenants of a run that died, from their run journals (back with
+//!   rollback, forward with teardown), shared by `tenantflow recover` and the `recover` Lambda;
 //! - [`orphans`]: the orphan rule the janitor and the local `status` share;
 //! - [`error`]: `StepError`, with the stable ASL error names;
 //! - [`cause`]: an error's `Cause` as Step Functions records it (a Lambda's is its JSON error
@@ -48,6 +50,7 @@ pub mod model;
 pub mod names;
 pub mod orphans;
 pub mod ports;
+pub mod recover;
 pub mod steps;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

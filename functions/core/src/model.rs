@@ -337,8 +337,8 @@ pub struct Journal {
     /// True once the rollout of this run's flip was seen COMPLETED (teardown is under way).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rollout_completed: bool,
-    /// The tenant's state as the step received it (run context, release, progress): what
-    /// `recover` rebuilds the rollback or teardown input from.
+    /// The tenant's state as the step received it (run context, release, progress, and for
+    /// `rollback` the caught error): what `recover` rebuilds the rollback or teardown input from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<Box<TenantState>>,
     /// Set by `recover` once it settled the tenant: every later step of this run fails with
@@ -375,10 +375,7 @@ impl Journal {
                 .deployment
                 .as_ref()
                 .is_some_and(|d| d.rollout_state == "COMPLETED"),
-            state: Some(Box::new(TenantState {
-                error: None,
-                ..state.clone()
-            })),
+            state: Some(Box::new(state.clone())),
             aborted: None,
         }
     }

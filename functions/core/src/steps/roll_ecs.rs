@@ -54,9 +54,9 @@ pub async fn roll_ecs<P: Parameters + ?Sized, S: Services + ?Sized, R: Records +
     // A retry finds the entry its first attempt completed with the deployment id: kept as it is
     // (it says more than the intent would).
     let record = match record {
-        Some(r) if !retried(&r.journal, &state) => Some(
-            journal::write(records, r, Journal::at(StepName::RollEcs.as_str(), &state)).await?,
-        ),
+        Some(r) if !retried(&r.journal, &state) => {
+            Some(journal::write(records, r, Journal::at(StepName::RollEcs.as_str(), &state)).await?)
+        }
         other => other,
     };
     let mut progress = state.progress.clone();
@@ -89,7 +89,12 @@ pub async fn roll_ecs<P: Parameters + ?Sized, S: Services + ?Sized, R: Records +
             progress: progress.clone(),
             ..state.clone()
         };
-        journal::write(records, record, Journal::at(StepName::RollEcs.as_str(), &done)).await?;
+        journal::write(
+            records,
+            record,
+            Journal::at(StepName::RollEcs.as_str(), &done),
+        )
+        .await?;
     }
     Ok(progress)
 }

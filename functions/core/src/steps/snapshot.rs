@@ -58,7 +58,12 @@ pub async fn snapshot<D: Databases + ?Sized, P: Parameters + ?Sized, R: Records 
         progress: progress.clone(),
         ..state.clone()
     };
-    journal::write(records, record, Journal::at(StepName::Snapshot.as_str(), &intent)).await?;
+    journal::write(
+        records,
+        record,
+        Journal::at(StepName::Snapshot.as_str(), &intent),
+    )
+    .await?;
 
     let pointer = read_pointer(params, ns).await?;
     let active = db

@@ -7,7 +7,9 @@
 
 use crate::error::StepError;
 use crate::manifest::{release_prefix, validate_release_id, Strategy};
-use crate::model::{ActivePointer, PointerRead, ServiceRef, TenantRecord, TenantState, WriteFreeze};
+use crate::model::{
+    ActivePointer, PointerRead, ServiceRef, TenantRecord, TenantState, WriteFreeze,
+};
 use crate::names::{tags, InstanceId, Namespace, SnapshotId};
 use crate::ports::{Databases, DbInstance, LockTake, Parameters, Records, RestoreRequest, Tags};
 
