@@ -8,8 +8,9 @@ use crate::commands::exit::{EXIT_BUSY, EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE}
 use crate::commands::init::InitArgs;
 use crate::commands::release::ReleaseCommand;
 use crate::commands::sfn::SfnCommand;
+use crate::commands::recover::RecoverArgs;
 use crate::commands::status::StatusArgs;
-use crate::commands::{bench, demo, deploy, init, release, sfn, status};
+use crate::commands::{bench, demo, deploy, init, recover, release, sfn, status};
 use anyhow::Result;
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
@@ -46,6 +47,8 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Show each tenant's active generation, release, lock and maintenance flag, and orphans.
     Status(StatusArgs),
+    /// Settle the tenants of runs that died: roll each back (or forward), unfreeze, unlock.
+    Recover(RecoverArgs),
     /// Work with release folders.
     #[command(subcommand)]
     Release(ReleaseCommand),
@@ -65,6 +68,7 @@ impl Command {
             Command::Init(a) => a.json,
             Command::Deploy(a) => a.json,
             Command::Status(a) => a.json,
+            Command::Recover(a) => a.json,
             Command::Bench(a) => a.json,
             // `sfn run` reports its own failures (it never returns an error).
             Command::Release(_) | Command::Demo(_) | Command::Sfn(_) => false,
@@ -147,6 +151,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Init(args) => init::run(&state, &args),
         Command::Deploy(args) => deploy::run(&state, &args),
         Command::Status(args) => status::run(&state, &args),
+        Command::Recover(args) => recover::run(&state, &args),
         Command::Demo(args) => demo::run(&state, &args),
         Command::Bench(args) => bench::run(&state, &args),
         Command::Sfn(command) => sfn::run(command),

@@ -324,6 +324,8 @@ pub fn render_report(r: &DeployReport) -> String {
 pub fn run(state: &Path, args: &DeployArgs) -> Result<u8> {
     let local = open_state(state)?;
     let _lock = crate::commands::lock::lock_state(state, args.wait)?;
+    // Holding the lock, every run recorded RUNNING is dead: settle what it left first.
+    crate::commands::recover::settle_before_deploy(&local)?;
     let report = deploy_blocking(&local, &args.release_dir, options(args), args.json)?;
     if args.json {
         crate::outln!("{}", report_json(&report));

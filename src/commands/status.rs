@@ -68,7 +68,7 @@ pub fn attention(status: &Value, state: &Path, running: Option<Option<&Holder>>)
                 Some(h) => item(format!("locked by {holder} (a command is running)"), wait_for(h)),
                 None => item(
                     format!("locked by {holder}, which is not running: no tenantflow command holds this state directory, so that run died"),
-                    format!("check the tenant's generations and any orphan listed here, then release the lock: {}", release_cmd(ns)),
+                    format!("run `tenantflow recover --state {}` (it rolls the tenant back, or forward if its rollout completed, from the run journal, then unfreezes and unlocks it; `--dry-run` shows what it would do); by hand: check the tenant's generations and any orphan listed here, then release the lock: {}", state.display(), release_cmd(ns)),
                 ),
             }
         }
@@ -77,7 +77,7 @@ pub fn attention(status: &Value, state: &Path, running: Option<Option<&Holder>>)
                 Some(h) => item("writes are frozen (a command is running)".into(), wait_for(h)),
                 None => item(
                     "writes are frozen (the pointer carries a freeze), and no tenantflow command is running".into(),
-                    format!("unfreeze the tenant once it is on the release you want: {}", unfreeze_cmd(ns)),
+                    format!("run `tenantflow recover --state {}`; by hand: unfreeze the tenant once it is on the release you want: {}", state.display(), unfreeze_cmd(ns)),
                 ),
             }
         }

@@ -19,7 +19,7 @@ mod preflight;
 mod release;
 mod report;
 mod spans;
-mod start;
+pub(crate) mod start;
 mod trigger;
 
 pub use report::{DeployReport, TenantRow};

@@ -13,6 +13,8 @@
 //! - [`runner`]: the engine `TaskRunner` resolving the definitions' resources locally;
 //! - [`deploy`](mod@deploy): a local run in small pieces: publish the release, the typed
 //!   trigger, the run on the engine, and the typed run report turned into the deploy report;
+//! - [`recover`](mod@recover): settling the tenants of dead runs (the local liveness rule, run
+//!   status `ABORTED`, partial files);
 //! - [`bench`](mod@bench): the raw work of a deploy (two copies + migration per tenant), for the
 //!   benchmark;
 //! - [`state`]: `LocalState` (create/open, tenants, publishing releases); [`state_lock`]: one
@@ -36,6 +38,7 @@ pub mod layout;
 pub mod ports;
 pub mod rds;
 pub mod records;
+pub mod recover;
 pub mod runner;
 pub mod s3;
 pub mod secrets;
@@ -50,6 +53,7 @@ pub use deploy::{deploy, DeployOptions, DeployReport, TenantRow};
 pub use error::LocalError;
 pub use layout::{Layout, StateConfig};
 pub use ports::LocalPorts;
+pub use recover::{recover, RecoverReport};
 pub use state::{LocalState, PublishedRelease};
 pub use state_lock::StateLock;
 pub use status::{status, StatusReport};

@@ -12,7 +12,7 @@ use std::path::Path;
 use tenantflow_core::names::{InstanceId, SnapshotId};
 
 /// See the module doc.
-pub(super) fn start_time(ports: &LocalPorts) -> Result<DateTime<Utc>, LocalError> {
+pub(crate) fn start_time(ports: &LocalPorts) -> Result<DateTime<Utc>, LocalError> {
     Ok(match newest_timestamp(ports)? {
         Some(t) => t + chrono::Duration::seconds(1),
         None => Utc
@@ -23,7 +23,7 @@ pub(super) fn start_time(ports: &LocalPorts) -> Result<DateTime<Utc>, LocalError
 }
 
 /// A fixed clock for the work done before the engine starts (publish, trigger).
-pub(super) struct FixedClock(pub DateTime<Utc>);
+pub(crate) struct FixedClock(pub DateTime<Utc>);
 
 #[async_trait::async_trait]
 impl Clock for FixedClock {
