@@ -42,7 +42,11 @@ pub fn recover_blocking(local: &LocalState, dry_run: bool) -> Result<RecoverRepo
 /// The exit code of a report (see the module doc).
 pub fn exit_code(r: &RecoverReport) -> u8 {
     if r.dry_run {
-        return if r.is_empty() { EXIT_OK } else { EXIT_ATTENTION };
+        return if r.is_empty() {
+            EXIT_OK
+        } else {
+            EXIT_ATTENTION
+        };
     }
     if r.count(RecoveryOutcome::Failed) > 0 {
         EXIT_FAILED
@@ -58,7 +62,11 @@ pub fn render(r: &RecoverReport) -> String {
     if r.is_empty() {
         return "nothing to recover: no dead run holds a tenant\n".to_string();
     }
-    let verb = if r.dry_run { "would recover" } else { "recovered" };
+    let verb = if r.dry_run {
+        "would recover"
+    } else {
+        "recovered"
+    };
     let rows: Vec<Vec<String>> = r
         .tenants
         .iter()
@@ -110,7 +118,10 @@ pub fn render(r: &RecoverReport) -> String {
 pub fn settle_before_deploy(local: &LocalState) -> Result<()> {
     let report = recover_blocking(local, false)?;
     if !report.is_empty() {
-        eprint!("before deploying, {}", render(&report));
+        eprint!(
+            "before deploying, settled what dead runs left:\n{}",
+            render(&report)
+        );
     }
     Ok(())
 }

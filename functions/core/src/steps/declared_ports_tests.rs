@@ -157,6 +157,27 @@ async fn fleet_steps(called: &mut Called) {
     w.records
         .seed_lock("a-app-prod", "arn:aws:states:eu-west-1:1:execution:x:gone");
     called.run(&w, StepName::Janitor, Value::Null).await;
+
+    // recover: a run that died with its rollout under way is rolled back.
+    let (w, s) = tenant_world();
+    let mut s = called.progress(&w, StepName::Snapshot, &s).await;
+    w.db.finish_all();
+    s = called.progress(&w, StepName::CreateDb, &s).await;
+    w.db.finish_all();
+    s = called.progress(&w, StepName::FlipSsm, &s).await;
+    s = called.progress(&w, StepName::RollEcs, &s).await;
+    w.workflows.set_status(&s.run.execution_arn, "ABORTED");
+    let out = called
+        .run(
+            &w,
+            StepName::Recover,
+            json!({
+                "detail-type": "Step Functions Execution Status Change",
+                "detail": {"executionArn": s.run.execution_arn, "status": "ABORTED"}
+            }),
+        )
+        .await;
+    assert_eq!(out["tenants"][0]["outcome"], "recovered", "{out}");
 }
 
 #[tokio::test]

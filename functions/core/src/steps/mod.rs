@@ -21,6 +21,7 @@ pub mod flip_ssm;
 pub mod janitor;
 pub mod journal;
 pub mod list_tenants;
+pub mod recover;
 pub mod report;
 pub mod resume;
 pub mod roll_ecs;
@@ -169,10 +170,11 @@ pub enum StepName {
     Rollback,
     Janitor,
     Report,
+    Recover,
 }
 
 impl StepName {
-    pub const ALL: [StepName; 13] = [
+    pub const ALL: [StepName; 14] = [
         StepName::Trigger,
         StepName::ListTenants,
         StepName::Snapshot,
@@ -186,6 +188,7 @@ impl StepName {
         StepName::Rollback,
         StepName::Janitor,
         StepName::Report,
+        StepName::Recover,
     ];
 
     /// Kebab-case name: the Lambda crate and binary name.
@@ -204,6 +207,7 @@ impl StepName {
             StepName::Rollback => "rollback",
             StepName::Janitor => "janitor",
             StepName::Report => "report",
+            StepName::Recover => "recover",
         }
     }
 
@@ -258,6 +262,13 @@ impl StepName {
                 Port::Workflows,
             ],
             StepName::Report => &[Port::Objects, Port::Events],
+            StepName::Recover => &[
+                Port::Databases,
+                Port::Parameters,
+                Port::Records,
+                Port::Services,
+                Port::Workflows,
+            ],
         }
     }
 
@@ -315,6 +326,7 @@ pub async fn dispatch(step: StepName, ports: &Ports, input: Value) -> Result<Val
         StepName::Rollback => to_value(rollback::run(ports, input).await?),
         StepName::Janitor => to_value(janitor::run(ports, input).await?),
         StepName::Report => to_value(report::run(ports, input).await?),
+        StepName::Recover => to_value(recover::run(ports, input).await?),
     }
 }
 
