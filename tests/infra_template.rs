@@ -948,7 +948,12 @@ fn async_invocations_that_fail_land_in_a_watched_queue() {
     functions.dedup();
     assert_eq!(
         functions,
-        ["JanitorFunction", "ResumeFunction", "TriggerFunction"]
+        [
+            "JanitorFunction",
+            "RecoverFunction",
+            "ResumeFunction",
+            "TriggerFunction"
+        ]
     );
     let alarms: Vec<Json> = stack
         .resources_of("AWS::CloudWatch::Alarm")
