@@ -128,6 +128,42 @@ async fn the_lock_is_a_compare_and_swap() {
     assert_eq!(second.journal, Journal::default());
 }
 
+#[tokio::test]
+async fn the_journal_is_written_only_at_the_version_read() {
+    let env = common::env();
+    let r = &env.ports.records;
+    let t = ns("a-b-c");
+    assert_eq!(
+        r.write_journal(&t, 1, &Journal::default()).await.unwrap(),
+        None,
+        "no record, nothing written"
+    );
+    let LockTake::Taken(first) = r.acquire(&t, A, A).await.unwrap() else {
+        panic!("a free lock is taken");
+    };
+    let journal = Journal {
+        step: Some("create-db".into()),
+        freeze: true,
+        ..Journal::default()
+    };
+    let written = r
+        .write_journal(&t, first.version, &journal)
+        .await
+        .unwrap()
+        .expect("written at the version read");
+    assert_eq!(written.version, first.version + 1);
+    assert_eq!(written.journal, journal);
+    assert_eq!(written.holder.as_deref(), Some(A), "the lock is untouched");
+    assert_eq!(
+        r.write_journal(&t, first.version, &Journal::default())
+            .await
+            .unwrap(),
+        None,
+        "a stale version writes nothing"
+    );
+    assert_eq!(r.get_tenant(&t).await.unwrap(), Some(written));
+}
+
 #[test]
 fn racing_acquirers_on_their_own_connections_have_one_winner() {
     let env = common::env();

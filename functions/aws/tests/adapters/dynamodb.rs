@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::Client;
 use aws_smithy_mocks::mock;
 use std::collections::HashMap;
 use tenantflow_aws::DynamoRecords;
-use tenantflow_core::model::{Phase, ResourceKind, ServiceRef, WaitRecord};
+use tenantflow_core::model::{Journal, Phase, ResourceKind, ServiceRef, WaitRecord};
 use tenantflow_core::names::Namespace;
 use tenantflow_core::ports::{LockTake, Records};
 use tenantflow_core::StepError;
@@ -176,6 +176,52 @@ async fn release_removes_the_holder_only_if_it_is_the_releaser() {
         )
     });
     assert!(!records(&[&other]).release(&ns(), A).await.expect("ok"));
+}
+
+#[tokio::test]
+async fn write_journal_is_one_update_conditional_on_the_version() {
+    let journal = Journal {
+        step: Some("flip-ssm".into()),
+        freeze: true,
+        ..Journal::default()
+    };
+    let body = serde_json::to_string(&journal).expect("json");
+    let expected = body.clone();
+    let ok = mock!(Client::update_item)
+        .match_requests(move |r| {
+            let values = r.expression_attribute_values();
+            value(r.key(), "pk") == Some("tenant#xy-0146-prod")
+                && r.condition_expression() == Some("#version = :expected")
+                && values
+                    .and_then(|m| m.get(":expected"))
+                    .and_then(|v| v.as_n().ok())
+                    .map(String::as_str)
+                    == Some("4")
+                && value(values, ":journal") == Some(expected.as_str())
+                && r.update_expression().is_some_and(|u| {
+                    u.contains("#journal = :journal") && u.contains("#version = #version + :one")
+                })
+                && r.return_values() == Some(&ReturnValue::AllNew)
+        })
+        .then_output(move || {
+            let mut item = record_item(Some(A), A, "locked", 5);
+            item.insert("journal".into(), s(&body));
+            UpdateItemOutput::builder().set_attributes(Some(item)).build()
+        });
+    let rec = records(&[&ok])
+        .write_journal(&ns(), 4, &journal)
+        .await
+        .expect("ok")
+        .expect("written");
+    assert_eq!((rec.version, &rec.journal), (5, &journal));
+
+    let moved = mock!(Client::update_item).then_error(|| {
+        UpdateItemError::ConditionalCheckFailedException(
+            ConditionalCheckFailedException::builder().build(),
+        )
+    });
+    let got = records(&[&moved]).write_journal(&ns(), 4, &journal).await;
+    assert_eq!(got, Ok(None), "another version: nothing written");
 }
 
 #[tokio::test]
