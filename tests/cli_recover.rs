@@ -91,8 +91,7 @@ fn recover_settles_a_dead_run_and_twice_is_once() {
         "ABORTED"
     );
     let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(state.join("runs").join(RUN).join("recover-report.json"))
-            .unwrap(),
+        &std::fs::read_to_string(state.join("runs").join(RUN).join("recover-report.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(report[0]["tenant"], NS);
@@ -128,7 +127,11 @@ fn deploy_recovers_first_and_then_finishes_the_release() {
         &["deploy", example("0002-loyalty-points").to_str().unwrap()],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("before deploying"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("before deploying"),
+        "{}",
+        stderr(&out)
+    );
     let releases = check_invariants(&state);
     assert!(
         releases.values().all(|r| r == "0002-loyalty-points"),

@@ -32,6 +32,7 @@ fn sample(step: StepName) -> Value {
         StepName::Rollback => include_str!("../../../../events/rollback.json"),
         StepName::Janitor => include_str!("../../../../events/janitor.json"),
         StepName::Report => include_str!("../../../../events/report.json"),
+        StepName::Recover => include_str!("../../../../events/recover.json"),
     };
     serde_json::from_str(text).expect("sample is JSON")
 }

@@ -206,7 +206,9 @@ async fn write_journal_is_one_update_conditional_on_the_version() {
         .then_output(move || {
             let mut item = record_item(Some(A), A, "locked", 5);
             item.insert("journal".into(), s(&body));
-            UpdateItemOutput::builder().set_attributes(Some(item)).build()
+            UpdateItemOutput::builder()
+                .set_attributes(Some(item))
+                .build()
         });
     let rec = records(&[&ok])
         .write_journal(&ns(), 4, &journal)

@@ -346,6 +346,10 @@ async fn roll_ecs(flipped_at: i64, primary_at: i64) -> (Value, usize) {
             .build()
     });
     clients.ecs = client!(aws_sdk_ecs, &[&described, &update]);
+    // No tenant record: the run journal has nothing to write to.
+    let no_record = mock!(aws_sdk_dynamodb::Client::get_item)
+        .then_output(|| aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder().build());
+    clients.dynamodb = client!(aws_sdk_dynamodb, &[&no_record]);
     let out = dispatch(StepName::RollEcs, &common::ports(clients), input)
         .await
         .expect("roll-ecs");

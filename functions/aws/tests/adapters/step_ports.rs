@@ -80,6 +80,7 @@ async fn each_lambda_bundle_has_exactly_its_declared_ports() {
         Rollback,
         Janitor,
         Report,
+        Recover,
     );
     assert_eq!(covered, StepName::ALL);
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -3,6 +3,8 @@
 //! - **Stale locks:** tenant records whose lock holder execution is no longer RUNNING (or no
 //!   longer exists). They are released unless `releaseStaleLocks` is false, with a write
 //!   conditional on the stale holder still holding the lock (a run that took it meanwhile keeps it).
+//!   A lock whose run journal shows the run got past taking it is reported but left to `recover`
+//!   (the hourly sweep), which must settle the tenant (flip back, unfreeze) before releasing it.
 //! - **Orphan instances and snapshots:** by the shared rule of [`crate::orphans`]. A run counts as
 //!   running when Step Functions says its execution is RUNNING, or (for a run tag that holds an
 //!   execution name) when a RUNNING lock holder has that name.
@@ -115,10 +117,11 @@ where
             }
         }
     }
-    let mut locks: Vec<(Namespace, String)> = Vec::new();
+    let mut locks: Vec<(Namespace, String, bool)> = Vec::new();
     for r in records.list_held().await? {
+        let journaled = r.journal.state.is_some() && r.journal.aborted.is_none();
         if let Some(holder) = r.holder.filter(|_| settings.owns(&r.tenant)) {
-            locks.push((r.tenant, holder));
+            locks.push((r.tenant, holder, journaled));
         }
     }
     locks.sort();
@@ -127,7 +130,7 @@ where
     let mut status_of: BTreeMap<String, String> = BTreeMap::new();
     let mut running_names: BTreeSet<String> = BTreeSet::new();
     let mut stale_locks = Vec::new();
-    for (tenant, holder) in locks {
+    for (tenant, holder, journaled) in locks {
         let status = execution_status(workflows, &mut status_of, &holder).await?;
         if status == "RUNNING" {
             if let Some(name) = holder.rsplit(':').next() {
@@ -135,7 +138,8 @@ where
             }
             continue;
         }
-        let released = input.release_stale_locks && records.release(&tenant, &holder).await?;
+        let released =
+            input.release_stale_locks && !journaled && records.release(&tenant, &holder).await?;
         stale_locks.push(StaleLock {
             tenant: tenant.to_string(),
             holder,
@@ -415,6 +419,37 @@ mod tests {
         assert_eq!(r.stale_locks[0].holder, DONE);
         assert!(!r.stale_locks[0].released, "the release is conditional");
         assert_eq!(w.records.holder("a-app-prod").as_deref(), Some(LIVE));
+    }
+
+    #[tokio::test]
+    async fn a_journaled_lock_of_a_dead_run_is_left_to_recover() {
+        use crate::manifest::Strategy;
+        use crate::steps::{dispatch, StepName};
+        use crate::testing::{release_ref, run_context, tenant_state};
+        let w = FakeWorld::new();
+        w.seed_tenant("a-app-prod", "20260101000000", "r0");
+        let s = tenant_state(
+            "a-app-prod",
+            run_context("r1", "20261121120000"),
+            release_ref("2026-11-21.points", Strategy::BlueGreen),
+        );
+        dispatch(
+            StepName::Snapshot,
+            &w.ports_for(StepName::Snapshot),
+            serde_json::json!(s),
+        )
+        .await
+        .unwrap();
+        w.workflows.set_status(&s.run.execution_arn, "FAILED");
+        let r = run(&w.ports_for(StepName::Janitor), Value::Null)
+            .await
+            .unwrap();
+        assert_eq!(r.stale_locks.len(), 1);
+        assert!(!r.stale_locks[0].released, "recover settles it first");
+        assert_eq!(
+            w.records.holder("a-app-prod").as_deref(),
+            Some(s.run.execution_arn.as_str())
+        );
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@
 //!   (`detail.executionArn`, `detail.status` FAILED, TIMED_OUT or ABORTED): the tenant records
 //!   of that run (`Records::list_run`, the by-run index) are settled, once `execution_status`
 //!   confirms the execution is not RUNNING (a redriven execution is alive again);
-//! - anything else, e.g. `{}` from the schedule: a sweep. Every held lock whose holder execution
+//! - `{}` (the schedule's input): a sweep. Every held lock whose holder execution
 //!   is not RUNNING (or no longer exists) is settled. This is the re-invocation that finishes
 //!   tenants left `pending` (a rollback waiting on RDS, e.g. a snapshot still `creating`): the
 //!   handler never fails for them, it reports them, and the next sweep settles them.
@@ -29,31 +29,43 @@ pub struct RecoverOutput {
     pub tenants: Vec<TenantRecovery>,
 }
 
-/// The execution ARN of a status-change event, if `input` is one.
-fn event_execution(input: &Value) -> Option<String> {
-    if input.get("detail-type")?.as_str()? != "Step Functions Execution Status Change" {
-        return None;
+/// What the input asks for: the run of a status-change event (`Some`), or a sweep (`None`).
+/// Anything else is `InvalidInput`, before any call.
+fn parse(input: &Value) -> Result<Option<String>, StepError> {
+    let Some(object) = input.as_object() else {
+        return Err(StepError::invalid(
+            "input",
+            "expected an execution status change event or `{}` (a sweep)",
+        ));
+    };
+    let Some(kind) = object.get("detail-type") else {
+        if object.is_empty() {
+            return Ok(None);
+        }
+        return Err(StepError::invalid(
+            "input",
+            "a sweep takes `{}`; an event needs its `detail-type`",
+        ));
+    };
+    if kind.as_str() != Some("Step Functions Execution Status Change") {
+        return Err(StepError::invalid(
+            "detail-type",
+            format!("{kind} is not \"Step Functions Execution Status Change\""),
+        ));
     }
-    Some(
-        input
-            .get("detail")?
-            .get("executionArn")?
-            .as_str()?
-            .to_string(),
-    )
+    let arn = input
+        .pointer("/detail/executionArn")
+        .and_then(Value::as_str)
+        .filter(|a| a.starts_with("arn:"))
+        .ok_or_else(|| StepError::invalid("detail.executionArn", "missing or not an ARN"))?;
+    Ok(Some(arn.to_string()))
 }
 
 /// Entry point used by [`super::dispatch`].
 pub async fn run(ports: &Ports, input: Value) -> Result<RecoverOutput, StepError> {
     let records = &*ports.records;
-    let candidates: Vec<TenantRecord> = match event_execution(&input) {
+    let candidates: Vec<TenantRecord> = match parse(&input)? {
         Some(arn) => records.list_run(&arn).await?,
-        None if input.get("detail-type").is_some() => {
-            return Err(StepError::invalid(
-                "detail-type",
-                "expected \"Step Functions Execution Status Change\" or a sweep (`{}`)",
-            ))
-        }
         None => records.list_held().await?,
     };
     let mut runs: BTreeMap<String, String> = BTreeMap::new();
