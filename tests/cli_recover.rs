@@ -9,6 +9,7 @@ mod common;
 use common::*;
 use serde_json::json;
 use std::path::Path;
+use std::sync::Arc;
 use tenantflow_core::manifest::Strategy;
 use tenantflow_core::model::{Progress, TenantState};
 use tenantflow_core::steps::{dispatch, StepName};
@@ -17,10 +18,25 @@ use tenantflow_core::testing::{release_ref, tenant_state};
 const RUN: &str = "0002-loyalty-points-00000000deadbeef";
 const NS: &str = "acme-0001-prod";
 
-/// Runs snapshot, create-db and flip-ssm for `NS` as run `RUN` would, then stops.
+/// Runs snapshot, create-db and flip-ssm for `NS` as run `RUN` would, then stops. The local
+/// backend runs on a virtual clock; each snapshot or restore is waited for by its RDS event.
 fn die_after_flip(state: &Path) -> TenantState {
     let local = tenantflow_local::LocalState::open(state).unwrap();
-    let ports = local.ports().unwrap().ports();
+    let lp = local.ports().unwrap();
+    let clock = tenantflow_local::clock::VirtualClock::new(
+        chrono::DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc),
+    );
+    lp.clock.set(clock.clone());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    lp.bus.subscribe(Some(Arc::new(move |e| {
+        let tx = tx.clone();
+        Box::pin(async move {
+            let _ = tx.send(e);
+        })
+    })));
+    let ports = lp.ports();
     let mut run = tenantflow_core::testing::run_context(RUN, "20300101000000");
     run.execution_arn = tenantflow_local::workflows::execution_arn(RUN);
     let mut s = tenant_state(
@@ -34,6 +50,14 @@ fn die_after_flip(state: &Path) -> TenantState {
             .block_on(dispatch(step, &ports, json!(s)))
             .unwrap_or_else(|e| panic!("{step}: {e}"));
         s.progress = serde_json::from_value::<Progress>(out).unwrap();
+        if step != StepName::FlipSsm {
+            // The snapshot or restore it started: ready once its RDS event is out.
+            rt.block_on(async {
+                tokio::task::yield_now().await;
+                clock.advance(std::time::Duration::from_secs(24 * 3600));
+                rx.recv().await.expect("RDS event");
+            });
+        }
     }
     let dir = state.join("runs").join(RUN);
     std::fs::create_dir_all(&dir).unwrap();
@@ -112,7 +136,7 @@ fn recover_settles_a_dead_run_and_twice_is_once() {
     assert_eq!(code, 0);
     assert_eq!(
         again,
-        json!({"dryRun": false, "runs": [], "tenants": [], "tmpFiles": []})
+        json!({"dryRun": false, "runs": [], "tenants": [], "tmpFiles": [], "abandoned": []})
     );
 }
 

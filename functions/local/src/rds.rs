@@ -226,6 +226,26 @@ impl LocalDatabases {
         })
     }
 
+    /// Marks every instance and snapshot still `creating` as `failed`, and returns their ids.
+    /// Only for a caller holding the state directory's lock: then no process is copying them
+    /// (their copy died with the run that started it), so they would stay `creating` for ever.
+    pub fn fail_abandoned(&self) -> Result<Vec<String>, StepError> {
+        self.inner.with("fail abandoned", |c| {
+            let mut ids = Vec::new();
+            for table in ["instances", "snapshots"] {
+                let mut s = c.prepare_cached(&format!(
+                    "UPDATE {table} SET status = 'failed' WHERE status = 'creating' RETURNING id"
+                ))?;
+                let rows = s.query_map([], |r| r.get::<_, String>(0))?;
+                for id in rows {
+                    ids.push(id?);
+                }
+            }
+            ids.sort();
+            Ok(ids)
+        })
+    }
+
     /// Synchronous describe, for callers outside the async ports.
     pub fn describe_instance_sync(&self, id: &InstanceId) -> Result<Option<DbInstance>, StepError> {
         self.inner.instance_row(id.as_str())

@@ -5,7 +5,8 @@
 //! The caller holds the state directory's OS lock ([`crate::StateLock`]); only one command runs
 //! per state directory, so every run recorded `RUNNING` is dead, and so is every run named by a
 //! held tenant lock (the local liveness rule). Then:
-//! 1. every tenant record that needs it is settled from its journal (back or forward), the lock
+//! 1. resources a dead process left `creating` (their copy died with it) become `failed`, so the
+//!    undo can delete them; then every tenant record that needs it is settled from its journal (back or forward), the lock
 //!    released and the journal marked aborted; a tenant still waiting on a resource is retried a
 //!    few times and otherwise reported `pending`;
 //! 2. each dead run's `runs/<run>/status` becomes `ABORTED` and `runs/<run>/recover-report.json`
@@ -47,12 +48,18 @@ pub struct RecoverReport {
     pub tenants: Vec<TenantRecovery>,
     /// Partial `*.tmp-*` files removed (or found, with `dryRun`), relative to the state directory.
     pub tmp_files: Vec<String>,
+    /// Instances and snapshots a dead process left `creating`, now `failed` (the undo deletes
+    /// those of its run). Empty with `dryRun`.
+    pub abandoned: Vec<String>,
 }
 
 impl RecoverReport {
     /// Nothing was (or would be) done.
     pub fn is_empty(&self) -> bool {
-        self.runs.is_empty() && self.tenants.is_empty() && self.tmp_files.is_empty()
+        self.runs.is_empty()
+            && self.tenants.is_empty()
+            && self.tmp_files.is_empty()
+            && self.abandoned.is_empty()
     }
 
     pub fn count(&self, outcome: RecoveryOutcome) -> usize {
@@ -70,6 +77,11 @@ pub async fn recover(state: &LocalState, dry_run: bool) -> Result<RecoverReport,
     let layout = state.layout();
 
     let dead_runs = running_runs(&layout.runs_dir());
+    let abandoned = if dry_run {
+        Vec::new()
+    } else {
+        ports.databases.fail_abandoned()?
+    };
     let mut tenants: Vec<TenantRecovery> = Vec::new();
     for pass in 0..PASSES {
         let candidates: Vec<_> = ports
@@ -99,10 +111,12 @@ pub async fn recover(state: &LocalState, dry_run: bool) -> Result<RecoverReport,
         if dry_run || !pending || pass + 1 == PASSES {
             break;
         }
-        // Let resources the undo started (a restore, a deletion) move on the virtual clock.
+        // Let what the undo started (an in-place restore copies in the background) finish: its
+        // simulated time passes at once on this clock, its copy takes real time.
         ports.clock.set(Arc::new(crate::deploy::start::FixedClock(
             ports.clock.now() + chrono::Duration::seconds(60),
         )));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 
     let mut runs = Vec::new();
@@ -140,6 +154,7 @@ pub async fn recover(state: &LocalState, dry_run: bool) -> Result<RecoverReport,
         runs,
         tenants,
         tmp_files,
+        abandoned,
     })
 }
 
