@@ -7,9 +7,11 @@ use crate::commands::deploy::DeployArgs;
 use crate::commands::exit::{EXIT_BUSY, EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE};
 use crate::commands::init::InitArgs;
 use crate::commands::release::ReleaseCommand;
+use crate::commands::retry::RetryArgs;
+use crate::commands::runs::RunsArgs;
 use crate::commands::sfn::SfnCommand;
 use crate::commands::status::StatusArgs;
-use crate::commands::{bench, demo, deploy, init, release, sfn, status};
+use crate::commands::{bench, demo, deploy, init, release, retry, runs, sfn, status};
 use anyhow::Result;
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
@@ -44,8 +46,13 @@ pub enum Command {
     Init(InitArgs),
     /// Deploy a release folder to the local fleet, running the real state machine definitions.
     Deploy(DeployArgs),
-    /// Show each tenant's active generation, release, lock and maintenance flag, and orphans.
+    /// Show each tenant's active generation, release, lock and maintenance flag, and orphans
+    /// (`--run RUN`: one run's per-tenant table).
     Status(StatusArgs),
+    /// List the local runs of the state directory.
+    Runs(RunsArgs),
+    /// Deploy a run's release again to that run's rolled-back and skipped tenants.
+    Retry(RetryArgs),
     /// Work with release folders.
     #[command(subcommand)]
     Release(ReleaseCommand),
@@ -65,6 +72,8 @@ impl Command {
             Command::Init(a) => a.json,
             Command::Deploy(a) => a.json,
             Command::Status(a) => a.json,
+            Command::Runs(a) => a.json,
+            Command::Retry(a) => a.json,
             Command::Bench(a) => a.json,
             // `sfn run` reports its own failures (it never returns an error).
             Command::Release(_) | Command::Demo(_) | Command::Sfn(_) => false,
@@ -147,6 +156,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Init(args) => init::run(&state, &args),
         Command::Deploy(args) => deploy::run(&state, &args),
         Command::Status(args) => status::run(&state, &args),
+        Command::Runs(args) => runs::run(&state, &args),
+        Command::Retry(args) => retry::run(&state, &args),
         Command::Demo(args) => demo::run(&state, &args),
         Command::Bench(args) => bench::run(&state, &args),
         Command::Sfn(command) => sfn::run(command),

@@ -9,5 +9,7 @@ pub mod exit;
 pub mod init;
 pub mod lock;
 pub mod release;
+pub mod retry;
+pub mod runs;
 pub mod sfn;
 pub mod status;

@@ -998,6 +998,7 @@ impl FakeWorld {
             endpoint: format!("{id}.fake.rds.local"),
             port: 5432,
             release: release.to_string(),
+            scripts: None,
             service: None,
             freeze: None,
         };
@@ -1051,6 +1052,7 @@ pub fn release_ref(id: &str, strategy: Strategy) -> ReleaseRef {
         source_snapshot: None,
         health_check: None,
         sha256sums: None,
+        scripts: None,
     }
 }
 
