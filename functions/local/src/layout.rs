@@ -380,3 +380,26 @@ pub(crate) fn tmp_path(path: &Path) -> PathBuf {
     name.push(format!(".tmp-{}-{n}", std::process::id()));
     path.with_file_name(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fleet of 1,000 on the flat defaults left no instance free; sized limits keep the default
+    /// headroom on top of what the fleet holds at rest, and never shrink.
+    #[test]
+    fn limits_follow_the_fleet() {
+        let d = Limits::default();
+        let l = Limits::for_fleet(1000);
+        assert_eq!(l.instances - 1000, d.instances);
+        assert_eq!(l.snapshots - 1000 * SNAPSHOTS_PER_TENANT, d.snapshots);
+        assert_eq!(l.builds, d.builds);
+        assert_eq!(Limits::for_fleet(0), d);
+        let raised = Limits {
+            instances: 50_000,
+            ..Limits::default()
+        };
+        assert_eq!(raised.at_least(l).instances, 50_000);
+        assert_eq!(raised.at_least(l).snapshots, l.snapshots);
+    }
+}

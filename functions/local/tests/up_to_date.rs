@@ -111,7 +111,10 @@ fn files(state: &LocalState) -> Vec<String> {
     let mut out = vec![];
     for dir in ["rds/instances", "rds/snapshots"] {
         for e in std::fs::read_dir(state.root().join(dir)).unwrap() {
-            out.push(format!("{dir}/{}", e.unwrap().file_name().to_string_lossy()));
+            out.push(format!(
+                "{dir}/{}",
+                e.unwrap().file_name().to_string_lossy()
+            ));
         }
     }
     out.sort();
@@ -142,7 +145,10 @@ async fn a_second_deploy_of_the_same_release_changes_nothing() {
     assert!(first.all_deployed(), "{first:#?}");
     let (before, on_disk) = (pointers(&f.state), files(&f.state));
     for v in before.values() {
-        assert!(v.contains("\"scripts\":"), "the flip records the script set: {v}");
+        assert!(
+            v.contains("\"scripts\":"),
+            "the flip records the script set: {v}"
+        );
     }
 
     for mode in [None, Some(FleetMode::AllOrNothing)] {
@@ -154,7 +160,10 @@ async fn a_second_deploy_of_the_same_release_changes_nothing() {
             TENANTS.map(|t| (t, Outcome::UpToDate)).to_vec()
         );
         for t in &again.tenants {
-            assert!(t.from_generation.is_some() && t.to_generation.is_none(), "{t:?}");
+            assert!(
+                t.from_generation.is_some() && t.to_generation.is_none(),
+                "{t:?}"
+            );
             assert!(t.error.is_none(), "{t:?}");
         }
         assert_eq!(pointers(&f.state), before, "no pointer written");

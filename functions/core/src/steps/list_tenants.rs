@@ -1299,4 +1299,30 @@ mod tests {
             assert_eq!(field(&e), expected, "{e}");
         }
     }
+
+    /// The "no headroom" error names what binds and where to raise it: the deployment's own
+    /// place when it has one (the local state's settings file), else the AWS quotas.
+    #[tokio::test]
+    async fn no_headroom_says_what_binds_and_where() {
+        let mut w = world(3, json!({}));
+        w.db.headroom.lock().unwrap().instances = 0;
+        match plan_err(&w, json!({})).await {
+            StepError::QuotaExceeded(m) => {
+                assert!(m.contains("no DB instance free"), "{m}");
+                assert!(m.contains("Service Quotas"), "{m}");
+                assert!(!m.contains("no manual snapshot free"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        w.settings.quota_hint = Some("limits in /s/tenantflow-state.json".into());
+        match plan_err(&w, json!({})).await {
+            StepError::QuotaExceeded(m) => {
+                assert!(
+                    m.contains("raise it in limits in /s/tenantflow-state.json"),
+                    "{m}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

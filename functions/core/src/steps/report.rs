@@ -957,4 +957,42 @@ mod tests {
         let e = report(&*w.objects, &*w.events, input).await.unwrap_err();
         assert_eq!(e.asl_name(), "Tenantflow.InvalidInput");
     }
+
+    /// Tenants the plan settled (up to date) are in the report as successes: a run whose other
+    /// tenants deployed SUCCEEDED, and they count toward no wave's failure rate.
+    #[tokio::test]
+    async fn up_to_date_tenants_are_reported_as_successes() {
+        let w = world(3, json!({"waves": {"maxFailurePercent": 0}}));
+        let digest = {
+            let body = w.objects.body(BUCKET, "releases/r1/manifest.json").unwrap();
+            crate::manifest::Manifest::parse(&body)
+                .unwrap()
+                .script_set_digest()
+                .unwrap()
+        };
+        for i in [1, 2] {
+            let path = format!("/tenantflow/{}/db", tenant(i));
+            let mut v: Value = serde_json::from_str(&w.params.value(&path).unwrap()).unwrap();
+            v["release"] = json!("r1");
+            v["scripts"] = json!(digest);
+            w.params.seed(&path, &v.to_string());
+        }
+        let plan = planned(&w, json!({})).await;
+        assert_eq!(plan.tenant_count, 1);
+        let run = map_run(&w, "main", &[result(&tenant(0), "deployed", None)], &[]);
+        let ledger = tally(&w, Phase::Wave, &plan, Ledger::default(), Some(0), run).await;
+        assert_eq!(ledger.phases[0].counts.total, 1);
+        let (summary, rep) = finish(&w, &plan, ledger).await;
+        assert_eq!(summary.status, "SUCCEEDED", "{}", summary.cause);
+        assert_eq!(
+            (rep.counts.total, rep.counts.deployed, rep.counts.up_to_date),
+            (3, 1, 2)
+        );
+        assert_eq!(rep.tenants.len(), 3);
+        assert!(
+            summary.cause.contains("2 already up to date"),
+            "{}",
+            summary.cause
+        );
+    }
 }
