@@ -31,6 +31,7 @@
 //! | `Tenantflow.MigrationFailed` | reserved for the migration adapters (the Flyway runner); on AWS a failed build surfaces as `States.TaskFailed`. |
 //! | `Tenantflow.RolloutFailed` | `check-ecs` and the `rollout` wait: the recorded deployment is FAILED, no longer listed, or superseded by a newer deployment. |
 //! | `Tenantflow.QuotaExceeded` | `list-tenants`: no RDS instance or snapshot headroom for even one tenant. |
+//! | `Tenantflow.Newer` | `list-tenants`, all-or-nothing: a selected tenant's recorded script set holds a versioned script the release lacks (`list_tenants::standing`); in independent mode the same tenant is reported `skipped` with this error. |
 //! | `Tenantflow.NotFound` | `snapshot`: no active pointer, the instance it names is gone, or the promote source snapshot is missing; `await-resource`/`resume` send it when the waited-on resource does not exist; `list-tenants`: the manifest object is missing. |
 //! | `Tenantflow.Conflict` | a resource with this run's deterministic name exists but is not tagged for this run (`snapshot`, `create-db`, adapters' reuse checks); the candidate id equals the active generation; the active pointer is not valid JSON (its `service` included); `rollback` finds its candidate still active; `trigger`: an execution with the same name and other input. |
 //! | `Tenantflow.Transient` | adapters: throttling, 5xx, network. Retryable. |
