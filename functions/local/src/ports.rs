@@ -83,13 +83,7 @@ impl LocalPorts {
         // The core defaults, except that the local "account" says how many builds it runs.
         let settings = Settings {
             build_concurrency: config.limits.builds,
-            quota_hint: Some(format!(
-                "the local limits: \"limits\" (instances {}, snapshots {}, builds {}) in {}",
-                config.limits.instances,
-                config.limits.snapshots,
-                config.limits.builds,
-                layout.marker().display()
-            )),
+            quota_hint: Some(format!("\"limits\" in {}", layout.marker().display())),
             ..Settings::default()
         };
         Ok(LocalPorts {

@@ -365,15 +365,16 @@ where
             .clone()
             .unwrap_or_else(|| QUOTA_PLACES.to_string());
         return Err(StepError::QuotaExceeded(format!(
-            "no headroom for even one tenant: instances {}, builds {}, cap {cap}, manual snapshots {} \
-             of which this run keeps {kept} for good (snapshotRetention {} for {n} tenants: {} \
-             manual snapshots at steady state); {}: raise it in {place}, or lower snapshotRetention",
+            "no headroom for even one tenant: {}: raise it in {place}, or lower snapshotRetention \
+             (instances {}, builds {}, cap {cap}, manual snapshots {} of which this run keeps \
+             {kept} for good: snapshotRetention {} for {n} tenants, {} manual snapshots at steady \
+             state)",
+            binds.join(", "),
             headroom.instances,
             settings.build_concurrency,
             headroom.snapshots,
             manifest.snapshot_retention,
             n.saturating_mul(u64::from(manifest.snapshot_retention)),
-            binds.join(", "),
         )));
     }
     let max_concurrency = max_concurrency.max(1);
