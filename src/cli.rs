@@ -8,9 +8,11 @@ use crate::commands::exit::{EXIT_BUSY, EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE}
 use crate::commands::init::InitArgs;
 use crate::commands::recover::RecoverArgs;
 use crate::commands::release::ReleaseCommand;
+use crate::commands::retry::RetryArgs;
+use crate::commands::runs::RunsArgs;
 use crate::commands::sfn::SfnCommand;
 use crate::commands::status::StatusArgs;
-use crate::commands::{bench, demo, deploy, init, recover, release, sfn, status};
+use crate::commands::{bench, demo, deploy, init, recover, release, retry, runs, sfn, status};
 use anyhow::Result;
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
@@ -45,10 +47,15 @@ pub enum Command {
     Init(InitArgs),
     /// Deploy a release folder to the local fleet, running the real state machine definitions.
     Deploy(DeployArgs),
-    /// Show each tenant's active generation, release, lock and maintenance flag, and orphans.
+    /// Show each tenant's active generation, release, lock and maintenance flag, and orphans
+    /// (`--run RUN`: one run's per-tenant table).
     Status(StatusArgs),
     /// Settle the tenants of runs that died: roll each back (or forward), unfreeze, unlock.
     Recover(RecoverArgs),
+    /// List the local runs of the state directory.
+    Runs(RunsArgs),
+    /// Deploy a run's release again to that run's rolled-back and skipped tenants.
+    Retry(RetryArgs),
     /// Work with release folders.
     #[command(subcommand)]
     Release(ReleaseCommand),
@@ -69,6 +76,8 @@ impl Command {
             Command::Deploy(a) => a.json,
             Command::Status(a) => a.json,
             Command::Recover(a) => a.json,
+            Command::Runs(a) => a.json,
+            Command::Retry(a) => a.json,
             Command::Bench(a) => a.json,
             // `sfn run` reports its own failures (it never returns an error).
             Command::Release(_) | Command::Demo(_) | Command::Sfn(_) => false,
@@ -152,6 +161,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Deploy(args) => deploy::run(&state, &args),
         Command::Status(args) => status::run(&state, &args),
         Command::Recover(args) => recover::run(&state, &args),
+        Command::Runs(args) => runs::run(&state, &args),
+        Command::Retry(args) => retry::run(&state, &args),
         Command::Demo(args) => demo::run(&state, &args),
         Command::Bench(args) => bench::run(&state, &args),
         Command::Sfn(command) => sfn::run(command),

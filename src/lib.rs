@@ -1,12 +1,12 @@
-//! The `tenantflow` command line: local deploys, the demo, release packing, status and the
-//! benchmark, on top of the embedded local backend (`tenantflow-local`) and the local Step
+//! The `tenantflow` command line: local deploys and retries, the demo, release packing, status,
+//! the runs of a state directory and the benchmark, on top of the embedded local backend (`tenantflow-local`) and the local Step
 //! Functions engine (`statemachine`), whose `sfn run` command (shell commands as task runners) is
 //! here too.
 //!
 //! Layout:
 //! - [`cli`]: the top-level clap `Cli`/`Command` and the dispatcher;
-//! - [`commands`]: one module per command (`init`, `deploy`, `status`, `release`, `demo`, `bench`,
-//!   `sfn`), each owning its clap arguments; `commands::exit`: the exit codes;
+//! - [`commands`]: one module per command (`init`, `deploy`, `status`, `runs`, `retry`, `release`,
+//!   `demo`, `bench`, `sfn`), each owning its clap arguments; `commands::exit`: the exit codes;
 //! - [`fleet`]: example tenant names and the seeded data generator;
 //! - [`pack`]: writing a release folder's `manifest.json`;
 //! - [`examples`]: where the example releases are;

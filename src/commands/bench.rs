@@ -53,6 +53,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also deploy the same release a second time in each round (every tenant is then up to
+    /// date) and report that no-op redeploy's wall time against the deploy's.
+    #[arg(long)]
+    pub redeploy: bool,
 }
 
 pub fn run(_state: &Path, args: &BenchArgs) -> Result<u8> {
@@ -112,19 +116,39 @@ pub fn run(_state: &Path, args: &BenchArgs) -> Result<u8> {
             max_concurrency: Some(workers as u32),
             seed: 0,
             source_snapshot: None,
+            tenant_list: None,
         };
         let t = Instant::now();
-        let report = deploy_blocking(&local, &release, opts, true)?;
+        let report = deploy_blocking(&local, &release, opts.clone(), true)?;
         let deploy = t.elapsed().as_secs_f64();
         let deployed = report
             .tenants
             .iter()
             .filter(|t| t.outcome == Outcome::Deployed)
             .count();
+        let redeploy = if args.redeploy {
+            let t = Instant::now();
+            let again = deploy_blocking(&local, &release, opts, true)?;
+            let seconds = t.elapsed().as_secs_f64();
+            let up_to_date = again
+                .tenants
+                .iter()
+                .filter(|t| t.outcome == Outcome::UpToDate)
+                .count();
+            log(format!(
+                "  round {round}: no-op redeploy {seconds:.2}s ({up_to_date} up to date, {} state transitions), {:.1}% of the deploy",
+                again.state_transitions,
+                seconds / deploy * 100.0
+            ));
+            Some((seconds, up_to_date))
+        } else {
+            None
+        };
         let r = Round {
             raw: raw_report.seconds,
             deploy,
             deployed,
+            redeploy,
         };
         log(format!(
             "  round {round}: raw work {:.2}s (copying {:.2}s, migrating {:.2}s, summed over threads), deploy {:.2}s, overhead {:.1}%",
@@ -153,6 +177,17 @@ pub fn run(_state: &Path, args: &BenchArgs) -> Result<u8> {
     let deploy = median(&|r| r.deploy);
     let overhead = median(&|r| r.overhead());
     let deployed = rounds.iter().map(|r| r.deployed).min().unwrap_or(0);
+    let redeploy = args.redeploy.then(|| {
+        (
+            median(&|r| r.redeploy.map_or(0.0, |x| x.0)),
+            median(&|r| r.redeploy_percent().unwrap_or(0.0)),
+            rounds
+                .iter()
+                .map(|r| r.redeploy.map_or(0, |x| x.1))
+                .min()
+                .unwrap_or(0),
+        )
+    });
     if args.json {
         crate::outln!(
             "{}",
@@ -165,6 +200,9 @@ pub fn run(_state: &Path, args: &BenchArgs) -> Result<u8> {
                     "deploySeconds": r.deploy,
                     "overheadPercent": r.overhead(),
                     "deployed": r.deployed,
+                    "redeploySeconds": r.redeploy.map(|x| x.0),
+                    "redeployPercent": r.redeploy_percent(),
+                    "upToDate": r.redeploy.map(|x| x.1),
                 })).collect::<Vec<_>>(),
                 "setupSeconds": setup,
                 "rawWorkSeconds": raw,
@@ -173,6 +211,9 @@ pub fn run(_state: &Path, args: &BenchArgs) -> Result<u8> {
                 "deployed": deployed,
                 "stateTransitions": report.state_transitions,
                 "maxHistoryEvents": report.max_history_events,
+                "redeploySeconds": redeploy.map(|r| r.0),
+                "redeployPercent": redeploy.map(|r| r.1),
+                "upToDate": redeploy.map(|r| r.2),
             })
         );
     } else {
@@ -189,11 +230,15 @@ pub fn run(_state: &Path, args: &BenchArgs) -> Result<u8> {
             report.max_history_events
         );
         crate::outln!("overhead             {overhead:.1}%  (median of the rounds' overheads; target: at most 25%)");
+        if let Some((seconds, percent, up_to_date)) = redeploy {
+            crate::outln!("no-op redeploy       {seconds:.2}s   ({up_to_date}/{} up to date), {percent:.1}% of the deploy (median; target: under 10%)", args.tenants);
+        }
     }
     if let (true, Some(t)) = (args.keep, temp) {
         eprintln!("kept the benchmark fleet in {}", t.keep().display());
     }
-    Ok(if deployed == args.tenants {
+    let redeployed = redeploy.is_none_or(|r| r.2 == args.tenants);
+    Ok(if deployed == args.tenants && redeployed {
         EXIT_OK
     } else {
         EXIT_FAILED
@@ -205,9 +250,17 @@ struct Round {
     raw: f64,
     deploy: f64,
     deployed: usize,
+    /// The no-op redeploy's wall time and up-to-date tenants (`--redeploy`).
+    redeploy: Option<(f64, usize)>,
 }
 
 impl Round {
+    fn redeploy_percent(&self) -> Option<f64> {
+        self.redeploy
+            .filter(|_| self.deploy > 0.0)
+            .map(|(s, _)| s / self.deploy * 100.0)
+    }
+
     fn overhead(&self) -> f64 {
         if self.raw > 0.0 {
             (self.deploy - self.raw) / self.raw * 100.0

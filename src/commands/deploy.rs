@@ -138,6 +138,7 @@ pub fn options(args: &DeployArgs) -> DeployOptions {
         max_concurrency: args.max_concurrency,
         seed: args.seed,
         source_snapshot: args.source_snapshot.clone(),
+        tenant_list: None,
     }
 }
 
@@ -174,13 +175,13 @@ pub fn deploy_blocking(
     })
 }
 
-/// The exit code a report maps to: 0 every tenant deployed, 3 the run finished but some tenants
-/// did not deploy, 1 the run itself failed.
+/// The exit code a report maps to: 0 every tenant deployed (or was already up to date), 3 the run
+/// finished but some tenants did not deploy, 1 the run itself failed.
 pub fn exit_code(report: &DeployReport) -> u8 {
     let deployed = report
         .tenants
         .iter()
-        .filter(|t| t.outcome == Outcome::Deployed)
+        .filter(|t| t.outcome.is_success())
         .count();
     if report.tenants.is_empty() {
         EXIT_FAILED
@@ -197,12 +198,7 @@ pub fn exit_code(report: &DeployReport) -> u8 {
 }
 
 pub fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Deployed => "deployed",
-        Outcome::RolledBack => "rolled-back",
-        Outcome::Skipped => "skipped",
-        Outcome::RollbackFailed => "rollback-failed",
-    }
+    o.as_str()
 }
 
 /// What went wrong for a tenant, in words: the error name plus its cause read in words (a Lambda's
@@ -299,9 +295,10 @@ pub fn render_report(r: &DeployReport) -> String {
     );
     let count = |o: Outcome| r.tenants.iter().filter(|t| t.outcome == o).count();
     out.push_str(&format!(
-        "\nrun {}: {} deployed, {} rolled back, {} skipped, {} rollback failed\n",
+        "\nrun {}: {} deployed, {} up to date, {} rolled back, {} skipped, {} rollback failed\n",
         r.run,
         count(Outcome::Deployed),
+        count(Outcome::UpToDate),
         count(Outcome::RolledBack),
         count(Outcome::Skipped),
         count(Outcome::RollbackFailed),

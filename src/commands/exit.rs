@@ -9,10 +9,10 @@ pub const EXIT_FAILED: u8 = 1;
 /// A usage error: an unknown flag, a missing or invalid argument (the code clap uses), or for
 /// `sfn run` an invalid definition. Nothing was changed.
 pub const EXIT_USAGE: u8 = 2;
-/// `deploy`: the run finished, but some tenants were rolled back or skipped. `recover`: a tenant
-/// still waits on a resource; run `recover` again.
+/// `deploy`, `retry`: the run finished, but some tenants were rolled back or skipped. `recover`: a
+/// tenant still waits on a resource; run `recover` again.
 pub const EXIT_PARTIAL: u8 = 3;
-/// `init`, `deploy`, `demo`, `recover`: another command holds the state directory (see `--wait`). Nothing
+/// `init`, `deploy`, `retry`, `demo`, `recover`: another command holds the state directory (see `--wait`). Nothing
 /// was changed.
 pub const EXIT_BUSY: u8 = 4;
 /// `status`: something needs a person (a locked or write-frozen tenant, a tenant with a problem,
@@ -22,14 +22,14 @@ pub const EXIT_ATTENTION: u8 = 5;
 /// The exit codes, as `--help` prints them.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0  success (deploy: every tenant deployed)
+  0  success (deploy, retry: every tenant deployed or was already up to date)
   1  failed, or the input was refused before anything changed (deploy: the run itself failed;
      recover: a tenant could not be recovered, its lock stays)
   2  usage error: an unknown flag, a missing or invalid argument (sfn run: an invalid definition)
-  3  deploy: the run finished, but some tenants were rolled back or skipped
+  3  deploy, retry: the run finished, but some tenants were rolled back or skipped
      recover: a tenant still waits on a resource; run recover again
-  4  init, deploy, demo, recover: another tenantflow command is using the state directory (nothing changed;
-     --wait waits for it)
+  4  init, deploy, retry, demo, recover: another tenantflow command is using the state directory
+     (nothing changed; --wait waits for it)
   5  status: something needs a person (a locked or write-frozen tenant, a tenant with a problem,
      an orphan); the output says what to run (recover --dry-run: something to recover)
 With --json, a failure prints {\"error\": \"<message>\", \"exitCode\": <code>} on stderr.";

@@ -10,7 +10,7 @@ use clap::Args;
 use serde_json::json;
 use std::path::Path;
 use tenantflow_core::names::GenerationTs;
-use tenantflow_local::{Layout, LocalState, StateLock};
+use tenantflow_local::{Layout, Limits, LocalState, StateLock};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -79,7 +79,7 @@ pub fn create_fleet(
     Layout::new(state).check_creatable().with_context(context)?;
     std::fs::create_dir_all(state).with_context(context)?;
     let lock = lock_state(state, wait)?;
-    let local = LocalState::create(state).with_context(context)?;
+    let mut local = LocalState::create(state).with_context(context)?;
     let existing = tenantflow_local::status(&local)
         .with_context(|| format!("cannot read the tenants of {}", state.display()))?;
     if !existing.tenants.is_empty() {
@@ -100,6 +100,12 @@ pub fn create_fleet(
             .with_context(|| format!("cannot create tenant {ns} in {}", state.display()))?;
         made.push((ns.to_string(), data.duplicate_emails()));
     }
+    // The local quotas follow the fleet: the flat defaults leave no headroom at 1,000 tenants.
+    let mut config = local.config().clone();
+    config.limits = config.limits.at_least(Limits::for_fleet(tenants));
+    local
+        .set_config(config)
+        .with_context(|| format!("cannot size the local quotas of {}", state.display()))?;
     Ok(Fleet {
         tenants: made,
         generation,

@@ -10,5 +10,7 @@ pub mod init;
 pub mod lock;
 pub mod recover;
 pub mod release;
+pub mod retry;
+pub mod runs;
 pub mod sfn;
 pub mod status;

@@ -18,6 +18,9 @@ pub struct StatusArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Show this run's per-tenant table instead (`tenantflow runs` lists the runs).
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<String>,
 }
 
 /// The status as the JSON object `status --json` prints.
@@ -210,6 +213,17 @@ pub fn render(status: &Value) -> String {
 }
 
 pub fn run(state: &Path, args: &StatusArgs) -> Result<u8> {
+    if let Some(run) = &args.run {
+        let local = open_state(state)?;
+        let report = tenantflow_local::runs::report(&local, run)
+            .with_context(|| format!("cannot show run {run}"))?;
+        if args.json {
+            crate::outln!("{}", crate::commands::deploy::report_json(&report));
+        } else {
+            crate::out!("{}", crate::commands::deploy::render_report(&report));
+        }
+        return Ok(EXIT_OK);
+    }
     let mut status = status_json(state)?;
     let running = StateLock::running(&Layout::new(state));
     let items = attention(&status, state, running.as_ref().map(Option::as_ref));

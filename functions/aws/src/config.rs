@@ -242,6 +242,7 @@ impl AwsSettings {
                 build_concurrency: num("TENANTFLOW_BUILD_CONCURRENCY", defaults.build_concurrency)?,
                 default_cluster: text("TENANTFLOW_DEFAULT_CLUSTER", &defaults.default_cluster),
                 namespace: get("TENANTFLOW_NAMESPACE").filter(|v| !v.trim().is_empty()),
+                quota_hint: None,
             },
         })
     }

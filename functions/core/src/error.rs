@@ -31,6 +31,10 @@ pub enum StepError {
     /// Not enough RDS / snapshot / build quota to proceed.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
+    /// The tenant holds a versioned script the release lacks: it is on a newer release, and
+    /// tenantflow never downgrades.
+    #[error("newer: {0}")]
+    Newer(String),
     /// A resource that must exist does not.
     #[error("not found: {0}")]
     NotFound(String),
@@ -63,6 +67,7 @@ impl StepError {
         "Tenantflow.MigrationFailed",
         "Tenantflow.RolloutFailed",
         "Tenantflow.QuotaExceeded",
+        "Tenantflow.Newer",
         "Tenantflow.NotFound",
         "Tenantflow.Conflict",
         "Tenantflow.RunAborted",
@@ -80,6 +85,7 @@ impl StepError {
             StepError::MigrationFailed(_) => "Tenantflow.MigrationFailed",
             StepError::RolloutFailed(_) => "Tenantflow.RolloutFailed",
             StepError::QuotaExceeded(_) => "Tenantflow.QuotaExceeded",
+            StepError::Newer(_) => "Tenantflow.Newer",
             StepError::NotFound(_) => "Tenantflow.NotFound",
             StepError::Conflict(_) => "Tenantflow.Conflict",
             StepError::RunAborted { .. } => "Tenantflow.RunAborted",

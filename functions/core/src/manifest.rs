@@ -383,6 +383,22 @@ impl Manifest {
             .collect())
     }
 
+    /// The digest of the release's script set: the lowercase hex sha256 of its canonical
+    /// `SHA256SUMS` text ([`Manifest::sha256sums`]), so the same scripts give the same digest
+    /// whatever order the manifest lists them in.
+    pub fn script_set_digest(&self) -> Result<String, StepError> {
+        Ok(hex::encode(Sha256::digest(self.sha256sums()?.as_bytes())))
+    }
+
+    /// The versions of the release's versioned scripts.
+    pub fn versions(&self) -> Result<Vec<crate::flyway::Version>, StepError> {
+        Ok(self
+            .script_names()?
+            .into_iter()
+            .filter_map(|n| n.version().cloned())
+            .collect())
+    }
+
     /// Checks that a `SHA256SUMS` file names exactly this manifest's scripts, each with the
     /// manifest's sha256 (any order; a `*` binary marker before the name is accepted). Failures are
     /// `InvalidInput` on field `SHA256SUMS`.

@@ -28,6 +28,12 @@ pub struct ActivePointer {
     pub port: u16,
     /// Release the generation is migrated to.
     pub release: String,
+    /// Digest of that release's script set ([`crate::manifest::Manifest::script_set_digest`]),
+    /// written by the flip. With `release` it says the tenant is up to date; the release's
+    /// manifest (immutable in the release bucket) says which versioned scripts it holds. Absent on
+    /// a pointer tenantflow did not flip (an adopted or `init` tenant): such a tenant is deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scripts: Option<String>,
     /// The tenant's ECS service. Absent: the default cluster and a service named like the tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceRef>,
@@ -101,6 +107,10 @@ pub struct ReleaseRef {
     /// file, so the scripts Flyway runs are the ones the plan checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256sums: Option<String>,
+    /// Digest of the release's script set ([`crate::manifest::Manifest::script_set_digest`]); the
+    /// flip writes it into the pointer (`scripts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scripts: Option<String>,
 }
 
 /// The tenant's ECS service.
@@ -230,6 +240,27 @@ pub enum Outcome {
     RolledBack,
     Skipped,
     RollbackFailed,
+    /// The tenant's pointer already names this release with the same script set: nothing was
+    /// done (no lock, snapshot, copy or freeze). Counts as a success.
+    UpToDate,
+}
+
+impl Outcome {
+    /// Deployed, or already up to date: what a successful run leaves.
+    pub fn is_success(self) -> bool {
+        matches!(self, Outcome::Deployed | Outcome::UpToDate)
+    }
+
+    /// The kebab-case name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Deployed => "deployed",
+            Outcome::RolledBack => "rolled-back",
+            Outcome::Skipped => "skipped",
+            Outcome::RollbackFailed => "rollback-failed",
+            Outcome::UpToDate => "up-to-date",
+        }
+    }
 }
 
 /// The per-tenant result: the output of a child execution and a row of the run report.

@@ -149,6 +149,7 @@ mod tests {
             endpoint: String::new(),
             port: 0,
             release: "r1".into(),
+            scripts: None,
             service: None,
             freeze: None,
         };

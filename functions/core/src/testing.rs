@@ -1016,6 +1016,7 @@ impl FakeWorld {
             endpoint: format!("{id}.fake.rds.local"),
             port: 5432,
             release: release.to_string(),
+            scripts: None,
             service: None,
             freeze: None,
         };
@@ -1069,6 +1070,7 @@ pub fn release_ref(id: &str, strategy: Strategy) -> ReleaseRef {
         source_snapshot: None,
         health_check: None,
         sha256sums: None,
+        scripts: None,
     }
 }
 

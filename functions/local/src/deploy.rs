@@ -45,6 +45,9 @@ pub struct DeployOptions {
     pub seed: u64,
     /// For strategy `promote`: the snapshot to restore (written into the published manifest).
     pub source_snapshot: Option<String>,
+    /// Limits the run to the tenants listed in this object of the release bucket (a JSON array
+    /// of names; the run input's `tenantList`). `tenantflow retry` sets it.
+    pub tenant_list: Option<String>,
 }
 
 /// Publishes `release_dir`, triggers the run from its S3 event and runs the definitions.

@@ -125,6 +125,8 @@ pub enum LocalError {
     /// `create_tenant` for a generation that already exists.
     #[error("{path}: instance {id} already exists")]
     InstanceExists { path: PathBuf, id: InstanceId },
+    #[error("no run {run} in {}; `tenantflow runs` lists the runs", .runs.display())]
+    NoSuchRun { run: String, runs: PathBuf },
 }
 
 impl LocalError {
@@ -138,6 +140,7 @@ impl LocalError {
                 | LocalError::NotAStateDir { .. }
                 | LocalError::DamagedState { .. }
                 | LocalError::ReadOnly { .. }
+                | LocalError::NoSuchRun { .. }
         )
     }
 

@@ -32,7 +32,8 @@ pub const RELEASE_BUCKET: &str = "tenantflow-releases";
 /// The local CodeBuild project (`${MigrationProjectName}`).
 pub const MIGRATION_PROJECT: &str = "tenantflow-migrate";
 
-/// Quota limits of the local "account". Generous by default; tests lower them to hit QuotaExceeded.
+/// Quota limits of the local "account". Generous by default, and `tenantflow init` sizes them to
+/// the fleet ([`Limits::for_fleet`]); tests lower them to hit QuotaExceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Limits {
@@ -50,6 +51,37 @@ impl Default for Limits {
         }
     }
 }
+
+impl Limits {
+    /// Limits sized to a fleet of `tenants`: the default headroom on top of what the fleet holds
+    /// at rest, i.e. one instance per tenant and [`SNAPSHOTS_PER_TENANT`] manual snapshots per
+    /// tenant (the default `snapshotRetention` of 3 kept for good, plus the one a run makes).
+    /// A fleet of 1,000 on the flat defaults would leave no instance free for a deploy.
+    pub fn for_fleet(tenants: usize) -> Limits {
+        let d = Limits::default();
+        let n = u32::try_from(tenants).unwrap_or(u32::MAX);
+        Limits {
+            instances: d.instances.saturating_add(n),
+            snapshots: d
+                .snapshots
+                .saturating_add(n.saturating_mul(SNAPSHOTS_PER_TENANT)),
+            builds: d.builds,
+        }
+    }
+
+    /// Each limit the larger of the two.
+    pub fn at_least(self, other: Limits) -> Limits {
+        Limits {
+            instances: self.instances.max(other.instances),
+            snapshots: self.snapshots.max(other.snapshots),
+            builds: self.builds.max(other.builds),
+        }
+    }
+}
+
+/// Manual snapshots a tenant holds at steady state, by [`Limits::for_fleet`]'s sizing: the default
+/// `snapshotRetention` (3) plus the one a run in flight makes.
+pub const SNAPSHOTS_PER_TENANT: u32 = 4;
 
 /// How long local resources take to become ready, in simulated (virtual-clock) seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,4 +379,27 @@ pub(crate) fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".tmp-{}-{n}", std::process::id()));
     path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fleet of 1,000 on the flat defaults left no instance free; sized limits keep the default
+    /// headroom on top of what the fleet holds at rest, and never shrink.
+    #[test]
+    fn limits_follow_the_fleet() {
+        let d = Limits::default();
+        let l = Limits::for_fleet(1000);
+        assert_eq!(l.instances - 1000, d.instances);
+        assert_eq!(l.snapshots - 1000 * SNAPSHOTS_PER_TENANT, d.snapshots);
+        assert_eq!(l.builds, d.builds);
+        assert_eq!(Limits::for_fleet(0), d);
+        let raised = Limits {
+            instances: 50_000,
+            ..Limits::default()
+        };
+        assert_eq!(raised.at_least(l).instances, 50_000);
+        assert_eq!(raised.at_least(l).snapshots, l.snapshots);
+    }
 }

@@ -19,7 +19,8 @@
 //!   benchmark;
 //! - [`state`]: `LocalState` (create/open, tenants, publishing releases); [`state_lock`]: one
 //!   command at a time per state directory (an OS lock held for the life of the process);
-//!   [`status`](mod@status) (tenants, and orphans by the rule the janitor applies);
+//!   [`status`](mod@status) (tenants, and orphans by the rule the janitor applies); [`runs`]
+//!   (the runs of a state directory, and retrying a run's failed tenants);
 //! - [`ports`]: all adapters built together, and the core `Ports` bundle;
 //! - [`sqlite`]: opening metadata databases and copying databases with the backup API;
 //! - [`error`]: `LocalError`, the error type of the local API, and the typed failures of local
@@ -40,6 +41,7 @@ pub mod rds;
 pub mod records;
 pub mod recover;
 pub mod runner;
+pub mod runs;
 pub mod s3;
 pub mod secrets;
 pub mod sqlite;
@@ -51,7 +53,7 @@ pub mod workflows;
 
 pub use deploy::{deploy, DeployOptions, DeployReport, TenantRow};
 pub use error::LocalError;
-pub use layout::{Layout, StateConfig};
+pub use layout::{Layout, Limits, StateConfig};
 pub use ports::LocalPorts;
 pub use recover::{recover, RecoverReport};
 pub use state::{LocalState, PublishedRelease};

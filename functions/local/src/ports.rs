@@ -83,6 +83,7 @@ impl LocalPorts {
         // The core defaults, except that the local "account" says how many builds it runs.
         let settings = Settings {
             build_concurrency: config.limits.builds,
+            quota_hint: Some(format!("\"limits\" in {}", layout.marker().display())),
             ..Settings::default()
         };
         Ok(LocalPorts {

@@ -159,6 +159,7 @@ impl LocalState {
             endpoint: file.display().to_string(),
             port: 0,
             release: release.manifest.release.clone(),
+            scripts: None,
             service: None,
             freeze: None,
         };

@@ -335,6 +335,7 @@ async fn point_at(env: &common::Env, ns: &Namespace, instance: &str, release: &s
         endpoint: String::new(),
         port: 0,
         release: release.into(),
+        scripts: None,
         service: None,
         freeze: None,
     };

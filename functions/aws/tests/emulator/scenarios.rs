@@ -5,6 +5,7 @@
 //! | scenario | the defect it would catch |
 //! |---|---|
 //! | happy path (+ the upload event delivered twice) | any step or role unable to do its part on real SDK calls; a duplicate event starting a second run |
+//! | the same release uploaded again | up-to-date tenants copied again, or a no-op run that needs more than the plan and the report |
 //! | janitor by its schedule | the schedule's role or input not accepted by the janitor; orphans after a clean run |
 //! | migration failure | a failed build that still flips, or leaves the candidate or the lock |
 //! | flip failure (pointer moved) | a flip that overwrites a pointer someone else moved |
@@ -101,6 +102,35 @@ async fn happy_path() {
     assert_eq!(again["duplicate"], true);
     assert_eq!(again["executionArn"], run.execution_arn.as_str());
     assert_eq!(env.sfn.executions().len(), 1);
+    env.check_iam();
+}
+
+/// The same release uploaded again: a new run in which every tenant is up to date. Only the
+/// plan and the report run (no child execution, no snapshot, no lock), and the fleet is as the
+/// first run left it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_uploaded_again_finds_every_tenant_up_to_date() {
+    let (env, ts) = setup("noop_redeploy", |_| vec![], &["a", "b"]).await;
+    let first = release(&env, "r-again", json!({}), false).await;
+    assert_eq!(first.result.status.as_str(), "SUCCEEDED");
+    let again = release(&env, "r-again", json!({}), false).await;
+    assert_ne!(again.name, first.name, "a new object version is a new run");
+    assert_eq!(
+        again.result.status.as_str(),
+        "SUCCEEDED",
+        "{:?}",
+        again.result.cause
+    );
+    let up_to_date = |t: &str| Expect {
+        outcome: "up-to-date",
+        ..deployed(t, "r-again")
+    };
+    check(&env, &again, &[up_to_date(&ts[0]), up_to_date(&ts[1])], RETENTION).await;
+    assert!(
+        again.result.state_transitions <= 8,
+        "{} transitions for a run with nothing to deploy",
+        again.result.state_transitions
+    );
     env.check_iam();
 }
 

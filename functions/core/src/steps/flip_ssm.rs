@@ -7,6 +7,9 @@
 //! rollback clears it). A retry after a crash that finds the pointer already naming
 //! this run's candidate at this release, at a newer version, is a no-op success.
 //!
+//! The new value records the release and its script-set digest (`scripts`): a later run of the
+//! same release finds the tenant up to date.
+//!
 //! The candidate must be `available` (else `NotReady`); its endpoint and port are read now.
 //! After the write, deletion protection is turned on for the new active generation.
 //!
@@ -68,6 +71,7 @@ pub async fn flip_ssm<D: Databases + ?Sized, P: Parameters + ?Sized, R: Records 
         endpoint: instance.endpoint.clone(),
         port: instance.port,
         release: state.release.id.clone(),
+        scripts: state.release.scripts.clone(),
         service: None,
         freeze: None,
     }

@@ -8,6 +8,7 @@
 //! tenant list ever flows through a state payload. Everything is validated before the first write.
 
 mod select;
+pub mod standing;
 
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -17,7 +18,7 @@ use crate::error::StepError;
 use crate::manifest::{
     release_prefix, validate_release_id, FleetMode, Manifest, Strategy, SHA256SUMS,
 };
-use crate::model::{ActivePointer, ReleaseRef, RunContext};
+use crate::model::{ActivePointer, Outcome, ReleaseRef, RunContext, TenantResult};
 use crate::names::{GenerationTs, Namespace, SnapshotId, SSM_ROOT};
 use crate::ports::{Databases, Objects, Parameters};
 use chrono::DateTime;
@@ -34,6 +35,11 @@ pub use select::select_tenants;
 /// child never rolls back. Wave stops are decided from counted outcomes by `report`.
 pub const TOLERATED_FAILURE_PERCENTAGE: f64 = 100.0;
 
+/// Where the quotas that size a run are set on AWS (the default of [`Settings::quota_hint`]).
+pub const QUOTA_PLACES: &str =
+    "Service Quotas (Amazon RDS: \"DB instances\", \"Manual DB instance \
+     snapshots\", per account and Region) or the stack parameter BuildConcurrency";
+
 /// The state machine input (`events/manual-start.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -45,6 +51,11 @@ pub struct RunInput {
     pub version_id: Option<String>,
     #[serde(default)]
     pub overrides: Overrides,
+    /// Limits the run to the tenants named in this object of `bucket`, a JSON array of tenant
+    /// names (`tenantflow retry` writes one): a list of thousands of names would approach the
+    /// 256 KiB input limit, so it travels by reference. Each must be in the manifest's selection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_list: Option<String>,
 }
 
 /// Per-run overrides of the manifest's settings.
@@ -205,6 +216,11 @@ pub struct Plan {
     /// (`runs/<run>/skipped.json`, a JSON array of [`SkippedTenant`]); absent when none is skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<ItemsRef>,
+    /// Selected tenants the plan settled without a child execution: `up-to-date` ones, and in
+    /// `independent` mode `newer` ones (outcome `skipped`, error `Tenantflow.Newer`)
+    /// (`runs/<run>/settled.json`, a JSON array of [`TenantResult`]); absent when there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled: Option<ItemsRef>,
 }
 
 /// A tenant `list-tenants` found but cannot deploy to, and exactly what it lacks.
@@ -266,6 +282,7 @@ where
         bucket,
         key,
         overrides,
+        tenant_list,
         ..
     } = input.input;
     let release_id = release_id_of_key(&key)?.to_string();
@@ -280,8 +297,34 @@ where
     } = overrides.apply(&manifest)?;
 
     let discovery = discover(params, settings).await?;
-    let tenants = select_tenants(&discovery.tenants, &discovery.skipped, &manifest.tenants)?;
-    let skipped = select::skipped_in_selection(&discovery.skipped, &manifest.tenants)?;
+    let (tenants, skipped) = match &tenant_list {
+        None => (
+            select_tenants(&discovery.tenants, &discovery.skipped, &manifest.tenants)?,
+            select::skipped_in_selection(&discovery.skipped, &manifest.tenants)?,
+        ),
+        Some(list_key) => {
+            let names = read_tenant_list(objects, &bucket, list_key).await?;
+            select::select_listed(&discovery, &names, &manifest.tenants)?
+        }
+    };
+    let standing::Standing {
+        deploy: tenants,
+        up_to_date,
+        newer,
+    } = standing::classify(objects, &bucket, &manifest, &discovery.pointers, tenants).await?;
+    if fleet == FleetMode::AllOrNothing && !newer.is_empty() {
+        return Err(StepError::Newer(format!(
+            "{} of the selected tenants are on a newer release, so the all-or-nothing run \
+             prepares none: {}",
+            newer.len(),
+            newer
+                .iter()
+                .map(|(t, why)| format!("{t}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
+    let settled = settled_results(&release_id, &up_to_date, &newer);
     let n = tenants.len() as u64;
 
     let headroom = dbs.headroom().await?;
@@ -304,10 +347,29 @@ where
         max_concurrency = max_concurrency.min(headroom.snapshots.saturating_sub(kept));
     }
     if n > 0 && max_concurrency == 0 {
+        let free_snapshots = headroom.snapshots.saturating_sub(kept);
+        let mut binds = Vec::new();
+        if headroom.instances == 0 {
+            binds.push("no DB instance free (each tenant in flight needs one more)".to_string());
+        }
+        if settings.build_concurrency == 0 {
+            binds.push("no concurrent build allowed".to_string());
+        }
+        if strategy != Strategy::Promote && free_snapshots == 0 {
+            binds.push(format!(
+                "no manual snapshot free beyond the {kept} this run keeps for good"
+            ));
+        }
+        let place = settings
+            .quota_hint
+            .clone()
+            .unwrap_or_else(|| QUOTA_PLACES.to_string());
         return Err(StepError::QuotaExceeded(format!(
-            "no headroom for even one tenant: instances {}, builds {}, cap {cap}, manual snapshots {} \
-             of which this run keeps {kept} for good (snapshotRetention {} for {n} tenants: {} \
-             manual snapshots at steady state); raise the RDS quotas or lower snapshotRetention",
+            "no headroom for even one tenant: {}: raise it in {place}, or lower snapshotRetention \
+             (instances {}, builds {}, cap {cap}, manual snapshots {} of which this run keeps \
+             {kept} for good: snapshotRetention {} for {n} tenants, {} manual snapshots at steady \
+             state)",
+            binds.join(", "),
             headroom.instances,
             settings.build_concurrency,
             headroom.snapshots,
@@ -316,6 +378,7 @@ where
         )));
     }
     let max_concurrency = max_concurrency.max(1);
+    let script_set = manifest.script_set_digest()?;
 
     let prefix = run_prefix(&run.name);
     let all_tenants = ItemsRef {
@@ -359,6 +422,24 @@ where
             count: skipped.len() as u64,
         })
     };
+    let settled = if settled.is_empty() {
+        None
+    } else {
+        tracing::info!(
+            up_to_date = up_to_date.len(),
+            newer = newer.len(),
+            "tenants settled by the plan"
+        );
+        let key = format!("{prefix}settled.json");
+        let body = serde_json::to_vec(&settled)
+            .map_err(|e| StepError::Internal(format!("serialize settled tenants: {e}")))?;
+        objects.put(&bucket, &key, &body).await?;
+        Some(ItemsRef {
+            bucket: bucket.clone(),
+            key,
+            count: settled.len() as u64,
+        })
+    };
     let mut waves = Vec::with_capacity(wave_lists.len());
     for (i, (name, list)) in wave_lists.into_iter().enumerate() {
         let key = format!("{prefix}waves/{i}.json");
@@ -385,6 +466,7 @@ where
             source_snapshot,
             health_check: manifest.health_check.clone(),
             sha256sums: Some(sha256sums),
+            scripts: Some(script_set),
         },
         fleet,
         tenant_count: n,
@@ -396,7 +478,54 @@ where
         waves,
         all_tenants,
         skipped,
+        settled,
         run,
+    })
+}
+
+/// The results of the tenants the plan settled: `up-to-date`, and `newer` (outcome `skipped`).
+fn settled_results(
+    release: &str,
+    up_to_date: &[(Namespace, String)],
+    newer: &[(Namespace, String)],
+) -> Vec<TenantResult> {
+    let result =
+        |t: &Namespace, outcome, generation: Option<&String>, why: Option<&String>| TenantResult {
+            tenant: t.to_string(),
+            outcome,
+            release: release.to_string(),
+            from_generation: generation.cloned(),
+            to_generation: None,
+            error: why.map(|_| "Tenantflow.Newer".to_string()),
+            cause: why.cloned(),
+        };
+    let mut out: Vec<TenantResult> = up_to_date
+        .iter()
+        .map(|(t, g)| result(t, Outcome::UpToDate, Some(g), None))
+        .chain(
+            newer
+                .iter()
+                .map(|(t, why)| result(t, Outcome::Skipped, None, Some(why))),
+        )
+        .collect();
+    out.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    out
+}
+
+/// The tenant names of a `tenantList` object: a JSON array of namespaces.
+async fn read_tenant_list<O: Objects + ?Sized>(
+    objects: &O,
+    bucket: &str,
+    key: &str,
+) -> Result<Vec<String>, StepError> {
+    let bytes = objects.get(bucket, key).await?.ok_or_else(|| {
+        StepError::invalid("tenantList", format!("s3://{bucket}/{key} does not exist"))
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        StepError::invalid(
+            "tenantList",
+            format!("s3://{bucket}/{key} is not a JSON array of tenant names: {e}"),
+        )
     })
 }
 
@@ -501,6 +630,8 @@ pub struct Discovery {
     pub tenants: Vec<Namespace>,
     /// Tenants with parameters under `/tenantflow/<ns>/` that cannot be deployed to, sorted.
     pub skipped: Vec<SkippedTenant>,
+    /// The pointer of every tenant in `tenants`.
+    pub pointers: BTreeMap<Namespace, ActivePointer>,
 }
 
 /// Every tenant of this deployment ([`Settings::owns`]) with parameters under `/tenantflow/<ns>/`.
@@ -547,7 +678,13 @@ pub async fn discover<P: Parameters + ?Sized>(
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
-            Some(value) => pointer_problem(&ns, &path, &value),
+            Some(value) => match pointer_problem(&ns, &path, &value) {
+                Ok(p) => {
+                    out.pointers.insert(ns.clone(), p);
+                    None
+                }
+                Err(reason) => Some(reason),
+            },
         };
         match reason {
             None => out.tenants.push(ns),
@@ -557,23 +694,23 @@ pub async fn discover<P: Parameters + ?Sized>(
     Ok(out)
 }
 
-/// What is wrong with a tenant's pointer value, if anything.
-fn pointer_problem(ns: &Namespace, path: &str, value: &str) -> Option<String> {
+/// The tenant's pointer, or what is wrong with its value.
+fn pointer_problem(ns: &Namespace, path: &str, value: &str) -> Result<ActivePointer, String> {
     let p: ActivePointer = match serde_json::from_str(value) {
         Ok(p) => p,
         Err(e) => {
-            return Some(format!(
+            return Err(format!(
                 "{path} is not a pointer {{\"generation\", \"instanceId\", \"release\"}}: {e}"
             ))
         }
     };
     match p.instance_id.split_generation() {
-        Some((n, ts)) if n == *ns && ts == p.generation => None,
-        Some((n, ts)) if n == *ns => Some(format!(
+        Some((n, ts)) if n == *ns && ts == p.generation => Ok(p),
+        Some((n, ts)) if n == *ns => Err(format!(
             "{path} names instance {} but generation {}: they must agree ({ns}-{ts})",
             p.instance_id, p.generation
         )),
-        _ => Some(format!(
+        _ => Err(format!(
             "{path} names instance {}, which is not a generation of {ns}: rename the instance to \
              {ns}-<YYYYMMDDhhmmss> (the IAM policies and snapshot names rely on it) and point there",
             p.instance_id
@@ -1011,5 +1148,182 @@ mod tests {
             run(&ports, bad).await.unwrap_err().asl_name(),
             "Tenantflow.InvalidInput"
         );
+    }
+
+    /// Puts `scripts` (the digest of release `release`'s script set, as a flip writes it) into
+    /// tenant `i`'s pointer.
+    fn record(w: &FakeWorld, i: usize, release: &str, digest: &str) {
+        let path = format!("/tenantflow/{}/db", tenant(i));
+        let mut p: ActivePointer =
+            serde_json::from_str(&w.params.value(&path).expect("pointer")).unwrap();
+        p.release = release.into();
+        p.scripts = Some(digest.into());
+        w.params.seed(&path, &serde_json::to_string(&p).unwrap());
+    }
+
+    fn manifest_of(w: &FakeWorld, release: &str) -> Manifest {
+        let body = w
+            .objects
+            .body(BUCKET, &format!("releases/{release}/manifest.json"))
+            .expect("manifest");
+        Manifest::parse(&body).unwrap()
+    }
+
+    fn settled(w: &FakeWorld, p: &Plan) -> Vec<TenantResult> {
+        let s = p.settled.as_ref().expect("settled list");
+        serde_json::from_slice(&w.objects.body(BUCKET, &s.key).expect("written")).unwrap()
+    }
+
+    /// Publishes a release `r2` holding r1's script plus `V2__more.sql`.
+    fn publish_r2(w: &FakeWorld) -> Manifest {
+        let more = b"ALTER TABLE points ADD COLUMN n int;\n";
+        let m = json!({"release": "r2", "scripts": [
+            {"name": "V1__points.sql", "sha256": hex::encode(Sha256::digest(super::fixtures::SQL))},
+            {"name": "V2__more.sql", "sha256": hex::encode(Sha256::digest(more))}]});
+        w.objects.seed(
+            BUCKET,
+            "releases/r2/manifest.json",
+            m.to_string().as_bytes(),
+        );
+        Manifest::parse(m.to_string().as_bytes()).unwrap()
+    }
+
+    /// A tenant whose pointer names this release with its script set is up to date: it never
+    /// enters a wave, and the plan writes its result; one without a record is deployed.
+    #[tokio::test]
+    async fn tenants_on_this_release_are_up_to_date() {
+        let w = world(4, json!({"waves": {"canaryCount": 1}}));
+        let digest = manifest_of(&w, "r1").script_set_digest().unwrap();
+        for i in [0, 2] {
+            record(&w, i, "r1", &digest);
+        }
+        // Same release id, other scripts: not up to date (the id alone says nothing).
+        record(&w, 3, "r1", &"0".repeat(64));
+        let p = planned(&w, json!({})).await;
+        assert_eq!(p.tenant_count, 2);
+        assert_eq!(items(&w, &p.all_tenants.key), [tenant(1), tenant(3)]);
+        assert_eq!(items(&w, &p.waves[0].key), [tenant(1)]);
+        assert_eq!(p.release.scripts.as_deref(), Some(digest.as_str()));
+        let s = settled(&w, &p);
+        let names: Vec<(&str, Outcome)> =
+            s.iter().map(|r| (r.tenant.as_str(), r.outcome)).collect();
+        assert_eq!(
+            names,
+            [
+                (tenant(0).as_str(), Outcome::UpToDate),
+                (tenant(2).as_str(), Outcome::UpToDate)
+            ]
+        );
+        assert_eq!(s[0].from_generation.as_deref(), Some("20260101000000"));
+        assert_eq!(s[0].error, None);
+
+        // Everyone up to date: an empty plan, even without any headroom.
+        for i in [1, 3] {
+            record(&w, i, "r1", &digest);
+        }
+        w.db.headroom.lock().unwrap().instances = 0;
+        let p = planned(&w, json!({"fleet": "all-or-nothing"})).await;
+        assert_eq!((p.tenant_count, p.wave_count), (0, 0));
+        assert_eq!(settled(&w, &p).len(), 4);
+    }
+
+    /// A tenant whose recorded script set holds a versioned script this release lacks is newer:
+    /// skipped with `Tenantflow.Newer` in independent mode, and the all-or-nothing plan refuses
+    /// before writing anything. Release ids are never compared for order.
+    #[tokio::test]
+    async fn newer_tenants_are_refused_never_downgraded() {
+        let w = world(3, json!({}));
+        let r2 = publish_r2(&w);
+        record(&w, 1, "r2", &r2.script_set_digest().unwrap());
+        // A recorded release whose manifest is gone cannot be told newer: it is deployed.
+        record(&w, 2, "gone", &"1".repeat(64));
+        let p = planned(&w, json!({})).await;
+        assert_eq!(items(&w, &p.all_tenants.key), [tenant(0), tenant(2)]);
+        let s = settled(&w, &p);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].tenant, tenant(1));
+        assert_eq!(s[0].outcome, Outcome::Skipped);
+        assert_eq!(s[0].error.as_deref(), Some("Tenantflow.Newer"));
+        let cause = s[0].cause.clone().unwrap();
+        assert!(cause.contains("V2") && cause.contains("r2"), "{cause}");
+
+        let before = w.log().writes().len();
+        let e = plan_err(&w, json!({"fleet": "all-or-nothing"})).await;
+        assert_eq!(e.asl_name(), "Tenantflow.Newer");
+        assert!(e.to_string().contains(&tenant(1)), "{e}");
+        assert_eq!(w.log().writes().len(), before, "nothing written");
+    }
+
+    /// A run limited to a tenant list (by reference, `tenantList`) plans exactly those tenants.
+    #[tokio::test]
+    async fn a_tenant_list_limits_the_run() {
+        let w = world(5, json!({"tenants": {"exclude": ["c004-*"]}}));
+        let list = |names: Value| {
+            w.objects.seed(
+                BUCKET,
+                "runs/old/retry-tenants.json",
+                names.to_string().as_bytes(),
+            );
+        };
+        let with_list = |o: Value| {
+            let mut i = input(o);
+            i.input.tenant_list = Some("runs/old/retry-tenants.json".into());
+            i
+        };
+        list(json!([tenant(3), tenant(1)]));
+        let p = plan(
+            &*w.objects,
+            &*w.params,
+            &*w.db,
+            &w.settings,
+            with_list(json!({})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(items(&w, &p.all_tenants.key), [tenant(1), tenant(3)]);
+
+        for (names, expected) in [
+            (json!([tenant(4)]), "tenantList[0]"),
+            (json!([tenant(1), "zz-app-prod"]), "tenantList[1]"),
+            (json!({"not": "a list"}), "tenantList"),
+        ] {
+            list(names);
+            let e = plan(
+                &*w.objects,
+                &*w.params,
+                &*w.db,
+                &w.settings,
+                with_list(json!({})),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(field(&e), expected, "{e}");
+        }
+    }
+
+    /// The "no headroom" error names what binds and where to raise it: the deployment's own
+    /// place when it has one (the local state's settings file), else the AWS quotas.
+    #[tokio::test]
+    async fn no_headroom_says_what_binds_and_where() {
+        let mut w = world(3, json!({}));
+        w.db.headroom.lock().unwrap().instances = 0;
+        match plan_err(&w, json!({})).await {
+            StepError::QuotaExceeded(m) => {
+                assert!(m.contains("no DB instance free"), "{m}");
+                assert!(m.contains("Service Quotas"), "{m}");
+                assert!(!m.contains("no manual snapshot free"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        w.settings.quota_hint = Some("limits in /s/tenantflow-state.json".into());
+        match plan_err(&w, json!({})).await {
+            StepError::QuotaExceeded(m) => {
+                assert!(
+                    m.contains("raise it in limits in /s/tenantflow-state.json"),
+                    "{m}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -52,6 +52,9 @@ pub struct Settings {
     /// The stack's namespace. When set, only tenants named exactly so or starting with `<it>-`
     /// belong to this deployment (the SAM template scopes IAM the same way); others are ignored.
     pub namespace: Option<String>,
+    /// Where this deployment's quotas are set, for the plan's "no headroom" error (default: the
+    /// AWS places, [`list_tenants::QUOTA_PLACES`]).
+    pub quota_hint: Option<String>,
 }
 
 impl Settings {
@@ -76,6 +79,7 @@ impl Default for Settings {
             build_concurrency: 20,
             default_cluster: "tenantflow".to_string(),
             namespace: None,
+            quota_hint: None,
         }
     }
 }

@@ -13,7 +13,9 @@
 //!   committed tenants to revert (`revert`).
 //! - `discard`, `revert`, `teardown`: recorded (`done`).
 //! - `final`: every planned tenant's last result goes into `runs/<run>/report.json`, an EventBridge
-//!   `Run Completed` event is put, and the summary says whether the run SUCCEEDED.
+//!   `Run Completed` event is put, and the summary says whether the run SUCCEEDED. The tenants the
+//!   plan settled without a child (`settled.json`: up to date, newer) are reported too; an
+//!   up-to-date tenant counts as a success.
 
 mod results;
 
@@ -74,6 +76,9 @@ pub struct Counts {
     pub rolled_back: u64,
     pub skipped: u64,
     pub rollback_failed: u64,
+    /// Tenants already on the release (settled by the plan): a success, never a failure.
+    #[serde(default)]
+    pub up_to_date: u64,
     /// all-or-nothing stages.
     #[serde(default)]
     pub prepared: u64,
@@ -90,10 +95,16 @@ impl Counts {
                 Outcome::RolledBack => self.rolled_back += 1,
                 Outcome::Skipped => self.skipped += 1,
                 Outcome::RollbackFailed => self.rollback_failed += 1,
+                Outcome::UpToDate => self.up_to_date += 1,
             },
             ChildOutcome::Stage { stage, .. } if stage == "committed" => self.committed += 1,
             ChildOutcome::Stage { .. } => self.prepared += 1,
         }
+    }
+
+    /// Tenants that deployed or were already up to date.
+    pub fn succeeded(&self) -> u64 {
+        self.deployed + self.up_to_date
     }
 
     /// Tenants whose own deploy failed (not skipped ones).
@@ -167,7 +178,7 @@ pub struct RunReport {
     pub release: ReleaseRef,
     pub fleet: FleetMode,
     pub strategy: Strategy,
-    /// SUCCEEDED when every planned tenant deployed, else FAILED.
+    /// SUCCEEDED when every planned tenant deployed or was already up to date, else FAILED.
     pub status: String,
     pub counts: Counts,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -387,6 +398,11 @@ where
             },
         });
     }
+    // Tenants the plan settled without a child (up to date, newer).
+    if let Some(settled) = &plan.settled {
+        let results: Vec<TenantResult> = read_json(objects, &settled.bucket, &settled.key).await?;
+        tenants.extend(results);
+    }
     // Results for tenants outside the plan (should not happen) are still reported.
     tenants.extend(last.into_values().map(|c| match c {
         ChildOutcome::Final(r) => r,
@@ -402,7 +418,7 @@ where
     for t in &tenants {
         counts.add(&ChildOutcome::Final(t.clone()));
     }
-    let status = if counts.deployed == counts.total {
+    let status = if counts.succeeded() == counts.total {
         "SUCCEEDED"
     } else {
         "FAILED"
@@ -429,13 +445,13 @@ where
     let url = format!("s3://{}/{}", location.bucket, location.key);
     let cause = if status == "SUCCEEDED" {
         format!(
-            "{} of {} tenants deployed; report {url}",
-            counts.deployed, counts.total
+            "{} of {} tenants deployed, {} already up to date; report {url}",
+            counts.deployed, counts.total, counts.up_to_date
         )
     } else {
         format!(
             "{} of {} tenants did not deploy (rolled-back {}, skipped {}, rollback-failed {}); report {url}",
-            counts.total - counts.deployed,
+            counts.total - counts.succeeded(),
             counts.total,
             counts.rolled_back,
             counts.skipped,
@@ -940,5 +956,43 @@ mod tests {
         };
         let e = report(&*w.objects, &*w.events, input).await.unwrap_err();
         assert_eq!(e.asl_name(), "Tenantflow.InvalidInput");
+    }
+
+    /// Tenants the plan settled (up to date) are in the report as successes: a run whose other
+    /// tenants deployed SUCCEEDED, and they count toward no wave's failure rate.
+    #[tokio::test]
+    async fn up_to_date_tenants_are_reported_as_successes() {
+        let w = world(3, json!({"waves": {"maxFailurePercent": 0}}));
+        let digest = {
+            let body = w.objects.body(BUCKET, "releases/r1/manifest.json").unwrap();
+            crate::manifest::Manifest::parse(&body)
+                .unwrap()
+                .script_set_digest()
+                .unwrap()
+        };
+        for i in [1, 2] {
+            let path = format!("/tenantflow/{}/db", tenant(i));
+            let mut v: Value = serde_json::from_str(&w.params.value(&path).unwrap()).unwrap();
+            v["release"] = json!("r1");
+            v["scripts"] = json!(digest);
+            w.params.seed(&path, &v.to_string());
+        }
+        let plan = planned(&w, json!({})).await;
+        assert_eq!(plan.tenant_count, 1);
+        let run = map_run(&w, "main", &[result(&tenant(0), "deployed", None)], &[]);
+        let ledger = tally(&w, Phase::Wave, &plan, Ledger::default(), Some(0), run).await;
+        assert_eq!(ledger.phases[0].counts.total, 1);
+        let (summary, rep) = finish(&w, &plan, ledger).await;
+        assert_eq!(summary.status, "SUCCEEDED", "{}", summary.cause);
+        assert_eq!(
+            (rep.counts.total, rep.counts.deployed, rep.counts.up_to_date),
+            (3, 1, 2)
+        );
+        assert_eq!(rep.tenants.len(), 3);
+        assert!(
+            summary.cause.contains("2 already up to date"),
+            "{}",
+            summary.cause
+        );
     }
 }

@@ -371,6 +371,7 @@ async fn undo_in_place<
             endpoint: inst.endpoint.clone(),
             port: inst.port,
             release: read.value.release.clone(),
+            scripts: read.value.scripts.clone(),
             service: None,
             freeze: None,
         }

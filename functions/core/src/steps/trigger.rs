@@ -113,6 +113,7 @@ pub async fn trigger<W: Workflows + ?Sized>(
         key,
         version_id,
         overrides: Overrides::default(),
+        tenant_list: None,
     };
     // Field order is fixed by the struct, so a duplicate delivery sends byte-identical input.
     let input = serde_json::to_string(&input)

@@ -34,6 +34,7 @@ pub(super) async fn trigger(
             cause,
         })?;
     input.overrides = super::preflight::overrides(opts);
+    input.tenant_list = opts.tenant_list.clone();
     Ok(Triggered {
         name: started.name,
         input,

@@ -51,6 +51,7 @@ pub fn input(overrides: Value) -> PlanInput {
             key: "releases/r1/manifest.json".into(),
             version_id: None,
             overrides: serde_json::from_value(overrides).unwrap_or_default(),
+            tenant_list: None,
         },
         execution: ExecutionInfo {
             name: RUN.into(),

@@ -1,6 +1,6 @@
 //! Tenant selection: an explicit list, or include/exclude globs over the discovered tenants.
 
-use super::SkippedTenant;
+use super::{Discovery, SkippedTenant};
 use crate::error::StepError;
 use crate::manifest::TenantSelection;
 use crate::names::Namespace;
@@ -65,6 +65,51 @@ pub fn skipped_in_selection(
         .filter(|s| !exclude.is_match(s.tenant.as_str()))
         .cloned()
         .collect())
+}
+
+/// A run limited to a tenant list (`tenantList`): the listed tenants, sorted, each of which must
+/// be in the manifest's selection and have parameters; a listed tenant that cannot be deployed to
+/// is skipped with what it lacks (second list), as the globs do.
+pub fn select_listed(
+    found: &Discovery,
+    names: &[String],
+    selection: &TenantSelection,
+) -> Result<(Vec<Namespace>, Vec<SkippedTenant>), StepError> {
+    let include = glob_set(&selection.include, "manifest.tenants.include")?;
+    let exclude = glob_set(&selection.exclude, "manifest.tenants.exclude")?;
+    let selects = |t: &Namespace| match &selection.tenants {
+        Some(list) => list.iter().any(|n| n == t.as_str()),
+        None => {
+            (selection.include.is_empty() || include.is_match(t.as_str()))
+                && !exclude.is_match(t.as_str())
+        }
+    };
+    let (mut tenants, mut skipped) = (Vec::new(), Vec::new());
+    for (i, name) in names.iter().enumerate() {
+        let field = format!("tenantList[{i}]");
+        let ns = Namespace::parse(name).map_err(|e| StepError::invalid(&field, e.to_string()))?;
+        if !selects(&ns) {
+            return Err(StepError::invalid(
+                field,
+                format!("tenant {ns} is not in the release's tenant selection"),
+            ));
+        }
+        if let Some(s) = found.skipped.iter().find(|s| s.tenant == ns) {
+            skipped.push(s.clone());
+        } else if found.tenants.contains(&ns) {
+            tenants.push(ns);
+        } else {
+            return Err(StepError::invalid(
+                field,
+                format!("tenant {ns} has no active pointer /tenantflow/{ns}/db"),
+            ));
+        }
+    }
+    tenants.sort();
+    tenants.dedup();
+    skipped.sort();
+    skipped.dedup();
+    Ok((tenants, skipped))
 }
 
 fn glob_set(patterns: &[String], field: &str) -> Result<GlobSet, StepError> {
