@@ -19,6 +19,8 @@
 //!   command at a time per state directory (an OS lock held for the life of the process);
 //!   [`status`](mod@status) (tenants, and orphans by the rule the janitor applies);
 //! - [`ports`]: all adapters built together, and the core `Ports` bundle;
+//! - [`crash`]: a test hook that crashes the process before its n-th write to the state
+//!   (`TENANTFLOW_CRASH_AT`), for the crash campaign;
 //! - [`sqlite`]: opening metadata databases and copying databases with the backup API;
 //! - [`error`]: `LocalError`, the error type of the local API, and the typed failures of local
 //!   copies, heavy jobs, builds and health checks.
@@ -26,6 +28,7 @@
 pub mod bench;
 pub mod clock;
 pub mod codebuild;
+pub mod crash;
 pub mod deploy;
 pub mod ecs;
 pub mod error;
