@@ -1,19 +1,21 @@
 //! `tenantflow deploy RELEASE_DIR`: publish the release into the local S3, run the real state
 //! machine definitions on the local backend, and report per tenant.
 
-use crate::commands::exit::{EXIT_FAILED, EXIT_OK, EXIT_PARTIAL};
+use crate::commands::exit::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL};
 use crate::progress::RunProgress;
 use crate::table;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
+use statemachine::ExecutionStatus;
 use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tenantflow_core::cause::in_words;
 use tenantflow_core::manifest::{FleetMode, Strategy};
 use tenantflow_core::model::Outcome;
-use tenantflow_local::{DeployOptions, DeployReport, LocalState, TenantRow};
+use tenantflow_local::{DeployOptions, DeployReport, LocalState, Stop, TenantRow};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// `--fleet` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -148,6 +150,28 @@ pub fn deploy_blocking(
     opts: DeployOptions,
     quiet: bool,
 ) -> Result<DeployReport> {
+    run_deploy(local, release_dir, opts, quiet, false)
+}
+
+/// [`deploy_blocking`] that an interrupt stops gracefully: the first Ctrl-C or SIGTERM starts no
+/// further tenant and lets the steps in flight finish (the run ends `ABORTED`); a second one
+/// exits at once with code 130 ([`EXIT_INTERRUPTED`]).
+pub fn deploy_interruptible(
+    local: &LocalState,
+    release_dir: &Path,
+    opts: DeployOptions,
+    quiet: bool,
+) -> Result<DeployReport> {
+    run_deploy(local, release_dir, opts, quiet, true)
+}
+
+fn run_deploy(
+    local: &LocalState,
+    release_dir: &Path,
+    opts: DeployOptions,
+    quiet: bool,
+    interruptible: bool,
+) -> Result<DeployReport> {
     let progress = if quiet {
         None
     } else {
@@ -157,7 +181,27 @@ pub fn deploy_blocking(
         .clone()
         .map(|p| p as Arc<dyn statemachine::Observer>);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let result = runtime.block_on(tenantflow_local::deploy(local, release_dir, opts, observer));
+    let stop = Stop::new();
+    let watcher = if interruptible {
+        // The handlers are installed before the run starts, so no interrupt is missed.
+        let signals = {
+            let _in_runtime = runtime.enter();
+            interrupt_signals().context("cannot listen for Ctrl-C and SIGTERM")?
+        };
+        Some(runtime.spawn(watch_interrupts(signals, stop.clone(), progress.clone())))
+    } else {
+        None
+    };
+    let result = runtime.block_on(tenantflow_local::deploy_until_stopped(
+        local,
+        release_dir,
+        opts,
+        observer,
+        stop,
+    ));
+    if let Some(w) = watcher {
+        w.abort();
+    }
     if let Some(p) = &progress {
         p.finish();
     }
@@ -174,9 +218,57 @@ pub fn deploy_blocking(
     })
 }
 
+/// SIGINT and SIGTERM, as streams.
+fn interrupt_signals() -> std::io::Result<(Signal, Signal)> {
+    Ok((
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::terminate())?,
+    ))
+}
+
+/// The first interrupt asks the run to stop gracefully; the second exits at once (130), leaving
+/// the tenants in flight to `tenantflow recover`.
+async fn watch_interrupts(
+    (mut int, mut term): (Signal, Signal),
+    stop: Stop,
+    progress: Option<Arc<RunProgress>>,
+) {
+    let say = |text: &str| match &progress {
+        Some(p) => p.println(text),
+        None => eprintln!("{text}"),
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    say("interrupted: no further tenant starts; the steps in flight finish, then the run stops (interrupt again to exit at once)");
+    stop.request();
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    say("interrupted again: exiting now; run `tenantflow recover` (or this deploy again) to settle the tenants in flight");
+    std::process::exit(i32::from(EXIT_INTERRUPTED));
+}
+
+/// The tenants a run stopped by an interrupt left unfinished (locked, write-frozen, a candidate
+/// or a flip not yet rolled out), rolled back by recovery right after the stop.
+///
+/// **Call site for recovery:** once `tenantflow recover` is merged, this calls its logic for
+/// `report.run` (the recovery of issue 11, item 2) and returns true when every tenant of the run
+/// is settled. Until then it changes nothing and returns false, and the CLI says to run
+/// `tenantflow recover` or the deploy again.
+pub fn settle_interrupted_run(_local: &LocalState, report: &DeployReport) -> Result<bool> {
+    debug_assert_eq!(report.status, ExecutionStatus::Aborted.as_str());
+    Ok(false)
+}
+
 /// The exit code a report maps to: 0 every tenant deployed, 3 the run finished but some tenants
-/// did not deploy, 1 the run itself failed.
+/// did not deploy, 1 the run itself failed, 130 it was interrupted.
 pub fn exit_code(report: &DeployReport) -> u8 {
+    if report.status == ExecutionStatus::Aborted.as_str() {
+        return EXIT_INTERRUPTED;
+    }
     let deployed = report
         .tenants
         .iter()
@@ -324,11 +416,27 @@ pub fn render_report(r: &DeployReport) -> String {
 pub fn run(state: &Path, args: &DeployArgs) -> Result<u8> {
     let local = open_state(state)?;
     let _lock = crate::commands::lock::lock_state(state, args.wait)?;
-    let report = deploy_blocking(&local, &args.release_dir, options(args), args.json)?;
+    let report = deploy_interruptible(&local, &args.release_dir, options(args), args.json)?;
+    let interrupted = report.status == ExecutionStatus::Aborted.as_str();
+    let settled = interrupted && settle_interrupted_run(&local, &report)?;
     if args.json {
         crate::outln!("{}", report_json(&report));
     } else {
         crate::out!("{}", render_report(&report));
+    }
+    if interrupted {
+        if settled {
+            eprintln!(
+                "deploy interrupted: run {} stopped; its unfinished tenants were rolled back",
+                report.run
+            );
+        } else {
+            eprintln!(
+                "deploy interrupted: run {} stopped after its steps in flight; tenants it had started may still be locked or write-frozen. Run `tenantflow recover --state {}` (or this deploy again) to settle them",
+                report.run,
+                state.display()
+            );
+        }
     }
     Ok(exit_code(&report))
 }

@@ -23,6 +23,7 @@ mod start;
 mod trigger;
 
 pub use report::{DeployReport, TenantRow};
+pub use statemachine::Stop;
 
 use crate::error::LocalError;
 use crate::layout::write_atomic;
@@ -54,6 +55,19 @@ pub async fn deploy(
     opts: DeployOptions,
     observer: Option<Arc<dyn Observer>>,
 ) -> Result<DeployReport, LocalError> {
+    deploy_until_stopped(state, release_dir, opts, observer, Stop::new()).await
+}
+
+/// [`deploy`], stopped gracefully when `stop` is requested (Ctrl-C): no tenant starts after
+/// that, steps in flight finish, and the run ends `ABORTED` (its report has no tenant rows). The
+/// tenants it had started are left as their last finished step left them, for recovery to settle.
+pub async fn deploy_until_stopped(
+    state: &LocalState,
+    release_dir: &Path,
+    opts: DeployOptions,
+    observer: Option<Arc<dyn Observer>>,
+    stop: Stop,
+) -> Result<DeployReport, LocalError> {
     let wall = std::time::Instant::now();
     preflight::check_options(&opts)?;
     let release = release::prepare(release_dir, opts.source_snapshot.as_deref())?;
@@ -78,6 +92,7 @@ pub async fn deploy(
             start,
             seed: opts.seed,
             observer,
+            stop,
         },
     )
     .await;

@@ -49,7 +49,7 @@ pub mod state_lock;
 pub mod status;
 pub mod workflows;
 
-pub use deploy::{deploy, DeployOptions, DeployReport, TenantRow};
+pub use deploy::{deploy, deploy_until_stopped, DeployOptions, DeployReport, Stop, TenantRow};
 pub use error::LocalError;
 pub use layout::{Layout, StateConfig};
 pub use ports::LocalPorts;
