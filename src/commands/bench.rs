@@ -112,6 +112,7 @@ pub fn run(_state: &Path, args: &BenchArgs) -> Result<u8> {
             max_concurrency: Some(workers as u32),
             seed: 0,
             source_snapshot: None,
+            freeze_drain_seconds: None,
         };
         let t = Instant::now();
         let report = deploy_blocking(&local, &release, opts, true)?;

@@ -110,6 +110,7 @@ fn quiet_options(fleet: Option<FleetMode>) -> DeployOptions {
         max_concurrency: None,
         seed: 0,
         source_snapshot: None,
+        freeze_drain_seconds: None,
     }
 }
 

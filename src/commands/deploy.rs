@@ -70,6 +70,10 @@ pub struct DeployArgs {
     /// At most this many tenants at once (1 or more).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_concurrency)]
     pub max_concurrency: Option<u32>,
+    /// Seconds between freezing a tenant's writes and taking its snapshot (0 to 3600), instead of
+    /// the manifest's `freezeDrainSeconds`: at least how long the app caches the pointer.
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = parse_drain)]
+    pub freeze_drain_seconds: Option<u64>,
     /// For strategy promote: the snapshot to restore.
     #[arg(long, value_name = "SNAPSHOT_ID", value_parser = parse_snapshot)]
     pub source_snapshot: Option<String>,
@@ -119,6 +123,18 @@ fn parse_concurrency(s: &str) -> Result<u32, String> {
     parse_count(s, 1, "give at least 1 tenant at once")
 }
 
+fn parse_drain(s: &str) -> Result<u64, String> {
+    let max = tenantflow_core::manifest::MAX_FREEZE_DRAIN_SECONDS;
+    let n: i64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number of seconds (0 to {max})"))?;
+    if n < 0 || n as u64 > max {
+        return Err(format!("{n} is out of range; give 0 to {max} seconds"));
+    }
+    Ok(n as u64)
+}
+
 fn parse_snapshot(s: &str) -> Result<String, String> {
     tenantflow_core::names::SnapshotId::parse(s)
         .map(|_| s.to_string())
@@ -140,6 +156,7 @@ pub fn options(args: &DeployArgs) -> DeployOptions {
         max_concurrency: args.max_concurrency,
         seed: args.seed,
         source_snapshot: args.source_snapshot.clone(),
+        freeze_drain_seconds: args.freeze_drain_seconds,
     }
 }
 

@@ -46,6 +46,8 @@ pub struct DeployOptions {
     pub seed: u64,
     /// For strategy `promote`: the snapshot to restore (written into the published manifest).
     pub source_snapshot: Option<String>,
+    /// Seconds between the write freeze and the snapshot, instead of the manifest's.
+    pub freeze_drain_seconds: Option<u64>,
 }
 
 /// Publishes `release_dir`, triggers the run from its S3 event and runs the definitions.
