@@ -177,3 +177,87 @@ pub async fn take_snapshot<D: Databases + ?Sized>(
     progress.snapshot = Some(record);
     Ok(progress)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{dispatch, StepName};
+    use crate::manifest::Strategy;
+    use crate::model::{Progress, TenantState};
+    use crate::testing::{release_ref, run_context, tenant_state, FakeWorld};
+    use serde_json::{json, Value};
+
+    const NS: &str = "xy-0146-prod";
+    const NEW: &str = "xy-0146-prod-20261121120000";
+
+    fn setup() -> (FakeWorld, TenantState) {
+        let w = FakeWorld::new();
+        w.seed_tenant(NS, "20261020083000", "2026-10-20.base");
+        let state = tenant_state(
+            NS,
+            run_context("r1", "20261121120000"),
+            release_ref("2026-11-21.points", Strategy::BlueGreen),
+        );
+        (w, state)
+    }
+
+    async fn part(w: &FakeWorld, part: &str, state: &TenantState) -> Result<Progress, String> {
+        let out: Value = dispatch(
+            StepName::Snapshot,
+            &w.ports_for(StepName::Snapshot),
+            json!({"part": part, "state": state}),
+        )
+        .await
+        .map_err(|e| e.asl_name().to_string())?;
+        Ok(serde_json::from_value(out).expect("progress"))
+    }
+
+    /// The freeze part locks and freezes without a snapshot; the snapshot part, later, takes it;
+    /// together they record what one call of both records.
+    #[tokio::test]
+    async fn the_two_parts_do_what_one_call_does() {
+        let (w, s) = setup();
+        let frozen = part(&w, "freeze", &s).await.unwrap();
+        assert!(frozen.snapshot.is_none());
+        assert!(frozen.maintenance);
+        assert_eq!(frozen.lock.as_deref(), Some(s.run.execution_arn.as_str()));
+        assert!(w.pointer(NS).unwrap().value.freeze.is_some());
+        assert!(
+            w.db.snapshot_ids().is_empty(),
+            "no snapshot before the drain"
+        );
+        let after_freeze = TenantState {
+            progress: frozen.clone(),
+            ..s.clone()
+        };
+        let taken = part(&w, "snapshot", &after_freeze).await.unwrap();
+        assert_eq!(taken.snapshot.as_ref().unwrap().id.as_str(), NEW);
+        assert_eq!(w.db.snapshot_ids(), [NEW]);
+        // A retried part is the same part: the snapshot is reused, the freeze kept.
+        assert_eq!(part(&w, "snapshot", &after_freeze).await.unwrap(), taken);
+        assert_eq!(part(&w, "freeze", &s).await.unwrap(), frozen);
+
+        let (w2, s2) = setup();
+        let both = dispatch(
+            StepName::Snapshot,
+            &w2.ports_for(StepName::Snapshot),
+            json!(s2),
+        )
+        .await
+        .unwrap();
+        assert_eq!(serde_json::from_value::<Progress>(both).unwrap(), taken);
+    }
+
+    #[tokio::test]
+    async fn the_snapshot_part_needs_the_freeze_part_first() {
+        let (w, s) = setup();
+        assert_eq!(
+            part(&w, "snapshot", &s).await.unwrap_err(),
+            "Tenantflow.InvalidInput"
+        );
+        assert_eq!(
+            part(&w, "thaw", &s).await.unwrap_err(),
+            "Tenantflow.InvalidInput"
+        );
+        assert!(w.db.snapshot_ids().is_empty());
+    }
+}
