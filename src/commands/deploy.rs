@@ -475,6 +475,39 @@ mod tests {
         }
     }
 
+    /// An interrupted run exits 130 whatever its tenants did; the other codes are unchanged.
+    #[test]
+    fn an_interrupted_run_exits_130() {
+        let report = |status: &str, tenants: Vec<TenantRow>| DeployReport {
+            run: "r".into(),
+            release: "0002".into(),
+            status: status.into(),
+            tenants,
+            state_transitions: 0,
+            max_history_events: 0,
+            wall_seconds: 0.0,
+            error: None,
+            cause: None,
+            started_at: String::new(),
+            stopped_at: String::new(),
+        };
+        let deployed = TenantRow {
+            outcome: Outcome::Deployed,
+            ..row("e", "c")
+        };
+        assert_eq!(exit_code(&report("ABORTED", vec![])), EXIT_INTERRUPTED);
+        assert_eq!(
+            exit_code(&report("ABORTED", vec![deployed.clone()])),
+            EXIT_INTERRUPTED
+        );
+        assert_eq!(exit_code(&report("SUCCEEDED", vec![deployed])), EXIT_OK);
+        assert_eq!(exit_code(&report("FAILED", vec![])), EXIT_FAILED);
+        assert_eq!(
+            exit_code(&report("FAILED", vec![row("e", "c")])),
+            EXIT_PARTIAL
+        );
+    }
+
     /// The error column says what went wrong in words, whatever form the cause has on AWS.
     #[test]
     fn the_error_column_reads_every_cause_in_words() {
