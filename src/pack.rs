@@ -141,6 +141,7 @@ pub fn build_manifest(dir: &Path, opts: &PackOptions) -> Result<Manifest> {
         tenants: Default::default(),
         write_freeze: true,
         bake_seconds: 0,
+        freeze_drain_seconds: 0,
         snapshot_retention: 3,
         source_snapshot: None,
         health_check: None,

@@ -45,6 +45,13 @@ impl RunProgress {
         })
     }
 
+    /// Prints a line above the bars.
+    pub fn println(&self, text: &str) {
+        if self.multi.println(text).is_err() {
+            eprintln!("{text}");
+        }
+    }
+
     /// Removes the bars before the final report is printed.
     pub fn finish(&self) {
         let _ = self.multi.clear();

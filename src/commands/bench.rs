@@ -117,6 +117,7 @@ pub fn run(_state: &Path, args: &BenchArgs) -> Result<u8> {
             seed: 0,
             source_snapshot: None,
             tenant_list: None,
+            freeze_drain_seconds: None,
         };
         let t = Instant::now();
         let report = deploy_blocking(&local, &release, opts.clone(), true)?;

@@ -111,6 +111,7 @@ fn quiet_options(fleet: Option<FleetMode>) -> DeployOptions {
         seed: 0,
         source_snapshot: None,
         tenant_list: None,
+        freeze_drain_seconds: None,
     }
 }
 

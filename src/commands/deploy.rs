@@ -1,19 +1,21 @@
 //! `tenantflow deploy RELEASE_DIR`: publish the release into the local S3, run the real state
 //! machine definitions on the local backend, and report per tenant.
 
-use crate::commands::exit::{EXIT_FAILED, EXIT_OK, EXIT_PARTIAL};
+use crate::commands::exit::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL};
 use crate::progress::RunProgress;
 use crate::table;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
+use statemachine::ExecutionStatus;
 use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tenantflow_core::cause::in_words;
 use tenantflow_core::manifest::{FleetMode, Strategy};
 use tenantflow_core::model::Outcome;
-use tenantflow_local::{DeployOptions, DeployReport, LocalState, TenantRow};
+use tenantflow_local::{DeployOptions, DeployReport, LocalState, Stop, TenantRow};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// `--fleet` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -68,6 +70,10 @@ pub struct DeployArgs {
     /// At most this many tenants at once (1 or more).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_concurrency)]
     pub max_concurrency: Option<u32>,
+    /// Seconds between freezing a tenant's writes and taking its snapshot (0 to 3600), instead of
+    /// the manifest's `freezeDrainSeconds`: at least how long the app caches the pointer.
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = parse_drain)]
+    pub freeze_drain_seconds: Option<u64>,
     /// For strategy promote: the snapshot to restore.
     #[arg(long, value_name = "SNAPSHOT_ID", value_parser = parse_snapshot)]
     pub source_snapshot: Option<String>,
@@ -117,6 +123,18 @@ fn parse_concurrency(s: &str) -> Result<u32, String> {
     parse_count(s, 1, "give at least 1 tenant at once")
 }
 
+fn parse_drain(s: &str) -> Result<u64, String> {
+    let max = tenantflow_core::manifest::MAX_FREEZE_DRAIN_SECONDS;
+    let n: i64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number of seconds (0 to {max})"))?;
+    if n < 0 || n as u64 > max {
+        return Err(format!("{n} is out of range; give 0 to {max} seconds"));
+    }
+    Ok(n as u64)
+}
+
 fn parse_snapshot(s: &str) -> Result<String, String> {
     tenantflow_core::names::SnapshotId::parse(s)
         .map(|_| s.to_string())
@@ -139,6 +157,7 @@ pub fn options(args: &DeployArgs) -> DeployOptions {
         seed: args.seed,
         source_snapshot: args.source_snapshot.clone(),
         tenant_list: None,
+        freeze_drain_seconds: args.freeze_drain_seconds,
     }
 }
 
@@ -149,6 +168,28 @@ pub fn deploy_blocking(
     opts: DeployOptions,
     quiet: bool,
 ) -> Result<DeployReport> {
+    run_deploy(local, release_dir, opts, quiet, false)
+}
+
+/// [`deploy_blocking`] that an interrupt stops gracefully: the first Ctrl-C or SIGTERM starts no
+/// further tenant and lets the steps in flight finish (the run ends `ABORTED`); a second one
+/// exits at once with code 130 ([`EXIT_INTERRUPTED`]).
+pub fn deploy_interruptible(
+    local: &LocalState,
+    release_dir: &Path,
+    opts: DeployOptions,
+    quiet: bool,
+) -> Result<DeployReport> {
+    run_deploy(local, release_dir, opts, quiet, true)
+}
+
+fn run_deploy(
+    local: &LocalState,
+    release_dir: &Path,
+    opts: DeployOptions,
+    quiet: bool,
+    interruptible: bool,
+) -> Result<DeployReport> {
     let progress = if quiet {
         None
     } else {
@@ -158,7 +199,27 @@ pub fn deploy_blocking(
         .clone()
         .map(|p| p as Arc<dyn statemachine::Observer>);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let result = runtime.block_on(tenantflow_local::deploy(local, release_dir, opts, observer));
+    let stop = Stop::new();
+    let watcher = if interruptible {
+        // The handlers are installed before the run starts, so no interrupt is missed.
+        let signals = {
+            let _in_runtime = runtime.enter();
+            interrupt_signals().context("cannot listen for Ctrl-C and SIGTERM")?
+        };
+        Some(runtime.spawn(watch_interrupts(signals, stop.clone(), progress.clone())))
+    } else {
+        None
+    };
+    let result = runtime.block_on(tenantflow_local::deploy_until_stopped(
+        local,
+        release_dir,
+        opts,
+        observer,
+        stop,
+    ));
+    if let Some(w) = watcher {
+        w.abort();
+    }
     if let Some(p) = &progress {
         p.finish();
     }
@@ -175,9 +236,57 @@ pub fn deploy_blocking(
     })
 }
 
-/// The exit code a report maps to: 0 every tenant deployed (or was already up to date), 3 the run
-/// finished but some tenants did not deploy, 1 the run itself failed.
+/// SIGINT and SIGTERM, as streams.
+fn interrupt_signals() -> std::io::Result<(Signal, Signal)> {
+    Ok((
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::terminate())?,
+    ))
+}
+
+/// The first interrupt asks the run to stop gracefully; the second exits at once (130), leaving
+/// the tenants in flight to `tenantflow recover`.
+async fn watch_interrupts(
+    (mut int, mut term): (Signal, Signal),
+    stop: Stop,
+    progress: Option<Arc<RunProgress>>,
+) {
+    let say = |text: &str| match &progress {
+        Some(p) => p.println(text),
+        None => eprintln!("{text}"),
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    say("interrupted: no further tenant starts; the steps in flight finish, then the run stops (interrupt again to exit at once)");
+    stop.request();
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    say("interrupted again: exiting now; run `tenantflow recover` (or this deploy again) to settle the tenants in flight");
+    std::process::exit(i32::from(EXIT_INTERRUPTED));
+}
+
+/// Settles the tenants a run stopped by an interrupt left unfinished (locked, write-frozen, a
+/// candidate or a flip not yet rolled out) with the recovery `tenantflow recover` runs; true when
+/// every tenant of the run is settled. The run is ABORTED already, so recovery treats it as dead.
+pub fn settle_interrupted_run(local: &LocalState, report: &DeployReport) -> Result<bool> {
+    debug_assert_eq!(report.status, ExecutionStatus::Aborted.as_str());
+    let recovered = crate::commands::recover::recover_blocking(local, false)?;
+    if !recovered.is_empty() {
+        eprint!("{}", crate::commands::recover::render(&recovered));
+    }
+    Ok(crate::commands::recover::exit_code(&recovered) == EXIT_OK)
+}
+
+/// The exit code a report maps to: 0 every tenant deployed (or was already up to date), 3 the run finished but some tenants
+/// did not deploy, 1 the run itself failed, 130 it was interrupted.
 pub fn exit_code(report: &DeployReport) -> u8 {
+    if report.status == ExecutionStatus::Aborted.as_str() {
+        return EXIT_INTERRUPTED;
+    }
     let deployed = report
         .tenants
         .iter()
@@ -323,11 +432,27 @@ pub fn run(state: &Path, args: &DeployArgs) -> Result<u8> {
     let _lock = crate::commands::lock::lock_state(state, args.wait)?;
     // Holding the lock, every run recorded RUNNING is dead: settle what it left first.
     crate::commands::recover::settle_before_deploy(&local)?;
-    let report = deploy_blocking(&local, &args.release_dir, options(args), args.json)?;
+    let report = deploy_interruptible(&local, &args.release_dir, options(args), args.json)?;
+    let interrupted = report.status == ExecutionStatus::Aborted.as_str();
+    let settled = interrupted && settle_interrupted_run(&local, &report)?;
     if args.json {
         crate::outln!("{}", report_json(&report));
     } else {
         crate::out!("{}", render_report(&report));
+    }
+    if interrupted {
+        if settled {
+            eprintln!(
+                "deploy interrupted: run {} stopped; its unfinished tenants were rolled back",
+                report.run
+            );
+        } else {
+            eprintln!(
+                "deploy interrupted: run {} stopped after its steps in flight; tenants it had started may still be locked or write-frozen. Run `tenantflow recover --state {}` (or this deploy again) to settle them",
+                report.run,
+                state.display()
+            );
+        }
     }
     Ok(exit_code(&report))
 }
@@ -347,6 +472,39 @@ mod tests {
             cause: Some(cause.into()),
             duration_seconds: None,
         }
+    }
+
+    /// An interrupted run exits 130 whatever its tenants did; the other codes are unchanged.
+    #[test]
+    fn an_interrupted_run_exits_130() {
+        let report = |status: &str, tenants: Vec<TenantRow>| DeployReport {
+            run: "r".into(),
+            release: "0002".into(),
+            status: status.into(),
+            tenants,
+            state_transitions: 0,
+            max_history_events: 0,
+            wall_seconds: 0.0,
+            error: None,
+            cause: None,
+            started_at: String::new(),
+            stopped_at: String::new(),
+        };
+        let deployed = TenantRow {
+            outcome: Outcome::Deployed,
+            ..row("e", "c")
+        };
+        assert_eq!(exit_code(&report("ABORTED", vec![])), EXIT_INTERRUPTED);
+        assert_eq!(
+            exit_code(&report("ABORTED", vec![deployed.clone()])),
+            EXIT_INTERRUPTED
+        );
+        assert_eq!(exit_code(&report("SUCCEEDED", vec![deployed])), EXIT_OK);
+        assert_eq!(exit_code(&report("FAILED", vec![])), EXIT_FAILED);
+        assert_eq!(
+            exit_code(&report("FAILED", vec![row("e", "c")])),
+            EXIT_PARTIAL
+        );
     }
 
     /// The error column says what went wrong in words, whatever form the cause has on AWS.

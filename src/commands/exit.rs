@@ -19,6 +19,11 @@ pub const EXIT_BUSY: u8 = 4;
 /// an orphan); the output says what to run. `recover --dry-run`: there is something to recover.
 pub const EXIT_ATTENTION: u8 = 5;
 
+/// `deploy`: interrupted (Ctrl-C or SIGTERM). After the first interrupt the run stopped once its
+/// steps in flight finished (status ABORTED); a second one exits at once. Either way `tenantflow
+/// recover` (or the same deploy again) settles the tenants the run had started.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
 /// The exit codes, as `--help` prints them.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -32,4 +37,6 @@ Exit codes:
      (nothing changed; --wait waits for it)
   5  status: something needs a person (a locked or write-frozen tenant, a tenant with a problem,
      an orphan); the output says what to run (recover --dry-run: something to recover)
+  130 deploy: interrupted (Ctrl-C, SIGTERM); run `tenantflow recover` or the deploy again to settle
+     the tenants it had started
 With --json, a failure prints {\"error\": \"<message>\", \"exitCode\": <code>} on stderr.";

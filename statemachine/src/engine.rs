@@ -14,6 +14,7 @@ use crate::definition::Definition;
 use crate::exec;
 use crate::history::Observer;
 use crate::runner::TaskRunner;
+use crate::stop::Stop;
 
 #[derive(Clone)]
 pub struct EngineConfig {
@@ -30,6 +31,8 @@ pub struct EngineConfig {
     pub observer: Option<Arc<dyn Observer>>,
     pub region: String,
     pub account: String,
+    /// Asks every execution to stop gracefully (see [`Stop`]).
+    pub stop: Stop,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +46,7 @@ impl Default for EngineConfig {
             observer: None,
             region: "local".into(),
             account: "000000000000".into(),
+            stop: Stop::new(),
         }
     }
 }
@@ -58,6 +62,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("observer", &self.observer.is_some())
             .field("region", &self.region)
             .field("account", &self.account)
+            .field("stop", &self.stop)
             .finish()
     }
 }

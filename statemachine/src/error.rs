@@ -82,6 +82,13 @@ impl StatesError {
     pub fn runtime(cause: impl Into<String>) -> Self {
         Self::new(names::RUNTIME, cause)
     }
+    pub fn stopped() -> Self {
+        Self::new(
+            names::STOPPED,
+            "The execution was stopped: a stop was requested, so no further state was entered",
+        )
+    }
+
     pub fn intrinsic(cause: impl Into<String>) -> Self {
         Self::new(names::INTRINSIC_FAILURE, cause)
     }
@@ -102,4 +109,7 @@ pub mod names {
     pub const INTRINSIC_FAILURE: &str = "States.IntrinsicFailure";
     pub const NO_CHOICE_MATCHED: &str = "States.NoChoiceMatched";
     pub const RESULT_PATH_MATCH_FAILURE: &str = "States.ResultPathMatchFailure";
+    /// Local engine only: the execution ended because a [`crate::Stop`] was requested. Never
+    /// retried or caught; the execution's status is `ABORTED`.
+    pub const STOPPED: &str = "States.Stopped";
 }

@@ -22,12 +22,18 @@
 //! deterministic: random numbers (jitter, `States.UUID`, `States.MathRandom`, task tokens) come
 //! from a per-execution ChaCha generator seeded from the engine seed and the execution name.
 //!
+//! # Stopping
+//! [`EngineConfig::stop`] holds a [`Stop`] handle; requesting it (from any thread, e.g. a signal
+//! handler) stops every execution gracefully: no new state is entered, no new distributed child
+//! starts, Task attempts in flight finish, and each execution ends `ABORTED` (error
+//! `States.Stopped`, never caught). See [`Stop`].
+//!
 //! # Layout
 //! - [`definition`](Definition): parsing and validation into `model`; `choice`, `template`,
 //!   `intrinsics` and `jsonpath` compile the expression parts once.
 //! - `engine`: [`Engine`], its runtime thread and [`ExecutionResult`]; `exec`: the state
 //!   executor (one module per complex state); `history`: AWS-style events and JSON-lines files;
-//!   `callbacks`, `clock`, `objects` (the local S3 for ItemReader/ResultWriter); `runner`: the
+//!   `callbacks`, `clock`, `stop`, `objects` (the local S3 for ItemReader/ResultWriter); `runner`: the
 //!   [`TaskRunner`] trait through which the embedding program performs Task states;
 //!   `substitute`: SAM-style `${KEY}` substitution.
 //!
@@ -53,6 +59,7 @@ mod jsonpath;
 mod model;
 mod objects;
 mod runner;
+mod stop;
 mod substitute;
 mod template;
 
@@ -64,6 +71,7 @@ pub use error::names;
 pub use error::{CallbackError, DefinitionError, SubstitutionError, ValidationError};
 pub use history::{HistoryEvent, Observer};
 pub use runner::{TaskFailure, TaskRequest, TaskRunner};
+pub use stop::Stop;
 pub use substitute::substitute;
 
 #[cfg(test)]

@@ -701,3 +701,96 @@ async fn data_limit_is_enforced_and_states_all_does_not_catch_it() {
         "{r:?}"
     );
 }
+
+/// A stop requested while the second child's task runs: that task finishes, its next state is
+/// never entered, no later child starts, no Catch or Retry handles the stop, and every execution
+/// ends ABORTED with `States.Stopped`.
+#[tokio::test]
+async fn a_stop_lets_tasks_in_flight_finish_and_starts_nothing_new() {
+    let d = def(json!({"StartAt": "M", "States": {
+        "M": {
+            "Type": "Map", "ItemsPath": "$.xs", "MaxConcurrency": 1, "Next": "After",
+            "ToleratedFailurePercentage": 100,
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "After"}],
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "Work",
+                "States": {
+                    "Work": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                             "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 3}],
+                             "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Undo"}],
+                             "Next": "Then"},
+                    "Then": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": true},
+                    "Undo": {"Type": "Pass", "End": true}
+                }}
+        },
+        "After": {"Type": "Pass", "End": true}
+    }}));
+    let stop = Stop::new();
+    let in_task = stop.clone();
+    let runner = FnRunner::new(move |req| {
+        if req.context["Map"]["Item"]["Index"] == json!(1) || req.input == json!({"x": 1}) {
+            in_task.request();
+        }
+        Ok(json!({"done": true}))
+    });
+    let recorder = Arc::new(Recorder::default());
+    let engine = Engine::new(
+        EngineConfig {
+            stop: stop.clone(),
+            observer: Some(recorder.clone()),
+            ..config()
+        },
+        runner.clone(),
+    );
+    let r = engine
+        .run(&d, "s", json!({"xs": [{"x": 0}, {"x": 1}, {"x": 2}]}))
+        .await;
+    assert_eq!(r.status, ExecutionStatus::Aborted, "{r:?}");
+    assert_eq!(r.error.as_deref(), Some(names::STOPPED));
+    // Child 0: Work + Then; child 1: Work only (the stop came during it); child 2 never started.
+    let calls = runner.calls();
+    assert_eq!(calls.len(), 3, "{calls:#?}");
+    assert_eq!(r.child_executions, 2);
+    let parent = recorder.types("s");
+    assert!(parent.contains(&"MapRunAborted".to_string()), "{parent:?}");
+    assert_eq!(parent.last().map(String::as_str), Some("ExecutionAborted"));
+    assert!(
+        !parent.iter().any(|t| t == "PassStateEntered"),
+        "{parent:?}"
+    );
+}
+
+/// Requests `stop` 100 virtual seconds after its first task, from a timer on the engine's runtime.
+struct StopLater(Stop);
+
+#[async_trait::async_trait]
+impl TaskRunner for StopLater {
+    async fn run_task(&self, _req: TaskRequest) -> Result<Value, TaskFailure> {
+        let stop = self.0.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(100)).await;
+            stop.request();
+        });
+        Ok(Value::Null)
+    }
+}
+
+/// A stop during a long Wait ends it at once, on the virtual clock.
+#[tokio::test]
+async fn a_stop_ends_a_wait_at_once() {
+    let d = def(json!({"StartAt": "T", "States": {
+        "T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Next": "W"},
+        "W": {"Type": "Wait", "Seconds": 86400, "Next": "P"},
+        "P": {"Type": "Pass", "End": true}
+    }}));
+    let stop = Stop::new();
+    let engine = Engine::new(
+        EngineConfig {
+            stop: stop.clone(),
+            ..config()
+        },
+        Arc::new(StopLater(stop)),
+    );
+    let r = engine.run(&d, "w", json!({})).await;
+    assert_eq!(r.status, ExecutionStatus::Aborted, "{r:?}");
+    assert_eq!(r.duration_seconds, 100.0, "{r:?}");
+}

@@ -20,7 +20,9 @@
 //! - `strategy: promote` needs `sourceSnapshot`, which must be a valid snapshot id wherever given;
 //! - `writeFreeze: false` is refused for `blue-green` (docs/design.md §2.3: only for promoted
 //!   data; an `in-place` migration edits the live database, so there is nothing to lose);
-//! - `bakeSeconds` at most one year (the Step Functions Wait limit).
+//! - `bakeSeconds` at most one year (the Step Functions Wait limit);
+//! - `freezeDrainSeconds` at most one hour ([`MAX_FREEZE_DRAIN_SECONDS`]): the tenant's writes
+//!   stay frozen for the whole drain.
 //!
 //! Next to the manifest, a release holds [`SHA256SUMS`]: the same checksums in `sha256sum -c`
 //! format ([`Manifest::sha256sums`]), written by `tenantflow release pack`. The migration build
@@ -133,6 +135,12 @@ pub struct Manifest {
     /// Seconds to wait after a healthy rollout before deleting the old generation.
     #[serde(default)]
     pub bake_seconds: u64,
+    /// Seconds waited between setting the write freeze and taking the snapshot, so that writes
+    /// the app had in flight when the freeze went up land before the snapshot (docs/design.md
+    /// §2.3). It must be at least as long as the app caches the pointer (how late it can notice
+    /// the freeze) plus its longest write. 0 (the default) snapshots at once.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub freeze_drain_seconds: u64,
     /// Snapshots of a tenant kept after teardown.
     #[serde(default = "default_retention")]
     pub snapshot_retention: u32,
@@ -145,6 +153,9 @@ pub struct Manifest {
 
 fn default_true() -> bool {
     true
+}
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 fn default_retention() -> u32 {
     3
@@ -162,6 +173,20 @@ pub const SHA256SUMS: &str = "SHA256SUMS";
 pub const MAX_RELEASE_ID: usize = 64;
 /// Longest bake time: a Step Functions Wait state waits at most one year.
 pub const MAX_BAKE_SECONDS: u64 = 365 * 24 * 3600;
+/// Longest write-freeze drain: the tenant's writes are frozen meanwhile, so an hour is already an
+/// outage rather than a drain.
+pub const MAX_FREEZE_DRAIN_SECONDS: u64 = 3600;
+
+/// Checks a freeze drain (`field` names it in the error).
+pub fn validate_freeze_drain(field: &str, seconds: u64) -> Result<(), StepError> {
+    if seconds > MAX_FREEZE_DRAIN_SECONDS {
+        return Err(StepError::invalid(
+            field,
+            format!("{seconds} is more than {MAX_FREEZE_DRAIN_SECONDS} seconds (one hour)"),
+        ));
+    }
+    Ok(())
+}
 
 /// Checks a release id: a safe folder name (see the module doc).
 pub fn validate_release_id(field: &str, id: &str) -> Result<(), StepError> {
@@ -291,6 +316,7 @@ impl Manifest {
                 format!("{} is more than one year", self.bake_seconds),
             ));
         }
+        validate_freeze_drain("freezeDrainSeconds", self.freeze_drain_seconds)?;
         Ok(())
     }
 
@@ -637,6 +663,11 @@ mod tests {
         let mut v = base();
         v["bakeSeconds"] = json!(MAX_BAKE_SECONDS + 1);
         assert_eq!(field_of(parse(&v)), "bakeSeconds");
+        v["bakeSeconds"] = json!(0);
+        v["freezeDrainSeconds"] = json!(MAX_FREEZE_DRAIN_SECONDS + 1);
+        assert_eq!(field_of(parse(&v)), "freezeDrainSeconds");
+        v["freezeDrainSeconds"] = json!(-1);
+        assert_eq!(field_of(parse(&v)), "freezeDrainSeconds");
         let mut v = with(base(), "/strategy", json!("promote"));
         v["sourceSnapshot"] = json!("bad--snap");
         assert_eq!(field_of(parse(&v)), "sourceSnapshot");

@@ -96,6 +96,9 @@ pub struct ReleaseRef {
     pub strategy: Strategy,
     pub fleet: FleetMode,
     pub write_freeze: bool,
+    /// Seconds between the write freeze and the snapshot (the manifest's, or the run's override).
+    #[serde(default)]
+    pub freeze_drain_seconds: u64,
     pub bake_seconds: u64,
     pub snapshot_retention: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]

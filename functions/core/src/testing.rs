@@ -1065,6 +1065,7 @@ pub fn release_ref(id: &str, strategy: Strategy) -> ReleaseRef {
         strategy,
         fleet: FleetMode::Independent,
         write_freeze: strategy != Strategy::Promote,
+        freeze_drain_seconds: 0,
         bake_seconds: 0,
         snapshot_retention: 3,
         source_snapshot: None,

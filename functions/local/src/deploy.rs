@@ -23,6 +23,7 @@ pub(crate) mod start;
 mod trigger;
 
 pub use report::{DeployReport, TenantRow};
+pub use statemachine::Stop;
 
 use crate::error::LocalError;
 use crate::layout::write_atomic;
@@ -48,6 +49,8 @@ pub struct DeployOptions {
     /// Limits the run to the tenants listed in this object of the release bucket (a JSON array
     /// of names; the run input's `tenantList`). `tenantflow retry` sets it.
     pub tenant_list: Option<String>,
+    /// Seconds between the write freeze and the snapshot, instead of the manifest's.
+    pub freeze_drain_seconds: Option<u64>,
 }
 
 /// Publishes `release_dir`, triggers the run from its S3 event and runs the definitions.
@@ -56,6 +59,19 @@ pub async fn deploy(
     release_dir: &Path,
     opts: DeployOptions,
     observer: Option<Arc<dyn Observer>>,
+) -> Result<DeployReport, LocalError> {
+    deploy_until_stopped(state, release_dir, opts, observer, Stop::new()).await
+}
+
+/// [`deploy`], stopped gracefully when `stop` is requested (Ctrl-C): no tenant starts after
+/// that, steps in flight finish, and the run ends `ABORTED` (its report has no tenant rows). The
+/// tenants it had started are left as their last finished step left them, for recovery to settle.
+pub async fn deploy_until_stopped(
+    state: &LocalState,
+    release_dir: &Path,
+    opts: DeployOptions,
+    observer: Option<Arc<dyn Observer>>,
+    stop: Stop,
 ) -> Result<DeployReport, LocalError> {
     let wall = std::time::Instant::now();
     preflight::check_options(&opts)?;
@@ -81,6 +97,7 @@ pub async fn deploy(
             start,
             seed: opts.seed,
             observer,
+            stop,
         },
     )
     .await;

@@ -402,6 +402,7 @@ pub fn migrate(
         let sql = String::from_utf8_lossy(&res.script.content);
         let sql = sql.strip_prefix('\u{feff}').unwrap_or(&sql);
         let started = Instant::now();
+        crate::crash::before_write(&format!("migrate {}", res.script.name));
         let tx = conn.transaction()?;
         let outcome = tx.execute_batch(sql);
         let millis = started.elapsed().as_millis() as i64;

@@ -367,7 +367,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = tmp_path(path);
+    crate::crash::before_write(&format!("write {}", path.display()));
     std::fs::write(&tmp, bytes)?;
+    crate::crash::before_write(&format!("rename to {}", path.display()));
     std::fs::rename(&tmp, path)
 }
 

@@ -22,6 +22,8 @@
 //!   [`status`](mod@status) (tenants, and orphans by the rule the janitor applies); [`runs`]
 //!   (the runs of a state directory, and retrying a run's failed tenants);
 //! - [`ports`]: all adapters built together, and the core `Ports` bundle;
+//! - [`crash`]: a test hook that crashes the process before its n-th write to the state
+//!   (`TENANTFLOW_CRASH_AT`), for the crash campaign;
 //! - [`sqlite`]: opening metadata databases and copying databases with the backup API;
 //! - [`error`]: `LocalError`, the error type of the local API, and the typed failures of local
 //!   copies, heavy jobs, builds and health checks.
@@ -29,6 +31,7 @@
 pub mod bench;
 pub mod clock;
 pub mod codebuild;
+pub mod crash;
 pub mod deploy;
 pub mod ecs;
 pub mod error;
@@ -51,7 +54,7 @@ pub mod state_lock;
 pub mod status;
 pub mod workflows;
 
-pub use deploy::{deploy, DeployOptions, DeployReport, TenantRow};
+pub use deploy::{deploy, deploy_until_stopped, DeployOptions, DeployReport, Stop, TenantRow};
 pub use error::LocalError;
 pub use layout::{Layout, Limits, StateConfig};
 pub use ports::LocalPorts;

@@ -338,6 +338,7 @@ async fn remove_file(
     file: std::path::PathBuf,
 ) -> Result<(), StepError> {
     let path = file.clone();
+    crate::crash::before_write(&format!("remove {}", file.display()));
     let removed = heavy
         .start(move || std::fs::remove_file(&path))
         .wait()

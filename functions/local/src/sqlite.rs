@@ -113,6 +113,7 @@ impl PendingCopy {
             })?;
         }
         let tmp = crate::layout::tmp_path(dst);
+        crate::crash::before_write(&format!("copy to {}", dst.display()));
         let result = (|| -> rusqlite::Result<()> {
             let mut to = Connection::open(&tmp)?;
             // The copy is renamed into place only when complete, so it needs no journal of its own.
@@ -138,10 +139,13 @@ impl PendingCopy {
         })();
         drop(from);
         match result {
-            Ok(()) => std::fs::rename(&tmp, dst).map_err(|source| CopyError::Io {
-                path: dst.to_path_buf(),
-                source,
-            }),
+            Ok(()) => {
+                crate::crash::before_write(&format!("rename copy to {}", dst.display()));
+                std::fs::rename(&tmp, dst).map_err(|source| CopyError::Io {
+                    path: dst.to_path_buf(),
+                    source,
+                })
+            }
             Err(source) => {
                 let _ = std::fs::remove_file(&tmp);
                 Err(CopyError::Copy {
@@ -152,6 +156,17 @@ impl PendingCopy {
             }
         }
     }
+}
+
+/// `<file>: <first words of the statement>`, naming a registry write in the crash hook's log.
+fn write_label(conn: &Connection, sql: &str) -> String {
+    let file = conn
+        .path()
+        .and_then(|p| Path::new(p).file_name())
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let words: Vec<&str> = sql.split_whitespace().take(4).collect();
+    format!("{file}: {}", words.join(" "))
 }
 
 /// `execute` and `query_row` through the connection's statement cache. The registries run the
@@ -167,6 +182,7 @@ pub(crate) trait Cached {
 
 impl Cached for Connection {
     fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        crate::crash::before_write(&write_label(self, sql));
         self.prepare_cached(sql)?.execute(params)
     }
 

@@ -130,7 +130,9 @@ pub(crate) async fn attempt(
         ));
         Ok(async move { (i, child_input, run_execution(child).await) })
     };
-    while next < n && pending.len() < limit {
+    // After a stop is requested no child starts, and the running ones are waited for (each ends
+    // at its next state), never dropped half-way.
+    while next < n && pending.len() < limit && !exec.stop_requested() {
         pending.push(launch(next)?);
         next += 1;
     }
@@ -146,7 +148,7 @@ pub(crate) async fn attempt(
             .fetch_max(result.max_payload_bytes, Ordering::Relaxed);
         ch.total_history
             .fetch_add(result.total_history_events, Ordering::Relaxed);
-        if result.status != ExecutionStatus::Succeeded {
+        if result.status != ExecutionStatus::Succeeded && !exec.stop_requested() {
             failed += 1;
             if over_threshold(failed, n, tol_count, tol_pct) {
                 exceeded = true;
@@ -159,12 +161,16 @@ pub(crate) async fn attempt(
         if exceeded {
             break;
         }
-        if next < n {
+        if next < n && !exec.stop_requested() {
             pending.push(launch(next)?);
             next += 1;
         }
     }
     drop(pending);
+    if exec.stop_requested() {
+        *prev = exec.emit(*prev, "MapRunAborted", || None);
+        return Err(StatesError::stopped());
+    }
 
     let written = match &writer {
         Some((bucket, prefix)) => Some(write_results(

@@ -33,7 +33,7 @@ pub(crate) async fn run(
             Ok(v) => return Ok(v),
             Err(e) => match retry.next_delay(&state.retry, &e, exec) {
                 Some(d) => {
-                    exec.shared.clock.sleep(d).await;
+                    exec.pause(d).await?;
                     exec.transitions.fetch_add(1, Ordering::Relaxed);
                 }
                 None => return Err(e),

@@ -100,6 +100,20 @@ impl Execution {
         self.shared.clock.now()
     }
 
+    pub fn stop_requested(&self) -> bool {
+        self.shared.config.stop.is_requested()
+    }
+
+    /// Sleeps `d` on the engine's clock, or until a stop is requested (then `States.Stopped`).
+    pub async fn pause(&self, d: std::time::Duration) -> Result<(), StatesError> {
+        let stop = &self.shared.config.stop;
+        tokio::select! {
+            biased;
+            _ = stop.requested() => Err(StatesError::stopped()),
+            _ = self.shared.clock.sleep(d) => Ok(()),
+        }
+    }
+
     pub fn random_u64(&self) -> u64 {
         self.rng.lock().unwrap_or_else(|p| p.into_inner()).gen()
     }
@@ -319,6 +333,9 @@ pub(crate) fn run_machine<'a>(
         let mut name = machine.start_at.clone();
         let mut data = input;
         loop {
+            if exec.stop_requested() {
+                return Err(StatesError::stopped());
+            }
             let state =
                 machine.states.get(&name).cloned().ok_or_else(|| {
                     StatesError::runtime(format!("state '{name}' does not exist"))
@@ -484,10 +501,11 @@ async fn run_state(
                 (until, out)
             };
             let (until, out) = until;
-            match until {
-                Until::Delay(s) => exec.shared.clock.sleep(secs(s)).await,
-                Until::At(t) => exec.shared.clock.sleep_until(t).await,
-            }
+            let delay = match until {
+                Until::Delay(s) => secs(s),
+                Until::At(t) => (t - exec.now()).to_std().unwrap_or_default(),
+            };
+            exec.pause(delay).await?;
             Ok(next_flow(state, out))
         }
         Kind::Task(spec) => task::run(exec, state, spec, raw, entered, prev)
@@ -567,6 +585,12 @@ pub(crate) async fn run_execution(exec: Arc<Execution>) -> ExecutionResult {
                 Some(json!({"output": out.to_string(), "outputDetails": {"truncated": false}}))
             });
             (ExecutionStatus::Succeeded, Some(out), None, None)
+        }
+        Err(Some(e)) if e.error == names::STOPPED => {
+            exec.emit(prev, "ExecutionAborted", || {
+                Some(json!({"error": e.error, "cause": e.cause}))
+            });
+            (ExecutionStatus::Aborted, None, Some(e.error), Some(e.cause))
         }
         Err(Some(e)) => {
             exec.emit(prev, "ExecutionFailed", || {

@@ -11,9 +11,10 @@ use super::Execution;
 ///
 /// `States.ALL` matches everything except `States.Runtime` and `States.DataLimitExceeded`;
 /// `States.TaskFailed` matches everything except `States.Timeout` (and those two);
-/// `States.Runtime` is never retried or caught, even when named.
+/// `States.Runtime` and the engine's own `States.Stopped` are never retried or caught, even when
+/// named.
 pub(crate) fn matches(errors: &[String], e: &StatesError) -> bool {
-    if e.error == names::RUNTIME {
+    if e.error == names::RUNTIME || e.error == names::STOPPED {
         return false;
     }
     errors.iter().any(|want| {

@@ -32,7 +32,7 @@ pub(crate) async fn run(
             Ok(v) => return Ok(v),
             Err(e) => match retry.next_delay(&state.retry, &e, exec) {
                 Some(d) => {
-                    exec.shared.clock.sleep(d).await;
+                    exec.pause(d).await?;
                     // Retries are billed as state transitions.
                     exec.transitions.fetch_add(1, Ordering::Relaxed);
                 }

@@ -26,6 +26,10 @@ const SKIP_LOCKED: &str = "Skip tenant locked by another run";
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Step {
     Lock,
+    /// Skips the drain when there is nothing to drain.
+    DrainChoice,
+    Drain,
+    Snapshot,
     WaitSnapshot,
     Restore,
     WaitCandidate,
@@ -42,9 +46,13 @@ enum Step {
     Committed,
 }
 
-/// Steps 1–5 and 6–7 of DESIGN §2.
-const PREPARE: [Step; 5] = [
+/// Steps 1–5 and 6–7 of DESIGN §2; the write-freeze drain sits between the freeze (steps 1–2)
+/// and the snapshot (step 3).
+const PREPARE: [Step; 8] = [
     Step::Lock,
+    Step::DrainChoice,
+    Step::Drain,
+    Step::Snapshot,
     Step::WaitSnapshot,
     Step::Restore,
     Step::WaitCandidate,
@@ -69,7 +77,10 @@ struct Wait {
 impl Step {
     fn name(self) -> &'static str {
         match self {
-            Step::Lock => "Lock tenant and take snapshot",
+            Step::Lock => "Lock tenant and freeze writes",
+            Step::DrainChoice => "Drain in-flight writes?",
+            Step::Drain => "Drain in-flight writes",
+            Step::Snapshot => "Take snapshot",
             Step::WaitSnapshot => "Wait for snapshot",
             Step::Restore => "Restore candidate database",
             Step::WaitCandidate => "Wait for candidate database",
@@ -89,7 +100,8 @@ impl Step {
         match self {
             Step::Lock => then(
                 Task {
-                    comment: Some("Takes the tenant lock, reads the active pointer, sets the write freeze and starts a snapshot (promote: uses the release's source snapshot)."),
+                    comment: Some("Takes the tenant lock, reads the active pointer and sets the write freeze in it (snapshot, part freeze)."),
+                    parameters: Some(json!({"part": "freeze", "state.$": "$"})),
                     retry: vec![TRANSIENT, RESOURCE_NOT_READY],
                     catch: vec![
                         Catcher {
@@ -99,6 +111,41 @@ impl Step {
                         },
                         roll_back_on_error(phase),
                     ],
+                    ..Task::new(function_arn(StepName::Snapshot), "$.progress")
+                },
+                next,
+            ),
+            Step::DrainChoice => {
+                let Then::Next(drain) = next else {
+                    unreachable!("the drain follows its choice")
+                };
+                json!({
+                    "Type": "Choice",
+                    "Comment": "Drains only a write freeze with release.freezeDrainSeconds above 0.",
+                    "Choices": [{
+                        "And": [
+                            {"Variable": "$.release.writeFreeze", "BooleanEquals": true},
+                            {"Variable": "$.release.freezeDrainSeconds", "NumericGreaterThan": 0},
+                        ],
+                        "Next": drain,
+                    }],
+                    "Default": phase.name(Step::Snapshot.name()),
+                })
+            }
+            Step::Drain => {
+                let wait = json!({
+                    "Type": "Wait",
+                    "Comment": "Writes the app had in flight when the freeze went up land in the old generation before the snapshot; at least the app's pointer cache time (docs/design.md §2.3).",
+                    "SecondsPath": "$.release.freezeDrainSeconds",
+                });
+                then(wait, next)
+            }
+            Step::Snapshot => then(
+                Task {
+                    comment: Some("Starts the snapshot of the instance the pointer named (promote: checks the release's source snapshot) (snapshot, part snapshot)."),
+                    parameters: Some(json!({"part": "snapshot", "state.$": "$"})),
+                    retry: vec![TRANSIENT, RESOURCE_NOT_READY],
+                    catch: vec![roll_back_on_error(phase)],
                     ..Task::new(function_arn(StepName::Snapshot), "$.progress")
                 },
                 next,

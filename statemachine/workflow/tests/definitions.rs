@@ -11,7 +11,10 @@ use harness::{
 use serde_json::Value;
 use workflow::policy::{RDS_WAIT, ROLLOUT_WAIT, UNDO_NOT_READY};
 
-const LOCK: &str = "Lock tenant and take snapshot";
+const LOCK: &str = "Lock tenant and freeze writes";
+const DRAIN_CHOICE: &str = "Drain in-flight writes?";
+const DRAIN: &str = "Drain in-flight writes";
+const SNAPSHOT: &str = "Take snapshot";
 const WAIT_SNAPSHOT: &str = "Wait for snapshot";
 const RESTORE: &str = "Restore candidate database";
 const WAIT_CANDIDATE: &str = "Wait for candidate database";
@@ -24,8 +27,11 @@ const BAKE: &str = "Bake before teardown";
 const TEARDOWN: &str = "Tear down old generation";
 const ROLL_BACK: &str = "Roll back";
 
-const HAPPY: [&str; 11] = [
+/// Without a write-freeze drain (the default `freezeDrainSeconds` 0).
+const HAPPY: [&str; 13] = [
     LOCK,
+    DRAIN_CHOICE,
+    SNAPSHOT,
     WAIT_SNAPSHOT,
     RESTORE,
     WAIT_CANDIDATE,
@@ -37,6 +43,12 @@ const HAPPY: [&str; 11] = [
     BAKE,
     TEARDOWN,
 ];
+
+/// The happy path up to and including `state`.
+fn happy_upto(state: &str) -> Vec<&'static str> {
+    let upto = HAPPY.iter().position(|s| *s == state).unwrap();
+    HAPPY[..=upto].to_vec()
+}
 
 fn one_tenant() -> Release {
     Release {
@@ -156,6 +168,14 @@ async fn a_failure_at_each_step_takes_the_exact_rollback_path() {
             then: &["Skip tenant locked by another run"],
             outcome: "skipped",
             undo: &[],
+        },
+        // The snapshot part after the freeze: rollback gets the lock and the freeze to undo.
+        Case {
+            state: SNAPSHOT,
+            error: "Tenantflow.Conflict",
+            then: &[ROLL_BACK],
+            outcome: "rolled-back",
+            undo: &["lock", "maintenance", "pointer"],
         },
         Case {
             state: WAIT_SNAPSHOT,
@@ -322,6 +342,65 @@ async fn a_failure_at_each_step_takes_the_exact_rollback_path() {
     }
 }
 
+fn entered_at(call: &harness::Call) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(&call.entered).unwrap()
+}
+
+/// `freezeDrainSeconds`: the freeze goes up, the drain passes, then the snapshot is taken; a
+/// failure of the snapshot part after the drain still rolls the tenant back (lock and freeze).
+#[tokio::test]
+async fn the_snapshot_is_taken_a_drain_after_the_freeze() {
+    let drained = Release {
+        freeze_drain_seconds: 45,
+        ..one_tenant()
+    };
+    let t = tenant(0);
+    let out = run(drained, Script::default()).await;
+    assert_eq!(out.result.status.as_str(), "SUCCEEDED", "{:?}", out.result);
+    let mut expected = HAPPY.to_vec();
+    expected.insert(2, DRAIN);
+    assert_eq!(out.path(&t), expected);
+    let freeze = &out.calls_at(&t, LOCK)[0];
+    let snapshot = &out.calls_at(&t, SNAPSHOT)[0];
+    assert_eq!(freeze.input["part"], "freeze");
+    assert_eq!(snapshot.input["part"], "snapshot");
+    assert_eq!(
+        snapshot.input["state"]["progress"]["maintenance"], true,
+        "the snapshot part is handed the freeze"
+    );
+    assert_eq!(
+        (entered_at(snapshot) - entered_at(freeze)).num_seconds(),
+        45
+    );
+
+    let out = run(
+        Release {
+            freeze_drain_seconds: 45,
+            ..one_tenant()
+        },
+        Script::default().fail(&t, SNAPSHOT, "Tenantflow.NotFound"),
+    )
+    .await;
+    assert_eq!(
+        out.path(&t),
+        [LOCK, DRAIN_CHOICE, DRAIN, SNAPSHOT, ROLL_BACK]
+    );
+    let undo = &out.calls_at(&t, ROLL_BACK)[0].input;
+    assert_eq!(progress_keys(undo), ["lock", "maintenance", "pointer"]);
+
+    // Without a write freeze (promote) there is nothing to drain.
+    let out = run(
+        Release {
+            freeze_drain_seconds: 45,
+            strategy: "promote",
+            ..one_tenant()
+        },
+        Script::default(),
+    )
+    .await;
+    assert_eq!(out.path(&t), HAPPY.to_vec());
+}
+
 #[tokio::test]
 async fn a_failing_rollback_is_reported_as_rollback_failed() {
     let t = tenant(0);
@@ -329,7 +408,7 @@ async fn a_failing_rollback_is_reported_as_rollback_failed() {
         .fail(&t, CHECK, "Tenantflow.RolloutFailed")
         .fail(&t, ROLL_BACK, "Tenantflow.Internal");
     let out = run(one_tenant(), script).await;
-    let mut expected: Vec<&str> = HAPPY[..=8].to_vec();
+    let mut expected: Vec<&str> = happy_upto(CHECK);
     expected.extend([ROLL_BACK, "Record failed undo"]);
     assert_eq!(out.path(&t), expected);
     let r = out.tenant_result(&t);
@@ -395,7 +474,7 @@ async fn in_place_failure_hands_rollback_the_in_place_candidate() {
         Script::default().fail(&t, MIGRATE, "States.TaskFailed"),
     )
     .await;
-    let mut expected: Vec<&str> = HAPPY[..=4].to_vec();
+    let mut expected: Vec<&str> = happy_upto(MIGRATE);
     expected.push(ROLL_BACK);
     assert_eq!(out.path(&t), expected);
     // Rollback restores the safety snapshot for an in-place candidate; it is told so.
@@ -591,6 +670,8 @@ async fn all_or_nothing_happy_path() {
         let t = tenant(i);
         let expected: Vec<String> = [
             LOCK,
+            DRAIN_CHOICE,
+            SNAPSHOT,
             WAIT_SNAPSHOT,
             RESTORE,
             WAIT_CANDIDATE,
@@ -816,7 +897,7 @@ async fn an_rds_wait_gives_up_only_after_its_whole_budget() {
         Script::default().lose(&t, "candidate", RDS_WAIT.rechecks + 1),
     )
     .await;
-    let mut expected: Vec<&str> = HAPPY[..=3].to_vec();
+    let mut expected: Vec<&str> = happy_upto(WAIT_CANDIDATE);
     expected.push(ROLL_BACK);
     assert_eq!(out.path(&t), expected);
     let r = out.tenant_result(&t);
@@ -847,7 +928,7 @@ async fn an_in_place_rollback_waits_out_a_restore_of_hours() {
             .not_ready_for(&t, ROLL_BACK, restore),
     )
     .await;
-    let mut expected: Vec<&str> = HAPPY[..=4].to_vec();
+    let mut expected: Vec<&str> = happy_upto(MIGRATE);
     expected.push(ROLL_BACK);
     assert_eq!(out.path(&t), expected);
     assert_eq!(out.tenant_result(&t)["outcome"], "rolled-back");

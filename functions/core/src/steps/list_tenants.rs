@@ -72,6 +72,8 @@ pub struct Overrides {
     pub max_failure_percent: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze_drain_seconds: Option<u64>,
 }
 
 /// The run's settings that overrides decide: the manifest's, with the overrides applied.
@@ -95,6 +97,9 @@ impl Overrides {
                     format!("{p} is not a number from 0 to 100"),
                 ));
             }
+        }
+        if let Some(s) = self.freeze_drain_seconds {
+            crate::manifest::validate_freeze_drain("overrides.freezeDrainSeconds", s)?;
         }
         if self.max_concurrency == Some(0) {
             return Err(StepError::invalid(
@@ -461,6 +466,9 @@ where
             strategy,
             fleet,
             write_freeze: manifest.write_freeze,
+            freeze_drain_seconds: overrides
+                .freeze_drain_seconds
+                .unwrap_or(manifest.freeze_drain_seconds),
             bake_seconds: manifest.bake_seconds,
             snapshot_retention: manifest.snapshot_retention,
             source_snapshot,

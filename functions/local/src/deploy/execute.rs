@@ -7,7 +7,7 @@ use crate::ports::LocalPorts;
 use crate::runner::{EngineClock, LocalRunner};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use statemachine::{Definition, Engine, EngineConfig, ExecutionResult, Observer};
+use statemachine::{Definition, Engine, EngineConfig, ExecutionResult, Observer, Stop};
 use std::sync::Arc;
 use tenantflow_core::steps::{dispatch, StepName};
 
@@ -18,6 +18,7 @@ pub(super) struct Execution<'a> {
     pub start: DateTime<Utc>,
     pub seed: u64,
     pub observer: Option<Arc<dyn Observer>>,
+    pub stop: Stop,
 }
 
 /// The engine's result, and each tenant's span.
@@ -40,6 +41,7 @@ pub(super) async fn execute(
         object_store: Some(ports.layout.s3_dir()),
         history_dir: Some(ports.layout.run_dir(exec.run).join("history")),
         observer: Some(spans.clone()),
+        stop: exec.stop,
         ..EngineConfig::default()
     };
     let engine = Engine::new(config, Arc::new(LocalRunner::new(ports.clone())));

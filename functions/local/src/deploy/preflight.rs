@@ -34,6 +34,7 @@ pub(super) fn overrides(opts: &DeployOptions) -> Overrides {
         canary_count: opts.canary,
         max_failure_percent: opts.max_failure_percent,
         max_concurrency: opts.max_concurrency,
+        freeze_drain_seconds: opts.freeze_drain_seconds,
     }
 }
 
@@ -203,6 +204,10 @@ mod tests {
             },
             DeployOptions {
                 max_concurrency: Some(0),
+                ..Default::default()
+            },
+            DeployOptions {
+                freeze_drain_seconds: Some(3601),
                 ..Default::default()
             },
             DeployOptions {

@@ -26,7 +26,7 @@ pub const NOT_DEPLOYABLE: &str = "Run.NotDeployable";
 pub struct DeployReport {
     pub run: String,
     pub release: String,
-    /// SUCCEEDED | FAILED (the execution's status).
+    /// SUCCEEDED | FAILED | ABORTED (the execution's status; ABORTED: stopped by an interrupt).
     pub status: String,
     pub tenants: Vec<TenantRow>,
     pub state_transitions: u64,

@@ -109,6 +109,8 @@ pub struct Call {
     pub resource: String,
     pub attempt: u32,
     pub input: Value,
+    /// `$$.State.EnteredTime` of the state that made the call.
+    pub entered: String,
 }
 
 /// Every state entered, per execution, in order.
@@ -222,7 +224,13 @@ impl Scripted {
         if let Some(f) = self.injected(tenant, req, RaisedBy::Lambda) {
             return Err(f);
         }
-        let mut state = req.input.clone();
+        // `snapshot` is called in two parts around the write-freeze drain, with the tenant state
+        // at `state`.
+        let part = req.input["part"].as_str().map(str::to_string);
+        let mut state = match &part {
+            Some(_) => req.input["state"].clone(),
+            None => req.input.clone(),
+        };
         let release = state["release"]["id"]
             .as_str()
             .unwrap_or_default()
@@ -244,10 +252,15 @@ impl Scripted {
         let p = &mut state["progress"];
         match step {
             "snapshot" => {
-                p["lock"] = lock;
-                p["maintenance"] = freeze;
-                p["pointer"] = json!({"value": old, "version": 1});
-                p["snapshot"] = json!({"id": format!("{tenant}-{RUN_GEN}"), "created": true});
+                if part.as_deref() != Some("snapshot") {
+                    p["lock"] = lock;
+                    p["maintenance"] = freeze;
+                    p["pointer"] = json!({"value": old, "version": 1});
+                }
+                if part.as_deref() != Some("freeze") {
+                    assert!(p.get("pointer").is_some(), "snapshot before the freeze");
+                    p["snapshot"] = json!({"id": format!("{tenant}-{RUN_GEN}"), "created": true});
+                }
             }
             "create-db" if strategy == "in-place" => {
                 let active = p["pointer"]["value"].clone();
@@ -376,6 +389,10 @@ impl TaskRunner for Scripted {
                 resource: req.resource.clone(),
                 attempt: req.attempt,
                 input: req.input.clone(),
+                entered: req.context["State"]["EnteredTime"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             });
         }
         if let Some(step) = req.resource.strip_prefix(ARN_PREFIX) {
@@ -646,6 +663,7 @@ pub struct Release {
     pub max_failure_percent: f64,
     pub max_concurrency: u32,
     pub bake_seconds: u64,
+    pub freeze_drain_seconds: u64,
 }
 
 impl Default for Release {
@@ -658,6 +676,7 @@ impl Default for Release {
             max_failure_percent: 0.0,
             max_concurrency: 50,
             bake_seconds: 300,
+            freeze_drain_seconds: 0,
         }
     }
 }
@@ -719,6 +738,7 @@ pub async fn run_with(release: Release, script: Script, observe: bool) -> Outcom
         "waves": {"canaryCount": release.canary_count, "maxFailurePercent": release.max_failure_percent},
         "maxConcurrency": release.max_concurrency,
         "bakeSeconds": release.bake_seconds,
+        "freezeDrainSeconds": release.freeze_drain_seconds,
         "sourceSnapshot": if release.strategy == "promote" { json!("qa-app-prod-20261101000000") } else { Value::Null },
         "writeFreeze": release.strategy != "promote",
     });
