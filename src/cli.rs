@@ -6,10 +6,11 @@ use crate::commands::demo::DemoArgs;
 use crate::commands::deploy::DeployArgs;
 use crate::commands::exit::{EXIT_BUSY, EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE};
 use crate::commands::init::InitArgs;
+use crate::commands::plan::PlanArgs;
 use crate::commands::release::ReleaseCommand;
 use crate::commands::sfn::SfnCommand;
 use crate::commands::status::StatusArgs;
-use crate::commands::{bench, demo, deploy, init, release, sfn, status};
+use crate::commands::{bench, demo, deploy, init, plan, release, sfn, status};
 use anyhow::Result;
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
@@ -44,6 +45,9 @@ pub enum Command {
     Init(InitArgs),
     /// Deploy a release folder to the local fleet, running the real state machine definitions.
     Deploy(DeployArgs),
+    /// What a deploy of a release would do, how long it would take and what it would cost: the
+    /// deploy run on a throw-away copy of the fleet (or a synthetic one). Changes nothing.
+    Plan(PlanArgs),
     /// Show each tenant's active generation, release, lock and maintenance flag, and orphans.
     Status(StatusArgs),
     /// Work with release folders.
@@ -64,6 +68,7 @@ impl Command {
         match self {
             Command::Init(a) => a.json,
             Command::Deploy(a) => a.json,
+            Command::Plan(a) => a.json,
             Command::Status(a) => a.json,
             Command::Bench(a) => a.json,
             // `sfn run` reports its own failures (it never returns an error).
@@ -146,6 +151,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Release(command) => release::run(&command),
         Command::Init(args) => init::run(&state, &args),
         Command::Deploy(args) => deploy::run(&state, &args),
+        Command::Plan(args) => plan::run(&state, &args),
         Command::Status(args) => status::run(&state, &args),
         Command::Demo(args) => demo::run(&state, &args),
         Command::Bench(args) => bench::run(&state, &args),

@@ -8,6 +8,7 @@
 //! - [`commands`]: one module per command (`init`, `deploy`, `status`, `release`, `demo`, `bench`,
 //!   `sfn`), each owning its clap arguments; `commands::exit`: the exit codes;
 //! - [`fleet`]: example tenant names and the seeded data generator;
+//! - [`estimate`]: the plan's cost estimate: usage × `infra/prices.json`, memory from the template;
 //! - [`pack`]: writing a release folder's `manifest.json`;
 //! - [`examples`]: where the example releases are;
 //! - [`progress`]: progress bars drawn from the engine's history events;
@@ -15,6 +16,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod estimate;
 pub mod examples;
 pub mod fleet;
 pub mod output;

@@ -20,6 +20,8 @@ use tenantflow_local::{DeployOptions, DeployReport, LocalState, TenantRow};
 pub enum FleetArg {
     Independent,
     AllOrNothing,
+    /// Prepare every tenant, then discard every candidate: which tenants would fail.
+    Rehearse,
 }
 
 impl From<FleetArg> for FleetMode {
@@ -27,6 +29,7 @@ impl From<FleetArg> for FleetMode {
         match f {
             FleetArg::Independent => FleetMode::Independent,
             FleetArg::AllOrNothing => FleetMode::AllOrNothing,
+            FleetArg::Rehearse => FleetMode::Rehearse,
         }
     }
 }
@@ -84,7 +87,7 @@ pub struct DeployArgs {
 
 /// `--max-failure-percent`: a number from 0 to 100. Rust's float parser accepts `NaN` and `inf`;
 /// they are refused here.
-fn parse_percent(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_percent(s: &str) -> Result<f64, String> {
     let p: f64 = s
         .trim()
         .parse()
@@ -109,15 +112,15 @@ fn parse_count(s: &str, min: i64, what: &str) -> Result<u32, String> {
     Ok(n as u32)
 }
 
-fn parse_canary(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_canary(s: &str) -> Result<u32, String> {
     parse_count(s, 0, "the canary wave takes 0 or more tenants")
 }
 
-fn parse_concurrency(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_concurrency(s: &str) -> Result<u32, String> {
     parse_count(s, 1, "give at least 1 tenant at once")
 }
 
-fn parse_snapshot(s: &str) -> Result<String, String> {
+pub(crate) fn parse_snapshot(s: &str) -> Result<String, String> {
     tenantflow_core::names::SnapshotId::parse(s)
         .map(|_| s.to_string())
         .map_err(|e| e.to_string())
@@ -174,13 +177,13 @@ pub fn deploy_blocking(
     })
 }
 
-/// The exit code a report maps to: 0 every tenant deployed, 3 the run finished but some tenants
-/// did not deploy, 1 the run itself failed.
+/// The exit code a report maps to: 0 every tenant deployed (a rehearsal: rehearsed), 3 the run
+/// finished but some tenants did not, 1 the run itself failed.
 pub fn exit_code(report: &DeployReport) -> u8 {
     let deployed = report
         .tenants
         .iter()
-        .filter(|t| t.outcome == Outcome::Deployed)
+        .filter(|t| matches!(t.outcome, Outcome::Deployed | Outcome::Rehearsed))
         .count();
     if report.tenants.is_empty() {
         EXIT_FAILED
@@ -202,6 +205,8 @@ pub fn outcome_name(o: Outcome) -> &'static str {
         Outcome::RolledBack => "rolled-back",
         Outcome::Skipped => "skipped",
         Outcome::RollbackFailed => "rollback-failed",
+        Outcome::Rehearsed => "rehearsed",
+        Outcome::WouldFail => "would-fail",
     }
 }
 
@@ -306,6 +311,13 @@ pub fn render_report(r: &DeployReport) -> String {
         count(Outcome::Skipped),
         count(Outcome::RollbackFailed),
     ));
+    if count(Outcome::Rehearsed) + count(Outcome::WouldFail) > 0 {
+        out.push_str(&format!(
+            "rehearsal: {} rehearsed, {} would fail (pointers, active databases and write freezes unchanged)\n",
+            count(Outcome::Rehearsed),
+            count(Outcome::WouldFail),
+        ));
+    }
     if r.status != "SUCCEEDED" {
         let why = match (&r.error, &r.cause) {
             (Some(e), Some(c)) => format!("{e}: {}", in_words(c)),

@@ -230,6 +230,10 @@ pub enum Outcome {
     RolledBack,
     Skipped,
     RollbackFailed,
+    /// Fleet mode `rehearse`: the tenant prepared, and its candidate was discarded.
+    Rehearsed,
+    /// Fleet mode `rehearse`: the tenant's prepare failed (the error says why); nothing changed.
+    WouldFail,
 }
 
 /// The per-tenant result: the output of a child execution and a row of the run report.

@@ -22,7 +22,7 @@ mod spans;
 mod start;
 mod trigger;
 
-pub use report::{DeployReport, TenantRow};
+pub use report::{DeployReport, TenantRow, NOT_DEPLOYABLE};
 
 use crate::error::LocalError;
 use crate::layout::write_atomic;

@@ -13,6 +13,8 @@
 //! - [`runner`]: the engine `TaskRunner` resolving the definitions' resources locally;
 //! - [`deploy`](mod@deploy): a local run in small pieces: publish the release, the typed
 //!   trigger, the run on the engine, and the typed run report turned into the deploy report;
+//! - [`plan`](mod@plan): `tenantflow plan`, the same deploy on a throw-away copy (or a synthetic
+//!   fleet, as a simulation without copies), with the usage an estimate prices;
 //! - [`bench`](mod@bench): the raw work of a deploy (two copies + migration per tenant), for the
 //!   benchmark;
 //! - [`state`]: `LocalState` (create/open, tenants, publishing releases); [`state_lock`]: one
@@ -33,6 +35,7 @@ pub mod events;
 pub mod flyway;
 pub mod heavy;
 pub mod layout;
+pub mod plan;
 pub mod ports;
 pub mod rds;
 pub mod records;

@@ -107,7 +107,15 @@ impl Overrides {
                 "strategy in-place cannot run all-or-nothing: migrating in place serves the new version before the commit phase",
             ));
         }
-        if strategy == Strategy::BlueGreen && !manifest.write_freeze {
+        if strategy == Strategy::InPlace && fleet == FleetMode::Rehearse {
+            return Err(StepError::invalid(
+                "fleet",
+                "strategy in-place cannot be rehearsed: it migrates the active database itself",
+            ));
+        }
+        // A rehearsal never freezes writes (nothing it makes is ever served).
+        if strategy == Strategy::BlueGreen && !manifest.write_freeze && fleet != FleetMode::Rehearse
+        {
             return Err(StepError::invalid(
                 "overrides.strategy",
                 "blue-green must freeze writes, and this manifest says writeFreeze: false",
@@ -205,6 +213,28 @@ pub struct Plan {
     /// (`runs/<run>/skipped.json`, a JSON array of [`SkippedTenant`]); absent when none is skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<ItemsRef>,
+    /// What `max_concurrency` was the smallest of (for `tenantflow plan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<ConcurrencyBound>,
+}
+
+/// The limits `max_concurrency` is the smallest of, and which one binds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConcurrencyBound {
+    /// The run's override, else the manifest's `maxConcurrency`, else the default.
+    pub cap: u32,
+    /// Concurrent migration builds.
+    pub builds: u32,
+    /// Free DB instances.
+    pub instances: u32,
+    /// Free manual snapshots (`None` for `promote`, which takes none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<u32>,
+    /// Of those, the snapshots this run keeps for good (snapshotRetention).
+    pub snapshots_kept: u32,
+    /// `cap`, `builds`, `instances` or `snapshots`.
+    pub binding: String,
 }
 
 /// A tenant `list-tenants` found but cannot deploy to, and exactly what it lacks.
@@ -291,12 +321,18 @@ where
         .unwrap_or(settings.default_max_concurrency);
     let mut max_concurrency = cap.min(settings.build_concurrency).min(headroom.instances);
     let mut kept = 0;
+    let bound_before_snapshots = max_concurrency;
     if strategy != Strategy::Promote {
+        // A rehearsal deletes every snapshot it takes: none is kept for good.
+        let retention = match fleet {
+            FleetMode::Rehearse => 0,
+            _ => manifest.snapshot_retention,
+        };
         kept = snapshots_kept_for_good(
             dbs,
             settings,
             &tenants,
-            manifest.snapshot_retention,
+            retention,
             headroom.snapshots,
             max_concurrency,
         )
@@ -316,6 +352,20 @@ where
         )));
     }
     let max_concurrency = max_concurrency.max(1);
+    let concurrency = ConcurrencyBound {
+        cap,
+        builds: settings.build_concurrency,
+        instances: headroom.instances,
+        snapshots: (strategy != Strategy::Promote).then_some(headroom.snapshots),
+        snapshots_kept: kept,
+        binding: binding(
+            max_concurrency,
+            cap,
+            settings.build_concurrency,
+            headroom.instances,
+            (bound_before_snapshots > max_concurrency).then_some(()),
+        ),
+    };
 
     let prefix = run_prefix(&run.name);
     let all_tenants = ItemsRef {
@@ -324,7 +374,7 @@ where
         count: n,
     };
     let canary = match fleet {
-        FleetMode::AllOrNothing => 0,
+        FleetMode::AllOrNothing | FleetMode::Rehearse => 0,
         FleetMode::Independent => canary_size(
             n,
             overrides.canary_count.or(manifest.waves.canary_count),
@@ -379,7 +429,7 @@ where
             prefix: release_prefix(&release_id),
             strategy,
             fleet,
-            write_freeze: manifest.write_freeze,
+            write_freeze: manifest.write_freeze && fleet != FleetMode::Rehearse,
             bake_seconds: manifest.bake_seconds,
             snapshot_retention: manifest.snapshot_retention,
             source_snapshot,
@@ -396,8 +446,28 @@ where
         waves,
         all_tenants,
         skipped,
+        concurrency: Some(concurrency),
         run,
     })
+}
+
+/// Which limit set `max_concurrency`: the first of cap, builds, instances, snapshots that equals
+/// it (`snapshots_bound` when the snapshot headroom lowered it).
+fn binding(
+    max_concurrency: u32,
+    cap: u32,
+    builds: u32,
+    instances: u32,
+    snapshots_bound: Option<()>,
+) -> String {
+    if snapshots_bound.is_some() {
+        return "snapshots".into();
+    }
+    [("cap", cap), ("builds", builds), ("instances", instances)]
+        .into_iter()
+        .find(|(_, v)| *v == max_concurrency)
+        .map_or("cap", |(name, _)| name)
+        .to_string()
 }
 
 fn run_context(e: &ExecutionInfo) -> Result<RunContext, StepError> {

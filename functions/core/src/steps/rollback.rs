@@ -26,6 +26,9 @@
 //! deployment, clear the freeze and release the lock. The snapshot (now the new generation's
 //! source) and the migrated instance (for inspection; the janitor reports it) are kept.
 //!
+//! Fleet mode `rehearse` ends every tenant here: without an error (its candidate prepared and is
+//! discarded) the outcome is `rehearsed`, with one it is `would-fail`.
+//!
 //! Outcomes: `skipped` when the error is `Tenantflow.Locked` and the lock is not this run's
 //! (nothing is touched); `rolled-back`; `rollback-failed` for a non-retryable error. `NotReady` and
 //! `Transient` are raised so the definition retries. Running rollback twice equals running it once.
@@ -39,7 +42,7 @@ use super::tenant::{
 use super::{parse_input, Ports};
 use crate::cause::in_words;
 use crate::error::StepError;
-use crate::manifest::Strategy;
+use crate::manifest::{FleetMode, Strategy};
 use crate::model::{ActivePointer, Outcome, TenantResult, TenantState};
 use crate::names::{InstanceId, Namespace};
 use crate::ports::{Databases, Parameters, Records, Services};
@@ -110,6 +113,20 @@ pub async fn rollback<
         undo(db, params, records, services, default_cluster, &state).await
     };
     match undone {
+        Ok(note) if state.release.fleet == FleetMode::Rehearse => {
+            // A rehearsal discards every candidate: a tenant that got here without an error
+            // prepared; one with an error is where the release would fail.
+            result.outcome = match &state.error {
+                None => Outcome::Rehearsed,
+                Some(_) => Outcome::WouldFail,
+            };
+            if let Some(n) = note {
+                let cause = result.cause.take().unwrap_or_default();
+                result.cause = Some(format!("{cause} [{n}]").trim().to_string());
+            }
+            tracing::info!(tenant = %state.tenant, outcome = ?result.outcome, "rehearsal discarded");
+            Ok(result)
+        }
         Ok(note) => {
             if let Some(n) = note {
                 let cause = result.cause.take().unwrap_or_default();

@@ -57,9 +57,13 @@ pub struct TenantRow {
 }
 
 impl DeployReport {
-    /// True when every tenant deployed and the run succeeded.
+    /// True when every tenant deployed (in a rehearsal: rehearsed) and the run succeeded.
     pub fn all_deployed(&self) -> bool {
-        self.status == "SUCCEEDED" && self.tenants.iter().all(|t| t.outcome == Outcome::Deployed)
+        self.status == "SUCCEEDED"
+            && self
+                .tenants
+                .iter()
+                .all(|t| matches!(t.outcome, Outcome::Deployed | Outcome::Rehearsed))
     }
 }
 
