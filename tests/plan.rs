@@ -55,14 +55,15 @@ fn outcomes(tenants: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Plans `release` with `flags`, then deploys it with the same flags, and checks the plan
-/// predicted the deploy; returns the plan.
-fn plan_then_deploy(state: &Path, release: &str, flags: &[&str]) -> Value {
+/// Plans `release` with `flags` (and `plan_flags`), then deploys it with `flags`, and checks the
+/// plan predicted the deploy; returns the plan.
+fn plan_then_deploy(state: &Path, release: &str, flags: &[&str], plan_flags: &[&str]) -> Value {
     let dir = example(release);
     let dir = dir.to_str().unwrap();
     let before = tree(state);
     let mut args = vec!["plan", dir, "--json"];
     args.extend_from_slice(flags);
+    args.extend_from_slice(plan_flags);
     let (code, plan) = tenantflow_json(state, &args);
     assert_eq!(code, 0, "{plan}");
     assert_eq!(before, tree(state), "the plan changed the state directory");
@@ -100,7 +101,7 @@ fn the_plan_predicts_the_deploy_that_follows() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         init(&state, tenants, 10, 3);
-        let plan = plan_then_deploy(&state, "0002-loyalty-points", &flags);
+        let plan = plan_then_deploy(&state, "0002-loyalty-points", &flags, &[]);
         assert!(plan["tenants"]
             .as_array()
             .unwrap()
@@ -131,7 +132,7 @@ fn a_plan_with_copied_data_names_the_tenants_a_migration_fails_on() {
         ],
     );
     assert_eq!(code, 0);
-    let plan = plan_then_deploy(&state, "0003-unique-email", &["--copy-data"]);
+    let plan = plan_then_deploy(&state, "0003-unique-email", &[], &["--copy-data"]);
     let failing: Vec<&str> = plan["tenants"]
         .as_array()
         .unwrap()
