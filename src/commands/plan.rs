@@ -256,6 +256,8 @@ pub fn plan_json(sim: &Simulation, est: &Estimate, a: &Assumptions, args: &PlanA
         "run": sim.report.run,
         "fleet": sim.plan.as_ref().map(|p| p.fleet),
         "status": sim.report.status,
+        "error": sim.report.error,
+        "cause": sim.report.cause.as_deref().map(tenantflow_core::cause::in_words),
         "tenants": tenants,
         "waves": waves,
         "maxConcurrency": sim.plan.as_ref().map(|p| p.max_concurrency),
@@ -368,7 +370,12 @@ pub fn render(
             out.push_str(&format!("concurrency {}\n", p.max_concurrency));
         }
     } else {
-        out.push_str("the run did not get past its plan step\n");
+        let why = match (&r.error, &r.cause) {
+            (Some(e), Some(c)) => format!("{e}: {}", tenantflow_core::cause::in_words(c)),
+            (Some(e), None) => e.clone(),
+            _ => "no plan was made".into(),
+        };
+        out.push_str(&format!("the deploy would fail at its plan step: {why}\n"));
     }
     out.push_str(&format!(
         "\nestimate: wall time {} (virtual), {} state transitions, peak {} tenants at once\n",

@@ -408,7 +408,8 @@ impl UsageObserver {
             .iter()
             .filter_map(|(t, start)| w.ended_at.get(t).map(|end| *end - *start))
             .map(|d| d.num_milliseconds() as f64 / 1000.0)
-            .sum();
+            .sum::<f64>()
+            .max(0.0);
         usage
     }
 }
