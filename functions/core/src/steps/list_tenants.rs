@@ -789,6 +789,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_plan_says_which_limit_binds_its_concurrency() {
+        let w = world(3, json!({"maxConcurrency": 8}));
+        let c = planned(&w, json!({})).await.concurrency.unwrap();
+        assert_eq!((c.cap, c.binding.as_str()), (8, "cap"));
+        w.db.headroom.lock().unwrap().instances = 2;
+        let p = planned(&w, json!({})).await;
+        assert_eq!(p.max_concurrency, 2);
+        assert_eq!(p.concurrency.unwrap().binding, "instances");
+    }
+
+    #[tokio::test]
+    async fn a_rehearsal_has_one_phase_no_freeze_and_keeps_no_snapshot() {
+        let w = world(
+            4,
+            json!({"waves": {"canaryCount": 2}, "snapshotRetention": 3, "maxConcurrency": 50}),
+        );
+        // Room for the run's snapshots only if none is kept for good.
+        w.db.headroom.lock().unwrap().snapshots = 3;
+        let p = planned(&w, json!({"fleet": "rehearse"})).await;
+        assert_eq!(p.fleet, FleetMode::Rehearse);
+        assert_eq!(p.release.fleet, FleetMode::Rehearse);
+        assert!(!p.release.write_freeze, "a rehearsal never freezes writes");
+        assert!(p.waves.is_empty());
+        assert_eq!(p.tenant_count, 4);
+        let c = p.concurrency.unwrap();
+        assert_eq!((c.snapshots_kept, p.max_concurrency), (0, 3));
+        assert_eq!(
+            field(&plan_err(&w, json!({"fleet": "rehearse", "strategy": "in-place"})).await),
+            "fleet"
+        );
+    }
+
+    #[tokio::test]
     async fn selection_by_globs_or_list() {
         let w = world(
             4,
