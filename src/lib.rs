@@ -5,7 +5,7 @@
 //!
 //! Layout:
 //! - [`cli`]: the top-level clap `Cli`/`Command` and the dispatcher;
-//! - [`commands`]: one module per command (`init`, `deploy`, `status`, `release`, `demo`, `bench`,
+//! - [`commands`]: one module per command (`init`, `deploy`, `plan`, `status`, `release`, `demo`, `bench`,
 //!   `sfn`), each owning its clap arguments; `commands::exit`: the exit codes;
 //! - [`fleet`]: example tenant names and the seeded data generator;
 //! - [`estimate`]: the plan's cost estimate: usage × `infra/prices.json`, memory from the template;
