@@ -432,7 +432,7 @@ pub fn render(
         a.build_compute_type
     ));
     out.push_str(&format!(
-        "- RDS: {:.2} instance-hours of {} while a candidate and the old generation both exist (restore to the tenant's end); storage and snapshot storage not counted\n",
+        "- RDS: {:.2} instance-hours of {} while a candidate and the old generation both exist (from the candidate being available, when RDS starts billing it, to the tenant's end); storage and snapshot storage not counted\n",
         est.candidate_instance_hours, a.instance_class
     ));
     out.push_str(&format!(

@@ -38,8 +38,9 @@ use tenantflow_core::steps::list_tenants::Plan;
 
 /// The name of the parent's first state, whose output is the plan.
 const PLAN_STATE: &str = "Plan run";
-/// The per-tenant state that starts a candidate instance (every phase's copy starts so).
-const RESTORE_STATE: &str = "Restore candidate database";
+/// The per-tenant state that ends when the candidate instance is available, which is when RDS
+/// starts billing it (every phase's copy starts so).
+const CANDIDATE_READY_STATE: &str = "Wait for candidate database";
 
 /// Which fleet the plan runs on.
 #[derive(Debug, Clone)]
@@ -74,8 +75,8 @@ pub struct Usage {
     pub lambda_invocations: BTreeMap<String, u64>,
     /// Migration builds started.
     pub builds: u64,
-    /// Seconds, summed over tenants, from the candidate's restore to the tenant's end: the time
-    /// a tenant holds two database instances.
+    /// Seconds, summed over tenants, from the candidate becoming available (RDS bills an instance
+    /// from then) to the tenant's end: the time a tenant is billed for two database instances.
     pub candidate_seconds: f64,
     /// The most tenant child executions running at once.
     pub peak_concurrency: u64,
@@ -386,8 +387,8 @@ struct Watched {
     usage: Usage,
     /// Child execution → tenant.
     tenant_of: HashMap<String, String>,
-    /// Tenant → when its candidate's restore started.
-    restore_at: HashMap<String, DateTime<Utc>>,
+    /// Tenant → when its candidate became available.
+    candidate_at: HashMap<String, DateTime<Utc>>,
     /// Tenant → when its last child execution ended.
     ended_at: HashMap<String, DateTime<Utc>>,
     running: u64,
@@ -404,7 +405,7 @@ impl UsageObserver {
         };
         let mut usage = w.usage.clone();
         usage.candidate_seconds = w
-            .restore_at
+            .candidate_at
             .iter()
             .filter_map(|(t, start)| w.ended_at.get(t).map(|end| *end - *start))
             .map(|d| d.num_milliseconds() as f64 / 1000.0)
@@ -470,12 +471,11 @@ impl Observer for UsageObserver {
                     *end = (*end).max(event.timestamp);
                 }
             }
-            kind if kind.ends_with("StateEntered") => {
-                let restoring = field("name").is_some_and(|n| n.starts_with(RESTORE_STATE));
-                if restoring {
-                    if let Some(t) = w.tenant_of.get(execution).cloned() {
-                        w.restore_at.entry(t).or_insert(event.timestamp);
-                    }
+            kind if kind.ends_with("StateExited")
+                && field("name").is_some_and(|n| n.starts_with(CANDIDATE_READY_STATE)) =>
+            {
+                if let Some(t) = w.tenant_of.get(execution).cloned() {
+                    w.candidate_at.entry(t).or_insert(event.timestamp);
                 }
             }
             kind if kind.ends_with("StateExited") && field("name") == Some(PLAN_STATE) => {
