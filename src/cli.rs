@@ -6,13 +6,16 @@ use crate::commands::demo::DemoArgs;
 use crate::commands::deploy::DeployArgs;
 use crate::commands::exit::{EXIT_BUSY, EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE};
 use crate::commands::init::InitArgs;
+use crate::commands::plan::PlanArgs;
 use crate::commands::recover::RecoverArgs;
 use crate::commands::release::ReleaseCommand;
 use crate::commands::retry::RetryArgs;
 use crate::commands::runs::RunsArgs;
 use crate::commands::sfn::SfnCommand;
 use crate::commands::status::StatusArgs;
-use crate::commands::{bench, demo, deploy, init, recover, release, retry, runs, sfn, status};
+use crate::commands::{
+    bench, demo, deploy, init, plan, recover, release, retry, runs, sfn, status,
+};
 use anyhow::Result;
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
@@ -47,6 +50,9 @@ pub enum Command {
     Init(InitArgs),
     /// Deploy a release folder to the local fleet, running the real state machine definitions.
     Deploy(DeployArgs),
+    /// What a deploy of a release would do, how long it would take and what it would cost: the
+    /// deploy run on a throw-away copy of the fleet (or a synthetic one). Changes nothing.
+    Plan(PlanArgs),
     /// Show each tenant's active generation, release, lock and maintenance flag, and orphans
     /// (`--run RUN`: one run's per-tenant table).
     Status(StatusArgs),
@@ -74,6 +80,7 @@ impl Command {
         match self {
             Command::Init(a) => a.json,
             Command::Deploy(a) => a.json,
+            Command::Plan(a) => a.json,
             Command::Status(a) => a.json,
             Command::Recover(a) => a.json,
             Command::Runs(a) => a.json,
@@ -159,6 +166,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Release(command) => release::run(&command),
         Command::Init(args) => init::run(&state, &args),
         Command::Deploy(args) => deploy::run(&state, &args),
+        Command::Plan(args) => plan::run(&state, &args),
         Command::Status(args) => status::run(&state, &args),
         Command::Recover(args) => recover::run(&state, &args),
         Command::Runs(args) => runs::run(&state, &args),

@@ -5,9 +5,11 @@
 //!
 //! Layout:
 //! - [`cli`]: the top-level clap `Cli`/`Command` and the dispatcher;
-//! - [`commands`]: one module per command (`init`, `deploy`, `status`, `runs`, `retry`, `release`,
-//!   `demo`, `bench`, `sfn`), each owning its clap arguments; `commands::exit`: the exit codes;
+//! - [`commands`]: one module per command (`init`, `deploy`, `plan`, `status`, `recover`, `runs`,
+//!   `retry`, `release`, `demo`, `bench`, `sfn`), each owning its clap arguments; `commands::exit`:
+//!   the exit codes;
 //! - [`fleet`]: example tenant names and the seeded data generator;
+//! - [`estimate`]: the plan's cost estimate: usage × `infra/prices.json`, memory from the template;
 //! - [`pack`]: writing a release folder's `manifest.json`;
 //! - [`examples`]: where the example releases are;
 //! - [`progress`]: progress bars drawn from the engine's history events;
@@ -15,6 +17,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod estimate;
 pub mod examples;
 pub mod fleet;
 pub mod output;

@@ -22,6 +22,8 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 pub enum FleetArg {
     Independent,
     AllOrNothing,
+    /// Prepare every tenant, then discard every candidate: which tenants would fail.
+    Rehearse,
 }
 
 impl From<FleetArg> for FleetMode {
@@ -29,6 +31,7 @@ impl From<FleetArg> for FleetMode {
         match f {
             FleetArg::Independent => FleetMode::Independent,
             FleetArg::AllOrNothing => FleetMode::AllOrNothing,
+            FleetArg::Rehearse => FleetMode::Rehearse,
         }
     }
 }
@@ -90,7 +93,7 @@ pub struct DeployArgs {
 
 /// `--max-failure-percent`: a number from 0 to 100. Rust's float parser accepts `NaN` and `inf`;
 /// they are refused here.
-fn parse_percent(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_percent(s: &str) -> Result<f64, String> {
     let p: f64 = s
         .trim()
         .parse()
@@ -115,11 +118,11 @@ fn parse_count(s: &str, min: i64, what: &str) -> Result<u32, String> {
     Ok(n as u32)
 }
 
-fn parse_canary(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_canary(s: &str) -> Result<u32, String> {
     parse_count(s, 0, "the canary wave takes 0 or more tenants")
 }
 
-fn parse_concurrency(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_concurrency(s: &str) -> Result<u32, String> {
     parse_count(s, 1, "give at least 1 tenant at once")
 }
 
@@ -135,7 +138,7 @@ fn parse_drain(s: &str) -> Result<u64, String> {
     Ok(n as u64)
 }
 
-fn parse_snapshot(s: &str) -> Result<String, String> {
+pub(crate) fn parse_snapshot(s: &str) -> Result<String, String> {
     tenantflow_core::names::SnapshotId::parse(s)
         .map(|_| s.to_string())
         .map_err(|e| e.to_string())
@@ -281,8 +284,9 @@ pub fn settle_interrupted_run(local: &LocalState, report: &DeployReport) -> Resu
     Ok(crate::commands::recover::exit_code(&recovered) == EXIT_OK)
 }
 
-/// The exit code a report maps to: 0 every tenant deployed (or was already up to date), 3 the run finished but some tenants
-/// did not deploy, 1 the run itself failed, 130 it was interrupted.
+/// The exit code a report maps to: 0 every tenant deployed (or was already up to date; a rehearsal:
+/// rehearsed), 3 the run finished but some tenants did not, 1 the run itself failed, 130 it was
+/// interrupted.
 pub fn exit_code(report: &DeployReport) -> u8 {
     if report.status == ExecutionStatus::Aborted.as_str() {
         return EXIT_INTERRUPTED;
@@ -412,6 +416,13 @@ pub fn render_report(r: &DeployReport) -> String {
         count(Outcome::Skipped),
         count(Outcome::RollbackFailed),
     ));
+    if count(Outcome::Rehearsed) + count(Outcome::WouldFail) > 0 {
+        out.push_str(&format!(
+            "rehearsal: {} rehearsed, {} would fail (pointers, active databases and write freezes unchanged)\n",
+            count(Outcome::Rehearsed),
+            count(Outcome::WouldFail),
+        ));
+    }
     if r.status != "SUCCEEDED" {
         let why = match (&r.error, &r.cause) {
             (Some(e), Some(c)) => format!("{e}: {}", in_words(c)),

@@ -8,6 +8,7 @@ pub mod deploy;
 pub mod exit;
 pub mod init;
 pub mod lock;
+pub mod plan;
 pub mod recover;
 pub mod release;
 pub mod retry;

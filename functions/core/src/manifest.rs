@@ -54,6 +54,9 @@ pub enum FleetMode {
     #[default]
     Independent,
     AllOrNothing,
+    /// Prepare every tenant (snapshot, restore, migrate), then discard every candidate: nothing
+    /// the apps see changes, and the report names the tenants the release would fail on.
+    Rehearse,
 }
 
 /// One Flyway script of the release.

@@ -246,12 +246,19 @@ pub enum Outcome {
     /// The tenant's pointer already names this release with the same script set: nothing was
     /// done (no lock, snapshot, copy or freeze). Counts as a success.
     UpToDate,
+    /// Fleet mode `rehearse`: the tenant prepared, and its candidate was discarded.
+    Rehearsed,
+    /// Fleet mode `rehearse`: the tenant's prepare failed (the error says why); nothing changed.
+    WouldFail,
 }
 
 impl Outcome {
-    /// Deployed, or already up to date: what a successful run leaves.
+    /// Deployed, already up to date, or rehearsed without error: what a successful run leaves.
     pub fn is_success(self) -> bool {
-        matches!(self, Outcome::Deployed | Outcome::UpToDate)
+        matches!(
+            self,
+            Outcome::Deployed | Outcome::UpToDate | Outcome::Rehearsed
+        )
     }
 
     /// The kebab-case name, as in JSON.
@@ -262,6 +269,8 @@ impl Outcome {
             Outcome::Skipped => "skipped",
             Outcome::RollbackFailed => "rollback-failed",
             Outcome::UpToDate => "up-to-date",
+            Outcome::Rehearsed => "rehearsed",
+            Outcome::WouldFail => "would-fail",
         }
     }
 }

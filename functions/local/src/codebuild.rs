@@ -25,6 +25,9 @@ pub struct MigrationRequest {
     pub release: String,
     /// sha256 of the `SHA256SUMS` the plan checked (`TENANTFLOW_SHA256SUMS_SHA256`).
     pub sha256sums: Option<String>,
+    /// A rehearsal's build (`TENANTFLOW_HEALTH_CHECK=candidate`): after Flyway, this health-check
+    /// SQL runs against the migrated candidate, and its failure fails the build.
+    pub health_check: Option<String>,
 }
 
 const SCHEMA: &str = "
@@ -48,6 +51,8 @@ pub struct LocalMigrations {
     objects: Arc<LocalObjects>,
     databases: Arc<LocalDatabases>,
     heavy: crate::heavy::Heavy,
+    /// No Flyway run: a build takes its simulated time and succeeds.
+    simulate: bool,
 }
 
 /// A finished build.
@@ -78,7 +83,14 @@ impl LocalMigrations {
             objects,
             databases,
             heavy,
+            simulate: false,
         })
+    }
+
+    /// In a simulation no build runs Flyway: each takes its simulated time and succeeds.
+    pub fn simulated(mut self, on: bool) -> Self {
+        self.simulate = on;
+        self
     }
 
     fn with<T>(
@@ -142,16 +154,32 @@ impl LocalMigrations {
                 });
             }
             let scripts = self.scripts(&req.bucket, &req.prefix)?;
+            if self.simulate {
+                return self
+                    .heavy
+                    .timed(self.clock.as_ref(), simulated, || flyway::MigrateReport {
+                        applied: vec![],
+                        schema_version: None,
+                    })
+                    .await
+                    .map_err(BuildError::from);
+            }
             let path = self.layout.instance_file(req.instance_id.as_str());
             let opts = MigrateOptions {
                 installed_by: "tenantflow".into(),
             };
+            let health = req.health_check.clone();
+            let instance = req.instance_id.clone();
             self.heavy
                 .timed(self.clock.as_ref(), simulated, move || {
-                    flyway::migrate_path(&path, &scripts, &opts)
+                    let report = flyway::migrate_path(&path, &scripts, &opts)?;
+                    if let Some(sql) = health {
+                        candidate_health(&path, &sql)
+                            .map_err(|source| BuildError::HealthCheck { instance, source })?;
+                    }
+                    Ok(report)
                 })
                 .await?
-                .map_err(BuildError::from)
         }
         .await;
         self.close_record(id, outcome)
@@ -228,4 +256,10 @@ impl LocalMigrations {
         })?;
         Ok(result)
     }
+}
+
+/// Runs a release's health check read-only against a candidate database file.
+fn candidate_health(path: &std::path::Path, sql: &str) -> rusqlite::Result<()> {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    crate::ecs::run_health_check(&conn, sql)
 }

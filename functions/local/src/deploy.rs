@@ -22,7 +22,7 @@ mod spans;
 pub(crate) mod start;
 mod trigger;
 
-pub use report::{DeployReport, TenantRow};
+pub use report::{DeployReport, TenantRow, NOT_DEPLOYABLE};
 pub use statemachine::Stop;
 
 use crate::error::LocalError;

@@ -65,6 +65,8 @@ struct Inner {
     objects: Arc<LocalObjects>,
     rollout_seconds: u64,
     heavy: crate::heavy::Heavy,
+    /// No health check runs: every rollout completes after its simulated time.
+    simulate: bool,
 }
 
 impl Inner {
@@ -98,20 +100,26 @@ impl Inner {
     }
 
     fn health_sql(&self, release: &str) -> String {
-        let key = format!("{}manifest.json", release_prefix(release));
-        self.objects
-            .get_sync(RELEASE_BUCKET, &key)
-            .ok()
-            .flatten()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|m| {
-                m.get("healthCheck")
-                    .and_then(|h| h.get("sql"))
-                    .and_then(|s| s.as_str())
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| DEFAULT_HEALTH_SQL.to_string())
+        release_health_sql(&self.objects, release)
     }
+}
+
+/// The health-check SQL of a release published in local S3 (its manifest's `healthCheck.sql`),
+/// else [`DEFAULT_HEALTH_SQL`].
+pub fn release_health_sql(objects: &LocalObjects, release: &str) -> String {
+    let key = format!("{}manifest.json", release_prefix(release));
+    objects
+        .get_sync(RELEASE_BUCKET, &key)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|m| {
+            m.get("healthCheck")
+                .and_then(|h| h.get("sql"))
+                .and_then(|s| s.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| DEFAULT_HEALTH_SQL.to_string())
 }
 
 /// The database a rollout's health check runs against, fixed when the rollout starts.
@@ -173,8 +181,17 @@ impl LocalServices {
                 objects,
                 rollout_seconds,
                 heavy,
+                simulate: false,
             }),
         })
+    }
+
+    /// In a simulation no health check runs: every rollout completes after its simulated time.
+    pub fn simulated(mut self, on: bool) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.simulate = on;
+        }
+        self
     }
 
     /// Registers (or re-registers) the service of a tenant.
@@ -209,9 +226,16 @@ impl Services for LocalServices {
         };
         // The target is fixed now; the check itself runs on the heavy pool during the simulated
         // rollout, and its verdict is applied when the rollout ends.
-        let check = inner
-            .health_target(&ns)
-            .map(|target| inner.heavy.start(move || target.check()));
+        let simulate = inner.simulate;
+        let check = inner.health_target(&ns).map(|target| {
+            inner.heavy.start(move || {
+                if simulate {
+                    Ok(target.instance)
+                } else {
+                    target.check()
+                }
+            })
+        });
         let now = inner.clock.now().to_rfc3339();
         let id = inner.with("start deployment", |c| {
             let seq: i64 = c.query_row_cached(

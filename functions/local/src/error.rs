@@ -371,6 +371,12 @@ pub enum BuildError {
     Heavy(#[from] HeavyError),
     #[error(transparent)]
     Flyway(#[from] FlywayError),
+    /// A rehearsal's health check against the migrated candidate failed.
+    #[error("health check against the candidate {instance} failed: {source}")]
+    HealthCheck {
+        instance: InstanceId,
+        source: rusqlite::Error,
+    },
 }
 
 /// Why a local rollout is unhealthy (its text is the deployment's reason).

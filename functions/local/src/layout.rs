@@ -113,6 +113,11 @@ pub struct StateConfig {
     pub limits: Limits,
     #[serde(default)]
     pub durations: Durations,
+    /// A simulation (`tenantflow plan`'s throw-away copy of a fleet): snapshots, restores,
+    /// migrations and health checks take their simulated time but do no work, and succeed.
+    /// Never set in a user's state directory.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub simulate: bool,
 }
 
 impl Default for StateConfig {
@@ -121,6 +126,7 @@ impl Default for StateConfig {
             format: FORMAT.to_string(),
             limits: Limits::default(),
             durations: Durations::default(),
+            simulate: false,
         }
     }
 }

@@ -15,6 +15,8 @@
 //!   trigger, the run on the engine, and the typed run report turned into the deploy report;
 //! - [`recover`](mod@recover): settling the tenants of dead runs (the local liveness rule, run
 //!   status `ABORTED`, partial files);
+//! - [`plan`](mod@plan): `tenantflow plan`, the same deploy on a throw-away copy (or a synthetic
+//!   fleet, as a simulation without copies), with the usage an estimate prices;
 //! - [`bench`](mod@bench): the raw work of a deploy (two copies + migration per tenant), for the
 //!   benchmark;
 //! - [`state`]: `LocalState` (create/open, tenants, publishing releases); [`state_lock`]: one
@@ -39,6 +41,7 @@ pub mod events;
 pub mod flyway;
 pub mod heavy;
 pub mod layout;
+pub mod plan;
 pub mod ports;
 pub mod rds;
 pub mod records;

@@ -51,6 +51,7 @@ impl LocalPorts {
                 config.durations,
                 heavy.clone(),
             )
+            .map(|d| d.simulated(config.simulate))
             .map_err(|e| LocalError::sqlite(&layout.rds_registry(), e))?,
         );
         let parameters = Arc::new(
@@ -73,10 +74,12 @@ impl LocalPorts {
                 config.durations.rollout_seconds,
                 heavy.clone(),
             )
+            .map(|s| s.simulated(config.simulate))
             .map_err(|e| LocalError::sqlite(&layout.ecs_registry(), e))?,
         );
         let migrations = Arc::new(
             LocalMigrations::open(layout, dyn_clock, objects.clone(), databases.clone(), heavy)
+                .map(|m| m.simulated(config.simulate))
                 .map_err(|e| LocalError::sqlite(&layout.builds(), e))?,
         );
         let workflows = Arc::new(LocalWorkflows::new(&layout.runs_dir()));

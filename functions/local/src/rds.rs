@@ -53,6 +53,8 @@ struct Inner {
     limits: Limits,
     durations: Durations,
     heavy: crate::heavy::Heavy,
+    /// No copies: resources take their simulated time and succeed ([`crate::layout::StateConfig::simulate`]).
+    simulate: bool,
 }
 
 fn parse_tags(s: &str) -> Tags {
@@ -189,8 +191,18 @@ impl LocalDatabases {
                 limits,
                 durations,
                 heavy,
+                simulate: false,
             }),
         })
+    }
+
+    /// In a simulation no file is copied: every snapshot and restore succeeds after its
+    /// simulated time.
+    pub fn simulated(mut self, on: bool) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.simulate = on;
+        }
+        self
     }
 
     /// Registers an existing instance file as an `available` instance (used by `init`).
@@ -412,9 +424,11 @@ impl Databases for LocalDatabases {
         // now (a missing or corrupt one fails here), and copied in the background.
         let src_file = inner.layout.instance_file(source.as_str());
         let dst_file = inner.layout.snapshot_file(id.as_str());
-        let copy = match crate::sqlite::begin_copy(&src_file) {
-            Ok(pending) => inner.heavy.start(move || pending.finish(&dst_file)),
-            Err(e) => {
+        let begun = (!inner.simulate).then(|| crate::sqlite::begin_copy(&src_file));
+        let copy = match begun {
+            None => inner.heavy.start(|| Ok(())),
+            Some(Ok(pending)) => inner.heavy.start(move || pending.finish(&dst_file)),
+            Some(Err(e)) => {
                 let _ = inner.with("drop failed snapshot", |c| {
                     c.execute_cached("DELETE FROM snapshots WHERE id = ?1", [id.as_str()])
                 });
@@ -488,9 +502,13 @@ impl Databases for LocalDatabases {
         // The restore copies in the background while the instance is `creating`.
         let src = inner.layout.snapshot_file(req.snapshot.as_str());
         let dst = inner.layout.instance_file(req.target.as_str());
-        let copy = inner
-            .heavy
-            .start(move || crate::sqlite::backup_copy(&src, &dst));
+        let copy = if inner.simulate {
+            inner.heavy.start(|| Ok(()))
+        } else {
+            inner
+                .heavy
+                .start(move || crate::sqlite::backup_copy(&src, &dst))
+        };
         self.spawn_finish(
             Kind::Instance,
             req.target.as_str().to_string(),

@@ -148,12 +148,16 @@ impl LocalRunner {
         let release = var("TENANTFLOW_RELEASE")?;
         let source = release_source(input, &release);
         let (bucket, prefix) = source.as_ref().cloned().unwrap_or_default();
+        let health_check = (env.get("TENANTFLOW_HEALTH_CHECK").map(String::as_str)
+            == Some("candidate"))
+        .then(|| crate::ecs::release_health_sql(&self.local.objects, &release));
         let req = MigrationRequest {
             instance_id: instance,
             bucket,
             prefix,
             release,
             sha256sums: env.get("TENANTFLOW_SHA256SUMS_SHA256").cloned(),
+            health_check,
         };
         let started = self.local.clock.now();
         // A build takes simulated time; the Flyway run itself works meanwhile on the heavy pool.

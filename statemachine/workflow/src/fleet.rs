@@ -12,7 +12,7 @@ use crate::tenant;
 use serde_json::{json, Map, Value};
 use tenantflow_core::steps::StepName;
 
-const COMMENT: &str = "tenantflow release run: plan, then waves of per-tenant blue/green-by-snapshot deploys (or all-or-nothing prepare/commit), then the run report.";
+const COMMENT: &str = "tenantflow release run: plan, then waves of per-tenant blue/green-by-snapshot deploys (or all-or-nothing prepare/commit, or a rehearsal), then the run report.";
 const PLAN: &str = "Plan run";
 const MORE_WAVES: &str = "More waves to run?";
 const BAKE: &str = "Bake before fleet teardown";
@@ -33,6 +33,12 @@ pub fn definition() -> Value {
                     {"Variable": "$.plan.tenantCount", "NumericGreaterThan": 0},
                 ],
                 "Next": map_name(Phase::Prepare),
+            }, {
+                "And": [
+                    {"Variable": "$.plan.fleet", "StringEquals": "rehearse"},
+                    {"Variable": "$.plan.tenantCount", "NumericGreaterThan": 0},
+                ],
+                "Next": map_name(Phase::Rehearse),
             }],
             "Default": MORE_WAVES,
         }),
@@ -136,6 +142,7 @@ fn map_name(phase: Phase) -> String {
         Phase::Commit => "Commit every tenant",
         Phase::Revert => "Revert committed tenants",
         Phase::Teardown => "Tear down old generations",
+        Phase::Rehearse => "Rehearse every tenant",
     }
     .to_string()
 }
@@ -151,12 +158,13 @@ fn fleet_map(phase: Phase) -> Value {
         Phase::Wave => Some("One Standard child execution per tenant. Children roll back on their own and end with a result, so the Map never aborts a half-done tenant; the stop decision is made from counted outcomes."),
         Phase::Prepare => Some("all-or-nothing, steps 1-5 for every tenant: lock, snapshot, candidate, migration. Nothing is served from a candidate yet."),
         Phase::Commit => Some("all-or-nothing, steps 6-7: flip and roll out every tenant. A tenant that fails rolls itself back."),
+        Phase::Rehearse => Some("rehearse: steps 1-5 for every tenant without a write freeze, then every candidate and snapshot is discarded; the outcomes say where the release would fail."),
         _ => None,
     };
     // The list of tenants: the plan's wave or fleet list, or the list the previous tally wrote.
     let list = match phase {
         Phase::Wave => "$.wave",
-        Phase::Prepare => "$.plan.allTenants",
+        Phase::Prepare | Phase::Rehearse => "$.plan.allTenants",
         _ => "$.ledger.next",
     };
     let fresh = json!({
@@ -176,7 +184,7 @@ fn fleet_map(phase: Phase) -> Value {
         })
     };
     let selector = match phase {
-        Phase::Wave | Phase::Prepare => fresh,
+        Phase::Wave | Phase::Prepare | Phase::Rehearse => fresh,
         Phase::Discard => undone(
             "AllOrNothing.Discarded",
             "another tenant did not prepare, so every candidate is discarded",

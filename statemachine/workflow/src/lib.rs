@@ -10,7 +10,8 @@
 //! - [`policy`]: every retry policy and wait budget, once, with its reason.
 //! - [`phase`]: the phases whose Distributed Maps run a per-tenant state machine.
 //! - `tenant`: the per-tenant state machine of each phase, every state built once.
-//! - `fleet`: the parent: plan, waves, the all-or-nothing phases, tallies, the run report.
+//! - `fleet`: the parent: plan, waves, the all-or-nothing phases, the rehearsal, tallies, the run
+//!   report.
 //! - [`substitutions()`]: the placeholder values for a function-ARN prefix, project and bucket.
 
 pub mod asl;

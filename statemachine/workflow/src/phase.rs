@@ -9,17 +9,20 @@ pub enum Phase {
     Commit,
     Revert,
     Teardown,
+    /// Fleet mode `rehearse`: steps 1–5, then the candidate is discarded.
+    Rehearse,
 }
 
 impl Phase {
     /// In the order the parent lists them.
-    pub const ALL: [Phase; 6] = [
+    pub const ALL: [Phase; 7] = [
         Phase::Wave,
         Phase::Prepare,
         Phase::Discard,
         Phase::Commit,
         Phase::Revert,
         Phase::Teardown,
+        Phase::Rehearse,
     ];
 
     /// The tally's `phase` parameter, and the suffix of the phase's per-tenant state names.
@@ -31,6 +34,7 @@ impl Phase {
             Phase::Commit => "commit",
             Phase::Revert => "revert",
             Phase::Teardown => "teardown",
+            Phase::Rehearse => "rehearse",
         }
     }
 
@@ -45,7 +49,7 @@ impl Phase {
 
     /// Runs steps 1–5 (lock, snapshot, candidate, migration).
     pub fn prepares(self) -> bool {
-        matches!(self, Phase::Wave | Phase::Prepare)
+        matches!(self, Phase::Wave | Phase::Prepare | Phase::Rehearse)
     }
 
     /// Runs steps 6–7 (flip, roll out).

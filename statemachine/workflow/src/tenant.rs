@@ -44,6 +44,8 @@ enum Step {
     Prepared,
     /// End of `commit`: hands the tenant to the teardown phase.
     Committed,
+    /// End of `rehearse`: the prepared candidate is discarded.
+    Discard,
 }
 
 /// Steps 1–5 and 6–7 of DESIGN §2; the write-freeze drain sits between the freeze (steps 1–2)
@@ -93,6 +95,7 @@ impl Step {
             Step::Teardown => "Tear down old generation",
             Step::Prepared => "Candidate prepared",
             Step::Committed => "Tenant committed",
+            Step::Discard => "Discard rehearsal candidate",
         }
     }
 
@@ -214,6 +217,19 @@ impl Step {
                 next,
             ),
             Step::Committed => hand_over("committed", None, next),
+            Step::Discard => then(
+                Task {
+                    comment: Some("The tenant prepared: rollback deletes the candidate and the snapshot and releases the lock (no freeze was set); the outcome is `rehearsed`."),
+                    retry: vec![TRANSIENT, UNDO_NOT_READY],
+                    catch: vec![Catcher {
+                        error_equals: ALL_ERRORS,
+                        result_path: "$.undoError",
+                        next: phase.name(RECORD_FAILED_UNDO),
+                    }],
+                    ..Task::new(function_arn(StepName::Rollback), "$")
+                },
+                next,
+            ),
         }
     }
 }
@@ -232,6 +248,7 @@ fn path(phase: Phase) -> Vec<Step> {
         Phase::Prepare => path.push(Step::Prepared),
         Phase::Commit => path.push(Step::Committed),
         Phase::Teardown => path.push(Step::Teardown),
+        Phase::Rehearse => path.push(Step::Discard),
         Phase::Discard | Phase::Revert => {}
     }
     path
@@ -342,7 +359,7 @@ fn wait(phase: Phase, wait: Wait, next: Then) -> Value {
 /// `filesystem:` location. The project's own source is the parent `releases/` folder, which is
 /// never built.
 fn migrate(phase: Phase, next: Then) -> Value {
-    let env: Vec<Value> = [
+    let mut env: Vec<Value> = [
         ("TENANTFLOW_INSTANCE", "$.progress.candidate.instanceId"),
         ("TENANTFLOW_RELEASE", "$.release.id"),
         ("TENANTFLOW_SHA256SUMS_SHA256", "$.release.sha256sums"),
@@ -350,6 +367,13 @@ fn migrate(phase: Phase, next: Then) -> Value {
     .into_iter()
     .map(|(name, path)| json!({"Name": name, "Type": "PLAINTEXT", "Value.$": path}))
     .collect();
+    if phase == Phase::Rehearse {
+        // The local build then also runs the release's health check against the candidate (no
+        // app is rolled out in a rehearsal); the AWS buildspec ignores it.
+        env.push(
+            json!({"Name": "TENANTFLOW_HEALTH_CHECK", "Type": "PLAINTEXT", "Value": "candidate"}),
+        );
+    }
     let comment = match phase {
         Phase::Wave => "Flyway on CodeBuild against the candidate (in-place: the active database, with the snapshot as safety net); a failed build is States.TaskFailed and never retried: a migration is not idempotent. Retried only when CodeBuild refused to start the build.",
         _ => "Flyway on CodeBuild against the candidate; a failed build is States.TaskFailed.",

@@ -1021,3 +1021,93 @@ async fn budgets_at_ten_thousand_tenants() {
     assert!(out.result.max_history_events <= 500);
     assert!(out.result.max_payload_bytes <= 256 * 1024);
 }
+
+#[allow(non_snake_case)]
+fn R(s: &str) -> String {
+    format!("{s} (rehearse)")
+}
+
+#[tokio::test]
+async fn a_rehearsal_prepares_every_tenant_then_discards_every_candidate() {
+    let rel = Release {
+        tenants: 3,
+        fleet: "rehearse",
+        ..Release::default()
+    };
+    let bad = tenant(1);
+    let out = run(
+        rel,
+        Script::default().fail(&bad, &R(MIGRATE), "States.TaskFailed"),
+    )
+    .await;
+    // Some tenant would fail, so the rehearsal's run fails (as a deploy's would).
+    assert_eq!(out.result.status.as_str(), "FAILED");
+    for step in ["flip-ssm", "roll-ecs", "check-ecs", "teardown"] {
+        assert_eq!(
+            out.steps_called(&format!(":function:{step}")),
+            0,
+            "a rehearsal never calls {step}"
+        );
+    }
+    for i in [0, 2] {
+        let t = tenant(i);
+        let expected: Vec<String> = [
+            LOCK,
+            WAIT_SNAPSHOT,
+            RESTORE,
+            WAIT_CANDIDATE,
+            MIGRATE,
+            "Discard rehearsal candidate",
+        ]
+        .iter()
+        .map(|s| R(s))
+        .collect();
+        assert_eq!(
+            out.path(&t),
+            expected.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        let discard = &out.calls_at(&t, &R("Discard rehearsal candidate"))[0].input;
+        assert!(discard["progress"]["candidate"].is_object());
+        assert!(discard["error"].is_null(), "a prepared tenant has no error");
+        assert_eq!(discard["release"]["writeFreeze"], false, "never a freeze");
+        let migrate = &out.calls_at(&t, &R(MIGRATE))[0].input;
+        let env = migrate["EnvironmentVariablesOverride"].as_array().unwrap();
+        assert!(env
+            .iter()
+            .any(|v| v["Name"] == "TENANTFLOW_HEALTH_CHECK" && v["Value"] == "candidate"));
+        assert_eq!(out.tenant_result(&t)["outcome"], "rehearsed");
+    }
+    assert_eq!(out.path(&bad).last(), Some(&R(ROLL_BACK).as_str()));
+    let r = out.tenant_result(&bad);
+    assert_eq!(
+        (r["outcome"].as_str(), r["error"].as_str()),
+        (Some("would-fail"), Some("States.TaskFailed"))
+    );
+    let phases: Vec<&str> = out.report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["rehearse"]);
+    assert_eq!(out.report["counts"]["rehearsed"], 2);
+    assert_eq!(out.report["counts"]["wouldFail"], 1);
+}
+
+#[tokio::test]
+async fn a_rehearsal_where_every_tenant_prepares_succeeds() {
+    let rel = Release {
+        tenants: 2,
+        fleet: "rehearse",
+        ..Release::default()
+    };
+    let out = run(rel, Script::default()).await;
+    assert_eq!(out.result.status.as_str(), "SUCCEEDED", "{:?}", out.result);
+    for i in 0..2 {
+        assert_eq!(out.tenant_result(&tenant(i))["outcome"], "rehearsed");
+    }
+    println!(
+        "rehearse, 2 tenants: {} transitions, max child {} events",
+        out.result.state_transitions, out.result.max_history_events
+    );
+}

@@ -123,7 +123,15 @@ impl Overrides {
                 "strategy in-place cannot run all-or-nothing: migrating in place serves the new version before the commit phase",
             ));
         }
-        if strategy == Strategy::BlueGreen && !manifest.write_freeze {
+        if strategy == Strategy::InPlace && fleet == FleetMode::Rehearse {
+            return Err(StepError::invalid(
+                "fleet",
+                "strategy in-place cannot be rehearsed: it migrates the active database itself",
+            ));
+        }
+        // A rehearsal never freezes writes (nothing it makes is ever served).
+        if strategy == Strategy::BlueGreen && !manifest.write_freeze && fleet != FleetMode::Rehearse
+        {
             return Err(StepError::invalid(
                 "overrides.strategy",
                 "blue-green must freeze writes, and this manifest says writeFreeze: false",
@@ -226,6 +234,28 @@ pub struct Plan {
     /// (`runs/<run>/settled.json`, a JSON array of [`TenantResult`]); absent when there are none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settled: Option<ItemsRef>,
+    /// What `max_concurrency` was the smallest of (for `tenantflow plan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<ConcurrencyBound>,
+}
+
+/// The limits `max_concurrency` is the smallest of, and which one binds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConcurrencyBound {
+    /// The run's override, else the manifest's `maxConcurrency`, else the default.
+    pub cap: u32,
+    /// Concurrent migration builds.
+    pub builds: u32,
+    /// Free DB instances.
+    pub instances: u32,
+    /// Free manual snapshots (`None` for `promote`, which takes none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<u32>,
+    /// Of those, the snapshots this run keeps for good (snapshotRetention).
+    pub snapshots_kept: u32,
+    /// `cap`, `builds`, `instances` or `snapshots`.
+    pub binding: String,
 }
 
 /// A tenant `list-tenants` found but cannot deploy to, and exactly what it lacks.
@@ -339,12 +369,18 @@ where
         .unwrap_or(settings.default_max_concurrency);
     let mut max_concurrency = cap.min(settings.build_concurrency).min(headroom.instances);
     let mut kept = 0;
+    let bound_before_snapshots = max_concurrency;
     if strategy != Strategy::Promote {
+        // A rehearsal deletes every snapshot it takes: none is kept for good.
+        let retention = match fleet {
+            FleetMode::Rehearse => 0,
+            _ => manifest.snapshot_retention,
+        };
         kept = snapshots_kept_for_good(
             dbs,
             settings,
             &tenants,
-            manifest.snapshot_retention,
+            retention,
             headroom.snapshots,
             max_concurrency,
         )
@@ -384,6 +420,20 @@ where
     }
     let max_concurrency = max_concurrency.max(1);
     let script_set = manifest.script_set_digest()?;
+    let concurrency = ConcurrencyBound {
+        cap,
+        builds: settings.build_concurrency,
+        instances: headroom.instances,
+        snapshots: (strategy != Strategy::Promote).then_some(headroom.snapshots),
+        snapshots_kept: kept,
+        binding: binding(
+            max_concurrency,
+            cap,
+            settings.build_concurrency,
+            headroom.instances,
+            (bound_before_snapshots > max_concurrency).then_some(()),
+        ),
+    };
 
     let prefix = run_prefix(&run.name);
     let all_tenants = ItemsRef {
@@ -392,7 +442,7 @@ where
         count: n,
     };
     let canary = match fleet {
-        FleetMode::AllOrNothing => 0,
+        FleetMode::AllOrNothing | FleetMode::Rehearse => 0,
         FleetMode::Independent => canary_size(
             n,
             overrides.canary_count.or(manifest.waves.canary_count),
@@ -465,7 +515,7 @@ where
             prefix: release_prefix(&release_id),
             strategy,
             fleet,
-            write_freeze: manifest.write_freeze,
+            write_freeze: manifest.write_freeze && fleet != FleetMode::Rehearse,
             freeze_drain_seconds: overrides
                 .freeze_drain_seconds
                 .unwrap_or(manifest.freeze_drain_seconds),
@@ -487,6 +537,7 @@ where
         all_tenants,
         skipped,
         settled,
+        concurrency: Some(concurrency),
         run,
     })
 }
@@ -535,6 +586,23 @@ async fn read_tenant_list<O: Objects + ?Sized>(
             format!("s3://{bucket}/{key} is not a JSON array of tenant names: {e}"),
         )
     })
+/// Which limit set `max_concurrency`: the first of cap, builds, instances, snapshots that equals
+/// it (`snapshots_bound` when the snapshot headroom lowered it).
+fn binding(
+    max_concurrency: u32,
+    cap: u32,
+    builds: u32,
+    instances: u32,
+    snapshots_bound: Option<()>,
+) -> String {
+    if snapshots_bound.is_some() {
+        return "snapshots".into();
+    }
+    [("cap", cap), ("builds", builds), ("instances", instances)]
+        .into_iter()
+        .find(|(_, v)| *v == max_concurrency)
+        .map_or("cap", |(name, _)| name)
+        .to_string()
 }
 
 fn run_context(e: &ExecutionInfo) -> Result<RunContext, StepError> {
@@ -860,6 +928,39 @@ mod tests {
             w.log().writes().len(),
             before,
             "nothing written without headroom"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_plan_says_which_limit_binds_its_concurrency() {
+        let w = world(3, json!({"maxConcurrency": 8}));
+        let c = planned(&w, json!({})).await.concurrency.unwrap();
+        assert_eq!((c.cap, c.binding.as_str()), (8, "cap"));
+        w.db.headroom.lock().unwrap().instances = 2;
+        let p = planned(&w, json!({})).await;
+        assert_eq!(p.max_concurrency, 2);
+        assert_eq!(p.concurrency.unwrap().binding, "instances");
+    }
+
+    #[tokio::test]
+    async fn a_rehearsal_has_one_phase_no_freeze_and_keeps_no_snapshot() {
+        let w = world(
+            4,
+            json!({"waves": {"canaryCount": 2}, "snapshotRetention": 3, "maxConcurrency": 50}),
+        );
+        // Room for the run's snapshots only if none is kept for good.
+        w.db.headroom.lock().unwrap().snapshots = 3;
+        let p = planned(&w, json!({"fleet": "rehearse"})).await;
+        assert_eq!(p.fleet, FleetMode::Rehearse);
+        assert_eq!(p.release.fleet, FleetMode::Rehearse);
+        assert!(!p.release.write_freeze, "a rehearsal never freezes writes");
+        assert!(p.waves.is_empty());
+        assert_eq!(p.tenant_count, 4);
+        let c = p.concurrency.unwrap();
+        assert_eq!((c.snapshots_kept, p.max_concurrency), (0, 3));
+        assert_eq!(
+            field(&plan_err(&w, json!({"fleet": "rehearse", "strategy": "in-place"})).await),
+            "fleet"
         );
     }
 

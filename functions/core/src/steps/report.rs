@@ -45,6 +45,8 @@ pub enum Phase {
     Discard,
     Revert,
     Teardown,
+    /// Fleet mode `rehearse`: the one Map, prepare then discard, per tenant.
+    Rehearse,
     Final,
 }
 
@@ -84,6 +86,11 @@ pub struct Counts {
     pub prepared: u64,
     #[serde(default)]
     pub committed: u64,
+    /// Fleet mode `rehearse`.
+    #[serde(default)]
+    pub rehearsed: u64,
+    #[serde(default)]
+    pub would_fail: u64,
 }
 
 impl Counts {
@@ -96,6 +103,8 @@ impl Counts {
                 Outcome::Skipped => self.skipped += 1,
                 Outcome::RollbackFailed => self.rollback_failed += 1,
                 Outcome::UpToDate => self.up_to_date += 1,
+                Outcome::Rehearsed => self.rehearsed += 1,
+                Outcome::WouldFail => self.would_fail += 1,
             },
             ChildOutcome::Stage { stage, .. } if stage == "committed" => self.committed += 1,
             ChildOutcome::Stage { .. } => self.prepared += 1,
@@ -109,7 +118,12 @@ impl Counts {
 
     /// Tenants whose own deploy failed (not skipped ones).
     pub fn failures(&self) -> u64 {
-        self.rolled_back + self.rollback_failed
+        self.rolled_back + self.rollback_failed + self.would_fail
+    }
+
+    /// Tenants that ended as the run meant: deployed, or rehearsed in a rehearsal.
+    pub fn succeeded(&self) -> u64 {
+        self.deployed + self.rehearsed
     }
 }
 
@@ -309,7 +323,9 @@ where
                 Decision::Done
             }
         }
-        Phase::Discard | Phase::Revert | Phase::Teardown | Phase::Final => Decision::Done,
+        Phase::Discard | Phase::Revert | Phase::Teardown | Phase::Rehearse | Phase::Final => {
+            Decision::Done
+        }
     };
     Ok(ReportOutput::Ledger(ledger))
 }
@@ -322,6 +338,7 @@ fn phase_name(p: Phase) -> &'static str {
         Phase::Discard => "discard",
         Phase::Revert => "revert",
         Phase::Teardown => "teardown",
+        Phase::Rehearse => "rehearse",
         Phase::Final => "final",
     }
 }
@@ -443,7 +460,12 @@ where
         .map_err(|e| StepError::Internal(format!("serialize report: {e}")))?;
     objects.put(&location.bucket, &location.key, &body).await?;
     let url = format!("s3://{}/{}", location.bucket, location.key);
-    let cause = if status == "SUCCEEDED" {
+    let cause = if plan.fleet == FleetMode::Rehearse {
+        format!(
+            "rehearsal: {} of {} tenants rehearsed, {} would fail (skipped {}, rollback-failed {}); report {url}",
+            counts.rehearsed, counts.total, counts.would_fail, counts.skipped, counts.rollback_failed
+        )
+    } else if status == "SUCCEEDED" {
         format!(
             "{} of {} tenants deployed, {} already up to date; report {url}",
             counts.deployed, counts.total, counts.up_to_date

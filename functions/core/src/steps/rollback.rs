@@ -29,6 +29,8 @@
 //! Before undoing anything it writes the run journal (`step: rollback`, [`super::journal`]). A run
 //! `recover` already settled touches nothing and is reported `skipped` with
 //! `Tenantflow.RunAborted` (rollback is where every other step's `RunAborted` is caught).
+//! Fleet mode `rehearse` ends every tenant here: without an error (its candidate prepared and is
+//! discarded) the outcome is `rehearsed`, with one it is `would-fail`.
 //!
 //! Outcomes: `skipped` when the error is `Tenantflow.Locked` and the lock is not this run's
 //! (nothing is touched), or when the run was aborted by `recover`; `rolled-back`; `rollback-failed` for a non-retryable error. `NotReady` and
@@ -43,7 +45,7 @@ use super::tenant::{
 use super::{journal, parse_input, Ports, StepName};
 use crate::cause::in_words;
 use crate::error::StepError;
-use crate::manifest::Strategy;
+use crate::manifest::{FleetMode, Strategy};
 use crate::model::{ActivePointer, Outcome, TenantResult, TenantState};
 use crate::names::{InstanceId, Namespace};
 use crate::ports::{Databases, Parameters, Records, Services};
@@ -126,6 +128,20 @@ pub async fn rollback<
         undo(db, params, records, services, default_cluster, &state).await
     };
     match undone {
+        Ok(note) if state.release.fleet == FleetMode::Rehearse => {
+            // A rehearsal discards every candidate: a tenant that got here without an error
+            // prepared; one with an error is where the release would fail.
+            result.outcome = match &state.error {
+                None => Outcome::Rehearsed,
+                Some(_) => Outcome::WouldFail,
+            };
+            if let Some(n) = note {
+                let cause = result.cause.take().unwrap_or_default();
+                result.cause = Some(format!("{cause} [{n}]").trim().to_string());
+            }
+            tracing::info!(tenant = %state.tenant, outcome = ?result.outcome, "rehearsal discarded");
+            Ok(result)
+        }
         Ok(note) => {
             if let Some(n) = note {
                 let cause = result.cause.take().unwrap_or_default();

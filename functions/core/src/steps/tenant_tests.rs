@@ -476,6 +476,42 @@ async fn rollback_from_every_point_restores_the_tenant() {
 }
 
 #[tokio::test]
+async fn a_rehearsal_discards_its_candidate_and_reports_rehearsed_or_would_fail() {
+    for error in [None, Some("States.TaskFailed")] {
+        let (w, mut s) = setup(Strategy::BlueGreen);
+        s.release.fleet = crate::manifest::FleetMode::Rehearse;
+        s.release.write_freeze = false;
+        let original = w.pointer(NS).expect("pointer");
+        let upto = if error.is_some() {
+            Stage::CreateDb
+        } else {
+            Stage::Migrate
+        };
+        let mut s = advance(&w, s, upto).await;
+        assert!(frozen(&w).is_none(), "a rehearsal never freezes writes");
+        w.db.finish_all();
+        if let Some(e) = error {
+            s = fail(s, e);
+        }
+        let r = result(&w, StepName::Rollback, &s).await;
+        let expected = match error {
+            None => Outcome::Rehearsed,
+            Some(_) => Outcome::WouldFail,
+        };
+        assert_eq!(r.outcome, expected, "{r:?}");
+        assert_eq!(r.error.as_deref(), error);
+        assert_eq!(
+            w.pointer(NS).expect("p"),
+            original,
+            "the pointer is untouched"
+        );
+        assert_eq!(w.db.instance_ids(), [OLD], "candidate deleted");
+        assert!(w.db.snapshot_ids().is_empty(), "snapshot deleted");
+        assert!(w.records.holder(NS).is_none(), "lock released");
+    }
+}
+
+#[tokio::test]
 async fn rollback_after_a_half_done_step_finds_what_it_made() {
     // Snapshot step crashed after locking and snapshotting: progress records nothing.
     let (w, s) = setup(Strategy::BlueGreen);

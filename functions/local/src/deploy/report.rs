@@ -57,7 +57,8 @@ pub struct TenantRow {
 }
 
 impl DeployReport {
-    /// True when every tenant deployed (or was already up to date) and the run succeeded.
+    /// True when every tenant deployed (or was already up to date; in a rehearsal: rehearsed) and
+    /// the run succeeded.
     pub fn all_deployed(&self) -> bool {
         self.status == "SUCCEEDED" && self.tenants.iter().all(|t| t.outcome.is_success())
     }

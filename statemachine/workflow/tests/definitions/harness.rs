@@ -249,6 +249,7 @@ impl Scripted {
         let lock = state["run"]["executionArn"].clone();
         let freeze = state["release"]["writeFreeze"].clone();
         let error = state["error"].clone();
+        let fleet = state["release"]["fleet"].as_str().map(str::to_string);
         let p = &mut state["progress"];
         match step {
             "snapshot" => {
@@ -319,9 +320,15 @@ impl Scripted {
             }
             "rollback" => {
                 let from = p.get("pointer").map(|x| x["value"]["generation"].clone());
+                // As the real step: a rehearsal's tenant without an error prepared.
+                let outcome = match (fleet.as_deref(), error.is_null()) {
+                    (Some("rehearse"), true) => "rehearsed",
+                    (Some("rehearse"), false) => "would-fail",
+                    _ => "rolled-back",
+                };
                 return Ok(json!({
                     "tenant": tenant,
-                    "outcome": "rolled-back",
+                    "outcome": outcome,
                     "release": release,
                     "fromGeneration": from,
                     "toGeneration": from,
