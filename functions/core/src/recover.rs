@@ -268,8 +268,12 @@ async fn act<
             let r =
                 rollback::rollback(db, params, records, services, default_cluster, input).await?;
             match r.outcome {
-                Outcome::RolledBack | Outcome::Skipped => Ok(r.cause),
-                Outcome::RollbackFailed | Outcome::Deployed => Err(StepError::Conflict(
+                // A rehearsal's rollback reports what it undid as rehearsed / would-fail.
+                Outcome::RolledBack
+                | Outcome::Skipped
+                | Outcome::Rehearsed
+                | Outcome::WouldFail => Ok(r.cause),
+                Outcome::RollbackFailed | Outcome::Deployed | Outcome::UpToDate => Err(StepError::Conflict(
                     r.cause.unwrap_or_else(|| "rollback failed".into()),
                 )),
             }
@@ -310,6 +314,8 @@ fn freeze_only_state(record: &TenantRecord, run: &str) -> Option<TenantState> {
             source_snapshot: None,
             health_check: None,
             sha256sums: None,
+            freeze_drain_seconds: 0,
+            scripts: None,
         },
         progress: Progress::default(),
         error: None,

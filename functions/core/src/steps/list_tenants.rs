@@ -586,6 +586,8 @@ async fn read_tenant_list<O: Objects + ?Sized>(
             format!("s3://{bucket}/{key} is not a JSON array of tenant names: {e}"),
         )
     })
+}
+
 /// Which limit set `max_concurrency`: the first of cap, builds, instances, snapshots that equals
 /// it (`snapshots_bound` when the snapshot headroom lowered it).
 fn binding(

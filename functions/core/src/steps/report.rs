@@ -111,19 +111,16 @@ impl Counts {
         }
     }
 
-    /// Tenants that deployed or were already up to date.
-    pub fn succeeded(&self) -> u64 {
-        self.deployed + self.up_to_date
-    }
 
     /// Tenants whose own deploy failed (not skipped ones).
     pub fn failures(&self) -> u64 {
         self.rolled_back + self.rollback_failed + self.would_fail
     }
 
-    /// Tenants that ended as the run meant: deployed, or rehearsed in a rehearsal.
+    /// Tenants that ended as the run meant: deployed, already up to date, or rehearsed in a
+    /// rehearsal.
     pub fn succeeded(&self) -> u64 {
-        self.deployed + self.rehearsed
+        self.deployed + self.up_to_date + self.rehearsed
     }
 }
 
