@@ -507,7 +507,10 @@ fn sigint_and_sigterm_stop_the_run_gracefully_then_recover_settles_it() {
                 err.contains("were rolled back"),
                 "{trial}: says it settled them: {err}"
             );
-            assert!(found.is_empty(), "{trial}: after a graceful stop: {found:#?}");
+            assert!(
+                found.is_empty(),
+                "{trial}: after a graceful stop: {found:#?}"
+            );
         } else {
             assert!(
                 err.contains("tenantflow recover"),

@@ -126,7 +126,7 @@ pub(crate) fn parse_concurrency(s: &str) -> Result<u32, String> {
     parse_count(s, 1, "give at least 1 tenant at once")
 }
 
-fn parse_drain(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_drain(s: &str) -> Result<u64, String> {
     let max = tenantflow_core::manifest::MAX_FREEZE_DRAIN_SECONDS;
     let n: i64 = s
         .trim()

@@ -8,8 +8,8 @@
 //! directory is only read.
 
 use crate::commands::deploy::{
-    human_duration, open_state, outcome_name, parse_canary, parse_concurrency, parse_percent,
-    parse_snapshot, tenant_error, FleetArg, StrategyArg,
+    human_duration, open_state, outcome_name, parse_canary, parse_concurrency, parse_drain,
+    parse_percent, parse_snapshot, tenant_error, FleetArg, StrategyArg,
 };
 use crate::commands::exit::EXIT_OK;
 use crate::estimate::{self, Assumptions, Estimate, PriceTable};
@@ -47,6 +47,10 @@ pub struct PlanArgs {
     /// At most this many tenants at once (1 or more).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_concurrency)]
     pub max_concurrency: Option<u32>,
+    /// Seconds between freezing a tenant's writes and taking its snapshot (0 to 3600), instead of
+    /// the manifest's `freezeDrainSeconds`.
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = parse_drain)]
+    pub freeze_drain_seconds: Option<u64>,
     /// For strategy promote: the snapshot to restore.
     #[arg(long, value_name = "SNAPSHOT_ID", value_parser = parse_snapshot)]
     pub source_snapshot: Option<String>,
@@ -108,6 +112,8 @@ fn options(args: &PlanArgs) -> DeployOptions {
         max_concurrency: args.max_concurrency,
         seed: args.seed,
         source_snapshot: args.source_snapshot.clone(),
+        tenant_list: None,
+        freeze_drain_seconds: args.freeze_drain_seconds,
     }
 }
 

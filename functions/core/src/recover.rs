@@ -273,9 +273,9 @@ async fn act<
                 | Outcome::Skipped
                 | Outcome::Rehearsed
                 | Outcome::WouldFail => Ok(r.cause),
-                Outcome::RollbackFailed | Outcome::Deployed | Outcome::UpToDate => Err(StepError::Conflict(
-                    r.cause.unwrap_or_else(|| "rollback failed".into()),
-                )),
+                Outcome::RollbackFailed | Outcome::Deployed | Outcome::UpToDate => Err(
+                    StepError::Conflict(r.cause.unwrap_or_else(|| "rollback failed".into())),
+                ),
             }
         }
         Action::RolledForward => {

@@ -344,6 +344,8 @@ fn synthetic_fleet(
             release: release.to_string(),
             service: None,
             freeze: None,
+            // No record of the scripts it has: every synthetic tenant is deployed.
+            scripts: None,
         };
         let value = serde_json::to_string(&pointer).map_err(LocalError::serialize("pointer"))?;
         ports.parameters.put_sync(&ns.paths().pointer, &value)?;

@@ -175,6 +175,7 @@ pub fn plan_retry(state: &LocalState, run: &str) -> Result<RetryPlan, LocalError
             seed: 0,
             source_snapshot: None,
             tenant_list: None,
+            freeze_drain_seconds: o.freeze_drain_seconds,
         },
     })
 }

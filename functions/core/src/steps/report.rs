@@ -111,7 +111,6 @@ impl Counts {
         }
     }
 
-
     /// Tenants whose own deploy failed (not skipped ones).
     pub fn failures(&self) -> u64 {
         self.rolled_back + self.rollback_failed + self.would_fail
