@@ -53,7 +53,10 @@ fn die_after_flip(state: &Path) -> TenantState {
         if step != StepName::FlipSsm {
             // The snapshot or restore it started: ready once its RDS event is out.
             rt.block_on(async {
-                tokio::task::yield_now().await;
+                // Advance only once its task sleeps on the clock (an earlier advance would miss it).
+                while clock.sleepers() == 0 {
+                    tokio::task::yield_now().await;
+                }
                 clock.advance(std::time::Duration::from_secs(24 * 3600));
                 rx.recv().await.expect("RDS event");
             });
