@@ -125,7 +125,13 @@ async fn a_release_uploaded_again_finds_every_tenant_up_to_date() {
         outcome: "up-to-date",
         ..deployed(t, "r-again")
     };
-    check(&env, &again, &[up_to_date(&ts[0]), up_to_date(&ts[1])], RETENTION).await;
+    check(
+        &env,
+        &again,
+        &[up_to_date(&ts[0]), up_to_date(&ts[1])],
+        RETENTION,
+    )
+    .await;
     assert!(
         again.result.state_transitions <= 8,
         "{} transitions for a run with nothing to deploy",
