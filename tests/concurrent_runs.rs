@@ -73,6 +73,23 @@ fn finish(child: Child, mut err: BufReader<ChildStderr>) -> (i32, Value) {
     (out.status.code().unwrap_or(-1), v)
 }
 
+/// A copy of the example release `0002-loyalty-points` under another id: the same scripts, so a
+/// tenant on either is deployed to the other (never up to date, never newer).
+fn twin_release(dir: &Path, id: &str) -> std::path::PathBuf {
+    let from = example("0002-loyalty-points");
+    let to = dir.join(id);
+    std::fs::create_dir_all(&to).unwrap();
+    for e in std::fs::read_dir(&from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+    let m = to.join("manifest.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+    v["release"] = json!(id);
+    std::fs::write(&m, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    to
+}
+
 fn to_generations(report: &Value) -> Vec<String> {
     report["tenants"]
         .as_array()
@@ -120,13 +137,17 @@ fn a_second_command_is_refused_naming_the_running_one_or_waits_for_it() {
     assert_eq!(parameter_writes(&state), before, "a refused command wrote");
 
     // With --wait, two deploys wait (saying for whom), then both complete, one after the other.
+    // The second is another release with the same scripts: the same one again would find every
+    // tenant up to date and make no generation.
+    let twin = twin_release(tmp.path(), "0002-loyalty-points-twin");
+    let twin = twin.to_str().unwrap();
     let mut first = spawn(&state, &["deploy", release, "--json", "--wait"]);
     let (line, first_err) = wait_line(&mut first);
     assert!(
         line.contains(&format!("pid {}", std::process::id())),
         "{line}"
     );
-    let mut second = spawn(&state, &["deploy", release, "--json", "--wait"]);
+    let mut second = spawn(&state, &["deploy", twin, "--json", "--wait"]);
     let (_, second_err) = wait_line(&mut second);
     release_lock(lock);
     let (code_a, a) = finish(first, first_err);
@@ -138,9 +159,15 @@ fn a_second_command_is_refused_naming_the_running_one_or_waits_for_it() {
         ga.iter().all(|g| !gb.contains(g)),
         "generations collide: {ga:?} {gb:?}"
     );
-    // Every tenant is consistent and on the release; nothing is left locked or orphaned.
+    // Every tenant is consistent and on the release of the run that went last; nothing is left
+    // locked or orphaned.
     let releases = check_invariants(&state);
-    assert!(releases.values().all(|r| r == "0002-loyalty-points"));
+    let last = releases.values().next().unwrap().clone();
+    assert!(
+        ["0002-loyalty-points", "0002-loyalty-points-twin"].contains(&last.as_str()),
+        "{releases:?}"
+    );
+    assert!(releases.values().all(|r| *r == last), "{releases:?}");
     let (code, status) = tenantflow_json(&state, &["status", "--json"]);
     assert_eq!(code, 0, "{status:#}");
     assert_eq!(
