@@ -407,20 +407,24 @@ pub fn render_report(r: &DeployReport) -> String {
         &rows,
     );
     let count = |o: Outcome| r.tenants.iter().filter(|t| t.outcome == o).count();
-    out.push_str(&format!(
-        "\nrun {}: {} deployed, {} up to date, {} rolled back, {} skipped, {} rollback failed\n",
-        r.run,
-        count(Outcome::Deployed),
-        count(Outcome::UpToDate),
-        count(Outcome::RolledBack),
-        count(Outcome::Skipped),
-        count(Outcome::RollbackFailed),
-    ));
     if count(Outcome::Rehearsed) + count(Outcome::WouldFail) > 0 {
         out.push_str(&format!(
-            "rehearsal: {} rehearsed, {} would fail (pointers, active databases and write freezes unchanged)\n",
+            "\nrehearsal {}: {} rehearsed, {} would fail, {} skipped, {} rollback failed (pointers, active databases and write freezes unchanged)\n",
+            r.run,
             count(Outcome::Rehearsed),
             count(Outcome::WouldFail),
+            count(Outcome::Skipped),
+            count(Outcome::RollbackFailed),
+        ));
+    } else {
+        out.push_str(&format!(
+            "\nrun {}: {} deployed, {} up to date, {} rolled back, {} skipped, {} rollback failed\n",
+            r.run,
+            count(Outcome::Deployed),
+            count(Outcome::UpToDate),
+            count(Outcome::RolledBack),
+            count(Outcome::Skipped),
+            count(Outcome::RollbackFailed),
         ));
     }
     if r.status != "SUCCEEDED" {
