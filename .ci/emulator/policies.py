@@ -388,6 +388,9 @@ def main():
         if body["Type"] != "AWS::Events::Rule":
             continue
         props = body.get("Properties", {})
+        # A schedule rule (ScheduleExpression, no EventPattern) matches no event.
+        if "EventPattern" not in props:
+            continue
         rules.append({
             "logicalId": lid,
             "arn": r.arn(lid),
