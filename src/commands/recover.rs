@@ -9,7 +9,6 @@
 //! 3 a tenant is still waiting on a resource: run `recover` again; 4 another command holds the
 //! state directory; 5 `--dry-run` found something to recover.
 
-use crate::commands::deploy::open_state;
 use crate::commands::exit::{EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_PARTIAL};
 use crate::table;
 use anyhow::{Context, Result};
@@ -127,7 +126,9 @@ pub fn settle_before_deploy(local: &LocalState) -> Result<()> {
 }
 
 pub fn run(state: &Path, args: &RecoverArgs) -> Result<u8> {
-    let local = open_state(state)?;
+    // Opened here, not through `deploy` (which calls this module): no import cycle.
+    let local = LocalState::open(state)
+        .with_context(|| format!("cannot use {} as the state directory", state.display()))?;
     let _lock = crate::commands::lock::lock_state(state, args.wait)?;
     let report = recover_blocking(&local, args.dry_run)?;
     if args.json {
