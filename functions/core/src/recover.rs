@@ -22,7 +22,7 @@
 //! still `creating`) leaves the tenant `pending` with its lock held: run recovery again later.
 
 use crate::error::{ErrorInfo, StepError};
-use crate::model::{Aborted, Journal, Outcome, TenantRecord, TenantState};
+use crate::model::{Aborted, Journal, Outcome, ResourceKind, TenantRecord, TenantState};
 use crate::ports::{Databases, Parameters, Records, Services};
 use crate::steps::{rollback, teardown, tenant};
 use chrono::{DateTime, Utc};
@@ -340,6 +340,7 @@ async fn finish<R: Records + ?Sized>(
     if !still_ours {
         return Ok(());
     }
+    drop_wait_tokens(records, before).await?;
     let now = match action {
         Some(a) if now.journal.aborted.is_none() => {
             let journal = Journal {
@@ -366,6 +367,45 @@ async fn finish<R: Records + ?Sized>(
     };
     if let Some(h) = &now.holder {
         records.release(&now.tenant, h).await?;
+    }
+    Ok(())
+}
+
+/// Deletes the task tokens the dead run left waiting on its snapshot, candidate or rollout (their
+/// executions are gone; the resources are settled): only tokens recorded for this tenant, each
+/// delete conditional on the token read.
+async fn drop_wait_tokens<R: Records + ?Sized>(
+    records: &R,
+    record: &TenantRecord,
+) -> Result<(), StepError> {
+    let mut waits: Vec<(ResourceKind, String)> = Vec::new();
+    if let Some(state) = record.journal.state.as_deref() {
+        waits.push((
+            ResourceKind::DbSnapshot,
+            tenant::snapshot_id(state).to_string(),
+        ));
+        waits.push((
+            ResourceKind::DbInstance,
+            tenant::candidate_id(state).to_string(),
+        ));
+    }
+    if let Some(s) = &record.journal.snapshot {
+        waits.push((ResourceKind::DbSnapshot, s.to_string()));
+    }
+    if let Some(c) = &record.journal.candidate {
+        waits.push((ResourceKind::DbInstance, c.to_string()));
+    }
+    if let Some(d) = &record.journal.deployment_id {
+        waits.push((ResourceKind::EcsDeployment, d.clone()));
+    }
+    waits.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
+    waits.dedup();
+    for (kind, resource) in waits {
+        if let Some(w) = records.get_token(kind, &resource).await? {
+            if w.tenant == record.tenant {
+                records.delete_token(kind, &resource, &w.token).await?;
+            }
+        }
     }
     Ok(())
 }

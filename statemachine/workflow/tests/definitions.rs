@@ -1053,6 +1053,8 @@ async fn a_rehearsal_prepares_every_tenant_then_discards_every_candidate() {
         let t = tenant(i);
         let expected: Vec<String> = [
             LOCK,
+            DRAIN_CHOICE,
+            SNAPSHOT,
             WAIT_SNAPSHOT,
             RESTORE,
             WAIT_CANDIDATE,
