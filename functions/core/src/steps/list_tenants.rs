@@ -432,8 +432,9 @@ fn canary_size(n: u64, count: Option<u32>, percent: Option<f64>) -> Result<u64, 
 
 /// Reads the manifest, checks it names this release, checks every script's sha256, and checks
 /// that the release's `SHA256SUMS` (what the migration build verifies the scripts with) says the
-/// same. Returns the manifest and the sha256 of that `SHA256SUMS`.
-async fn load_manifest<O: Objects + ?Sized>(
+/// same. Returns the manifest and the sha256 of that `SHA256SUMS`. Public so that
+/// `tenantflow aws release push` verifies a release exactly as a run will.
+pub async fn load_manifest<O: Objects + ?Sized>(
     objects: &O,
     bucket: &str,
     key: &str,
@@ -557,8 +558,9 @@ pub async fn discover<P: Parameters + ?Sized>(
     Ok(out)
 }
 
-/// What is wrong with a tenant's pointer value, if anything.
-fn pointer_problem(ns: &Namespace, path: &str, value: &str) -> Option<String> {
+/// What is wrong with a tenant's pointer value, if anything. Public so that `tenantflow aws
+/// adopt` refuses exactly the pointers discovery would skip.
+pub fn pointer_problem(ns: &Namespace, path: &str, value: &str) -> Option<String> {
     let p: ActivePointer = match serde_json::from_str(value) {
         Ok(p) => p,
         Err(e) => {
