@@ -20,13 +20,15 @@ fmt:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features tenantflow/aws -- -D warnings
 
 # `cargo test --workspace` includes the emulator suite (functions/aws/tests/emulator: moto,
 # the expanded template, iam-simulate from `make tools`); it fails, never skips, without them.
-# --no-fail-fast: one failing test binary does not hide the results of the others.
+# --no-fail-fast: one failing test binary does not hide the results of the others. `tenantflow/aws`:
+# the `tenantflow aws` commands are built and linted too (their work, tenantflow-aws `ops`, is in the
+# emulator suite either way; the SDK is compiled once, with the same features, for both).
 cargo-test:
-	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test --workspace --no-fail-fast
+	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test --workspace --features tenantflow/aws --no-fail-fast
 
 # The emulator suite alone, then its IAM figures (calls evaluated, denials by function, action and
 # resource) from each test's summary.
