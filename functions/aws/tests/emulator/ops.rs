@@ -15,7 +15,7 @@ use tenantflow_aws::ops::{locks, runs, Ops, OpsError, StackOutputs};
 use tenantflow_aws::Clients;
 use tenantflow_core::model::ActivePointer;
 use tenantflow_core::names::{tags, Namespace};
-use tenantflow_core::ports::{LockTake, Parameters, Records};
+use tenantflow_core::ports::{Databases, LockTake, Parameters, Records};
 use tenantflow_core::steps::list_tenants::discover;
 use tenantflow_core::steps::StepName;
 
