@@ -25,8 +25,8 @@ clippy:
 # `cargo test --workspace` includes the emulator suite (functions/aws/tests/emulator: moto,
 # the expanded template, iam-simulate from `make tools`); it fails, never skips, without them.
 # --no-fail-fast: one failing test binary does not hide the results of the others. `tenantflow/aws`:
-# the `tenantflow aws` commands are built and linted too (their work, tenantflow-aws `ops`, is in the
-# emulator suite either way; the SDK is compiled once, with the same features, for both).
+# the `tenantflow aws` commands are built and linted too, and it turns on tenantflow-aws `ops`, whose
+# emulator tests (tests/emulator/ops.rs) then run; the SDK is compiled once, with the same features.
 cargo-test:
 	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test --workspace --features tenantflow/aws --no-fail-fast
 
@@ -35,7 +35,7 @@ cargo-test:
 EMULATOR_RESULTS = $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/tmp/emulator-iam
 emulator: tools
 	rm -rf "$(EMULATOR_RESULTS)"
-	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test -p tenantflow-aws --test emulator; rc=$$?; \
+	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test -p tenantflow-aws --features ops --test emulator; rc=$$?; \
 	python3 .ci/emulator/summary.py "$(EMULATOR_RESULTS)"; exit $$rc
 
 lint: lint-asl lint-infra

@@ -30,6 +30,8 @@ mod eventbridge;
 mod invariants;
 mod layers;
 mod moto;
+// Feature `ops` (on in `make test` and `make emulator`): the operator commands.
+#[cfg(feature = "ops")]
 mod ops;
 mod record;
 mod scenarios;
