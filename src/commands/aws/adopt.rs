@@ -1,6 +1,6 @@
 //! `tenantflow aws adopt (--pattern RE | --tag KEY) [--apply]`.
 
-use super::print_json;
+use super::json::print_json;
 use crate::commands::exit::{EXIT_FAILED, EXIT_OK};
 use anyhow::Result;
 use clap::Args;

@@ -5,6 +5,7 @@
 //! outputs (DescribeStacks), each of which a flag can give or override instead.
 
 pub mod adopt;
+pub mod json;
 pub mod locks;
 pub mod push;
 pub mod retry;
@@ -150,10 +151,4 @@ fn override_with(s: &mut StackOutputs, a: &AwsArgs) {
             *slot = v.clone();
         }
     }
-}
-
-/// Prints `v` as one line of JSON.
-fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
-    crate::outln!("{}", serde_json::to_string(v)?);
-    Ok(())
 }

@@ -1,6 +1,6 @@
 //! `tenantflow aws release push DIR`.
 
-use super::print_json;
+use super::json::print_json;
 use crate::commands::exit::EXIT_OK;
 use anyhow::Result;
 use clap::{Args, Subcommand};

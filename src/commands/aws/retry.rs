@@ -1,6 +1,6 @@
 //! `tenantflow aws retry RUN` and `tenantflow aws recover`.
 
-use super::print_json;
+use super::json::print_json;
 use crate::commands::exit::EXIT_OK;
 use anyhow::Result;
 use clap::Args;

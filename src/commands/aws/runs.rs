@@ -1,6 +1,6 @@
 //! `tenantflow aws runs` and `tenantflow aws status [RUN]`.
 
-use super::print_json;
+use super::json::print_json;
 use crate::commands::exit::{EXIT_FAILED, EXIT_OK, EXIT_PARTIAL};
 use anyhow::Result;
 use clap::Args;
