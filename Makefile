@@ -20,20 +20,22 @@ fmt:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features tenantflow/aws -- -D warnings
 
 # `cargo test --workspace` includes the emulator suite (functions/aws/tests/emulator: moto,
 # the expanded template, iam-simulate from `make tools`); it fails, never skips, without them.
-# --no-fail-fast: one failing test binary does not hide the results of the others.
+# --no-fail-fast: one failing test binary does not hide the results of the others. `tenantflow/aws`:
+# the `tenantflow aws` commands are built and linted too, and it turns on tenantflow-aws `ops`, whose
+# emulator tests (tests/emulator/ops.rs) then run; the SDK is compiled once, with the same features.
 cargo-test:
-	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test --workspace --no-fail-fast
+	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test --workspace --features tenantflow/aws --no-fail-fast
 
 # The emulator suite alone, then its IAM figures (calls evaluated, denials by function, action and
 # resource) from each test's summary.
 EMULATOR_RESULTS = $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/tmp/emulator-iam
 emulator: tools
 	rm -rf "$(EMULATOR_RESULTS)"
-	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test -p tenantflow-aws --test emulator; rc=$$?; \
+	PATH="$(TOOLS)/bin:$$PATH" $(CARGO) test -p tenantflow-aws --features ops --test emulator; rc=$$?; \
 	python3 .ci/emulator/summary.py "$(EMULATOR_RESULTS)"; exit $$rc
 
 lint: lint-asl lint-infra

@@ -72,6 +72,9 @@ pub enum Command {
     /// Run Amazon States Language definitions on the local engine.
     #[command(subcommand)]
     Sfn(SfnCommand),
+    /// Operate a deployed stack: adopt, release push, runs, status, unlock, janitor, retry, recover.
+    #[cfg(feature = "aws")]
+    Aws(crate::commands::aws::AwsArgs),
 }
 
 impl Command {
@@ -86,6 +89,8 @@ impl Command {
             Command::Runs(a) => a.json,
             Command::Retry(a) => a.json,
             Command::Bench(a) => a.json,
+            #[cfg(feature = "aws")]
+            Command::Aws(a) => a.json,
             // `sfn run` reports its own failures (it never returns an error).
             Command::Release(_) | Command::Demo(_) | Command::Sfn(_) => false,
         }
@@ -174,5 +179,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Demo(args) => demo::run(&state, &args),
         Command::Bench(args) => bench::run(&state, &args),
         Command::Sfn(command) => sfn::run(command),
+        #[cfg(feature = "aws")]
+        Command::Aws(args) => crate::commands::aws::run(&args),
     }
 }

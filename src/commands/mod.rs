@@ -1,7 +1,9 @@
-//! One module per command, each with its clap arguments and its work; [`exit`] holds the
+//! One module per command (`aws`, feature `aws`: the `tenantflow aws …` commands, one module each), each with its clap arguments and its work; [`exit`] holds the
 //! process exit codes they return, and [`lock`] the state directory's lock the commands that
 //! change it take.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod bench;
 pub mod demo;
 pub mod deploy;

@@ -14,7 +14,9 @@
 //!   and a step's `Ports` bundle (only its declared ports) from environment settings;
 //! - [`lambda`]: `run_step`, the body of every `functions/<step>/src/main.rs`, and the
 //!   `StepError` → Lambda `Diagnostic` mapping;
-//! - [`metrics`]: CloudWatch metrics as Embedded Metric Format lines (the janitor's orphan count).
+//! - [`metrics`]: CloudWatch metrics as Embedded Metric Format lines (the janitor's orphan count);
+//! - [`ops`] (feature `ops`): the operator commands `tenantflow aws …` run (adopt, release push,
+//!   runs, status, unlock, janitor, retry, recover), on the same adapters and core rules.
 
 // The shared helpers serve whichever adapters this build has; with only some, parts go unused.
 #![cfg_attr(
@@ -40,6 +42,8 @@ pub(crate) mod errors;
 pub mod eventbridge;
 pub mod lambda;
 pub mod metrics;
+#[cfg(feature = "ops")]
+pub mod ops;
 #[cfg(feature = "rds")]
 pub mod rds;
 #[cfg(feature = "s3")]

@@ -35,7 +35,7 @@ fn sdk_tags(tags: &Tags) -> Vec<Tag> {
         .collect()
 }
 
-fn to_instance(i: &SdkInstance) -> Result<DbInstance, StepError> {
+pub(crate) fn to_instance(i: &SdkInstance) -> Result<DbInstance, StepError> {
     let raw = i.db_instance_identifier().unwrap_or_default();
     let id = InstanceId::parse(raw)
         .map_err(|e| StepError::Internal(format!("RDS returned instance id {raw:?}: {e}")))?;

@@ -17,7 +17,8 @@
 //!   routed by the template's rules;
 //! - [`workflow`]: the engine's task runner on the AWS adapters, and a run from upload to end;
 //! - [`invariants`]: DESIGN §8 read back from the emulator;
-//! - [`adapters`]: each port operation; [`scenarios`]: the release workflow end to end.
+//! - [`adapters`]: each port operation; [`scenarios`]: the release workflow end to end;
+//! - [`ops`]: the operator commands (`tenantflow aws …`).
 //!
 //! Needs `make tools` (moto, aws-sam-translator, Node 22 + iam-simulate under `.tools/`); without
 //! them every test fails saying so.
@@ -29,6 +30,9 @@ mod eventbridge;
 mod invariants;
 mod layers;
 mod moto;
+// Feature `ops` (on in `make test` and `make emulator`): the operator commands.
+#[cfg(feature = "ops")]
+mod ops;
 mod record;
 mod scenarios;
 mod sfn_api;

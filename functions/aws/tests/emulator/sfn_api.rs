@@ -10,6 +10,8 @@
 //! | SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat | the engine's task-token callbacks |
 //! | StartExecution | registers the execution; the scenario then runs it on the engine |
 //! | DescribeExecution | the executions registered here, with the status the scenario sets |
+//! | ListExecutions | the same executions, of the given state machine (`tenantflow aws runs`) |
+//! | ListMapRuns | none: the engine's Map runs are not registered here, so `status` of a running run shows no Map counts on the emulator |
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -201,6 +203,22 @@ fn handle(st: &SfnState, op: &str, req: &Value) -> Result<Value, ApiError> {
                 "status": e.status, "startDate": 1.7e9, "input": e.input,
             }))
         }
+        "ListExecutions" => {
+            let sm = s("stateMachineArn");
+            let ex = st.executions.lock().unwrap();
+            let items: Vec<Value> = ex
+                .values()
+                .filter(|e| e.state_machine_arn == sm)
+                .map(|e| {
+                    json!({
+                        "executionArn": e.arn, "stateMachineArn": e.state_machine_arn,
+                        "name": e.name, "status": e.status, "startDate": 1.7e9,
+                    })
+                })
+                .collect();
+            Ok(json!({"executions": items}))
+        }
+        "ListMapRuns" => Ok(json!({"mapRuns": []})),
         other => Err((
             "UnknownOperationException",
             format!("the harness's Step Functions API does not serve {other}"),

@@ -639,8 +639,9 @@ fn canary_size(n: u64, count: Option<u32>, percent: Option<f64>) -> Result<u64, 
 
 /// Reads the manifest, checks it names this release, checks every script's sha256, and checks
 /// that the release's `SHA256SUMS` (what the migration build verifies the scripts with) says the
-/// same. Returns the manifest and the sha256 of that `SHA256SUMS`.
-async fn load_manifest<O: Objects + ?Sized>(
+/// same. Returns the manifest and the sha256 of that `SHA256SUMS`. Public so that
+/// `tenantflow aws release push` verifies a release exactly as a run will.
+pub async fn load_manifest<O: Objects + ?Sized>(
     objects: &O,
     bucket: &str,
     key: &str,
@@ -772,8 +773,9 @@ pub async fn discover<P: Parameters + ?Sized>(
     Ok(out)
 }
 
-/// The tenant's pointer, or what is wrong with its value.
-fn pointer_problem(ns: &Namespace, path: &str, value: &str) -> Result<ActivePointer, String> {
+/// The tenant's pointer, or what is wrong with its value. Public so that `tenantflow aws adopt`
+/// refuses exactly the pointers discovery would skip.
+pub fn pointer_problem(ns: &Namespace, path: &str, value: &str) -> Result<ActivePointer, String> {
     let p: ActivePointer = match serde_json::from_str(value) {
         Ok(p) => p,
         Err(e) => {

@@ -1,0 +1,40 @@
+//! The operator side of a deployed stack: what `tenantflow aws …` does (feature `ops`; no Lambda
+//! enables it). Every rule comes from `tenantflow-core` (manifest verification, pointer and
+//! namespace rules, the janitor, run naming); these modules only gather the inputs from AWS and
+//! carry out the result.
+//!
+//! Layout:
+//! - [`stack`]: the stack's outputs (DescribeStacks) and the clients the commands use;
+//! - [`adopt`]: bringing existing instances under tenantflow (plan, then tags and pointers);
+//! - [`push`]: verifying and uploading a release folder, and the run name the trigger derives;
+//! - [`runs`]: the release state machine's runs and one run's status (counts and per-tenant rows);
+//! - [`locks`]: `unlock TENANT` and the janitor on demand;
+//! - [`retry`]: a new run of a release limited to another run's failed tenants, and `recover`.
+
+pub mod adopt;
+pub mod locks;
+pub mod push;
+pub mod retry;
+pub mod runs;
+pub mod stack;
+
+pub use stack::{Ops, StackOutputs};
+
+use tenantflow_core::StepError;
+
+/// Why an operator command stopped. Messages name the resource and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// An AWS call or a core rule failed (the core error's message names the field).
+    #[error(transparent)]
+    Step(#[from] StepError),
+    /// The command refuses: doing it would break an invariant (a release id with other content,
+    /// a lock whose holder still runs, …).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The command's own input is wrong (a pattern, a run name, a missing stack output).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type OpsResult<T> = Result<T, OpsError>;

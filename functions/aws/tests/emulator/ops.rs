@@ -1,0 +1,538 @@
+//! The operator commands (`tenantflow_aws::ops`, what `tenantflow aws …` runs) against the
+//! emulator: adopt on instances named any way, push of a good and a tampered release, status of a
+//! finished run, unlock refused while the holder runs, the janitor in report mode, and the stack
+//! outputs read from CloudFormation. The commands act as an operator, whose role the template does
+//! not define, so their calls are not evaluated for IAM.
+
+use super::env::Env;
+use super::stack::old_instance;
+use super::workflow::run_release;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tenantflow_aws::ops::adopt::{self, Action, AdoptOptions, Selector};
+use tenantflow_aws::ops::push::{push, LocalRelease};
+use tenantflow_aws::ops::{locks, runs, Ops, OpsError, StackOutputs};
+use tenantflow_aws::Clients;
+use tenantflow_core::model::ActivePointer;
+use tenantflow_core::names::{tags, Namespace};
+use tenantflow_core::ports::{Databases, LockTake, Parameters, Records};
+use tenantflow_core::steps::list_tenants::discover;
+use tenantflow_core::steps::StepName;
+
+fn outputs(env: &Env) -> StackOutputs {
+    let t = env.template();
+    StackOutputs {
+        namespace: t.namespace(),
+        bucket: t.release_bucket(),
+        state_machine_arn: t
+            .env_value(StepName::Trigger, "TENANTFLOW_STATE_MACHINE_ARN")
+            .expect("the trigger's state machine ARN"),
+        table: t
+            .env_value(StepName::Snapshot, "TENANTFLOW_TABLE")
+            .expect("the records table"),
+        default_cluster: env.default_cluster(),
+    }
+}
+
+/// The operator's clients: moto for everything, Step Functions from the harness's engine API.
+fn ops(env: &Env) -> Ops {
+    let mut c = Clients::from_conf(&env.conf);
+    c.sfn = aws_sdk_sfn::Client::from_conf(
+        aws_sdk_sfn::config::Builder::from(&env.conf)
+            .endpoint_url(&env.sfn.endpoint)
+            .build(),
+    );
+    Ops::with_clients(c, outputs(env))
+}
+
+async fn create_instance(env: &Env, id: &str) {
+    env.admin
+        .rds
+        .create_db_instance()
+        .db_instance_identifier(id)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("app")
+        .master_user_password("not-a-secret-1")
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn create_service(env: &Env, name: &str) {
+    env.admin
+        .ecs
+        .create_service()
+        .cluster(env.default_cluster())
+        .service_name(name)
+        .task_definition("tenant-app")
+        .desired_count(1)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopt_plans_applies_and_reruns() {
+    let env = Env::new("ops_adopt", vec![]).await;
+    env.deploy_stack().await;
+    let ns = env.template().namespace();
+    let o = ops(&env);
+    // Named as a generation, with a service: adoptable.
+    let acme = format!("{ns}-acme");
+    create_instance(&env, &format!("{acme}-20250101000000")).await;
+    create_service(&env, &acme).await;
+    // Named as a generation, no ECS service.
+    create_instance(&env, &format!("{ns}-delta-20250101000000")).await;
+    // Named any other way: discovery would not deploy it (and adopt never renames).
+    create_instance(&env, &format!("{ns}-beta-db")).await;
+    create_service(&env, &format!("{ns}-beta")).await;
+    // Another stack's namespace; not a namespace at all.
+    create_instance(&env, "other-app-prod-db").await;
+    create_instance(&env, "scratch").await;
+    // Already under tenantflow (pointer names it).
+    let old = format!("{ns}-old");
+    env.add_tenant(&old).await;
+
+    let opts = AdoptOptions {
+        selector: Selector::pattern(r"^(?P<ns>[a-z0-9-]+?)(?:-db|-\d{14})?$").unwrap(),
+        release: "baseline".into(),
+        cluster: None,
+    };
+    let plan = adopt::plan(&o, &opts).await.unwrap();
+    let item = |inst: &str| {
+        plan.items
+            .iter()
+            .find(|i| i.instance == inst)
+            .unwrap_or_else(|| panic!("{inst} in the plan: {plan:#?}"))
+            .clone()
+    };
+    let a = item(&format!("{acme}-20250101000000"));
+    assert_eq!(a.action, Action::Adopt, "{a:#?}");
+    assert_eq!(a.namespace, acme);
+    let p = a.pointer.clone().unwrap();
+    let described = env
+        .admin
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&a.instance)
+        .send()
+        .await
+        .unwrap();
+    let ep = described.db_instances()[0].endpoint().unwrap();
+    assert_eq!(
+        p.endpoint,
+        ep.address().unwrap(),
+        "the instance's own endpoint"
+    );
+    assert_eq!(i32::from(p.port), ep.port().unwrap());
+    assert_eq!(p.generation.to_string(), "20250101000000");
+    assert_eq!(p.release, "baseline");
+    assert_eq!(
+        a.service
+            .as_ref()
+            .map(|s| (s.cluster.as_str(), s.service.as_str())),
+        Some((env.default_cluster().as_str(), acme.as_str()))
+    );
+
+    let blocked = |inst: &str, needle: &str| {
+        let i = item(inst);
+        assert_eq!(i.action, Action::Blocked, "{i:#?}");
+        assert!(
+            i.blockers.iter().any(|b| b.contains(needle)),
+            "{inst}: a blocker saying {needle:?}: {:?}",
+            i.blockers
+        );
+    };
+    blocked(
+        &format!("{ns}-delta-20250101000000"),
+        "no ACTIVE ECS service",
+    );
+    blocked(&format!("{ns}-beta-db"), "list-tenants would skip it");
+    blocked("other-app-prod-db", "does not belong to this stack");
+    blocked("scratch", "must be <customer>-<project>-<env>");
+    assert_eq!(item(&old_instance(&old)).action, Action::Adopted);
+    assert_eq!(plan.count(Action::Adopt), 1);
+
+    // The plan wrote nothing.
+    let params = o.parameters();
+    assert!(params
+        .get(&format!("/tenantflow/{acme}/db"))
+        .await
+        .unwrap()
+        .is_none());
+
+    let mut applied = plan.clone();
+    adopt::apply(&o, &mut applied).await.unwrap();
+    let written: ActivePointer = serde_json::from_str(
+        &params
+            .get(&format!("/tenantflow/{acme}/db"))
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+    )
+    .unwrap();
+    assert_eq!(written, p);
+    let tags_now = o
+        .databases()
+        .list_instances(&acme)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap()
+        .tags;
+    assert_eq!(tags_now.get(tags::NAMESPACE), Some(&acme));
+    assert_eq!(
+        tags_now.get(tags::ROLE).map(String::as_str),
+        Some(tags::ROLE_ACTIVE)
+    );
+    // Nothing was written for a blocked instance.
+    for t in [format!("{ns}-delta"), format!("{ns}-beta")] {
+        assert!(params
+            .get(&format!("/tenantflow/{t}/db"))
+            .await
+            .unwrap()
+            .is_none());
+    }
+    // list-tenants' discovery now deploys the adopted tenant.
+    let found = discover(&params, &o.stack.settings()).await.unwrap();
+    assert!(found.tenants.contains(&Namespace::parse(&acme).unwrap()));
+
+    // Re-run: adopted now, and applying again changes nothing.
+    let again = adopt::plan(&o, &opts).await.unwrap();
+    assert_eq!(
+        again
+            .items
+            .iter()
+            .find(|i| i.instance == a.instance)
+            .unwrap()
+            .action,
+        Action::Adopted
+    );
+    assert_eq!(again.count(Action::Adopt), 0);
+    let mut again_applied = again.clone();
+    adopt::apply(&o, &mut again_applied).await.unwrap();
+    let v = params
+        .get(&format!("/tenantflow/{acme}/db"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.version, 1, "the pointer was written once");
+
+    // By tag: the tag's value is the namespace.
+    let by_tag = adopt::plan(
+        &o,
+        &AdoptOptions {
+            selector: Selector::Tag(tags::NAMESPACE.to_string()),
+            release: "baseline".into(),
+            cluster: None,
+        },
+    )
+    .await
+    .unwrap();
+    let names: Vec<&str> = by_tag.items.iter().map(|i| i.namespace.as_str()).collect();
+    assert_eq!(names, vec![acme.as_str(), old.as_str()]);
+    assert!(by_tag.items.iter().all(|i| i.action == Action::Adopted));
+}
+
+/// A release folder as `tenantflow release pack` writes it.
+fn release_dir(id: &str, v2: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let scripts = [
+        (
+            "V1__base.sql",
+            "CREATE TABLE customer (id BIGINT PRIMARY KEY);\n".to_string(),
+        ),
+        ("V2__note.sql", v2.to_string()),
+    ];
+    let mut entries = Vec::new();
+    for (name, body) in &scripts {
+        std::fs::write(dir.path().join(name), body).unwrap();
+        entries.push(json!({"name": name, "sha256": hex::encode(Sha256::digest(body.as_bytes()))}));
+    }
+    let manifest = json!({
+        "release": id, "scripts": entries, "strategy": "blue-green", "fleet": "independent",
+        "waves": {"maxFailurePercent": 100.0}, "tenants": {}, "writeFreeze": true,
+        "bakeSeconds": 60, "snapshotRetention": 2,
+    });
+    let bytes = serde_json::to_vec_pretty(&manifest).unwrap();
+    let sums = tenantflow_core::manifest::Manifest::parse(&bytes)
+        .and_then(|m| m.sha256sums())
+        .unwrap();
+    std::fs::write(dir.path().join("SHA256SUMS"), sums).unwrap();
+    std::fs::write(dir.path().join("manifest.json"), bytes).unwrap();
+    dir
+}
+
+async fn versions(env: &Env, prefix: &str) -> usize {
+    env.admin
+        .s3
+        .list_object_versions()
+        .bucket(env.template().release_bucket())
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap()
+        .versions()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_good_then_identical_then_tampered() {
+    let env = Env::new("ops_push", vec![]).await;
+    env.deploy_stack().await;
+    let o = ops(&env);
+    let id = "ops-push-1";
+    let good = release_dir(id, "ALTER TABLE customer ADD COLUMN note TEXT;\n");
+    let release = LocalRelease::read(good.path()).await.unwrap();
+    let out = push(&o, &release).await.unwrap();
+    assert!(!out.already_published);
+    assert_eq!(
+        out.uploaded,
+        vec![
+            "V1__base.sql",
+            "V2__note.sql",
+            "SHA256SUMS",
+            "manifest.json"
+        ],
+        "scripts first, manifest last"
+    );
+    // Each object carries its S3 SHA-256 checksum.
+    let head = env
+        .admin
+        .s3
+        .head_object()
+        .bucket(&out.bucket)
+        .key(&out.manifest_key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert!(head.checksum_sha256().is_some(), "{head:?}");
+    // The run name printed is the one the trigger gives the run the upload starts.
+    let delivered = env
+        .deliver(&env.object_created(&out.manifest_key, &out.version_id))
+        .await;
+    let started = match delivered.as_slice() {
+        [(StepName::Trigger, Ok(v))] => v.clone(),
+        other => panic!("the upload starts one run: {other:?}"),
+    };
+    assert_eq!(started["name"], out.run_name.as_str());
+    assert_eq!(started["executionArn"], out.execution_arn.as_str());
+
+    // The same folder again: nothing uploaded, no new manifest version, the same run name.
+    let before = versions(&env, &format!("releases/{id}/")).await;
+    let again = push(&o, &release).await.unwrap();
+    assert!(again.already_published);
+    assert!(again.uploaded.is_empty());
+    assert_eq!(again.run_name, out.run_name);
+    assert_eq!(versions(&env, &format!("releases/{id}/")).await, before);
+
+    // Same id, other content (re-packed): refused before any upload.
+    let other = release_dir(id, "ALTER TABLE customer ADD COLUMN other TEXT;\n");
+    let r = LocalRelease::read(other.path()).await.unwrap();
+    match push(&o, &r).await {
+        Err(OpsError::Refused(m)) => {
+            assert!(
+                m.contains("already published") && m.contains("V2__note.sql"),
+                "{m}"
+            )
+        }
+        other => panic!("a changed release must be refused: {other:?}"),
+    }
+    assert_eq!(versions(&env, &format!("releases/{id}/")).await, before);
+
+    // A script edited after packing: the manifest's sha256 no longer matches, refused locally as
+    // list-tenants would refuse it.
+    let tampered = release_dir("ops-push-2", "ALTER TABLE customer ADD COLUMN note TEXT;\n");
+    std::fs::write(
+        tampered.path().join("V2__note.sql"),
+        "DROP TABLE customer;\n",
+    )
+    .unwrap();
+    let err = LocalRelease::read(tampered.path()).await.unwrap_err();
+    assert!(
+        matches!(&err, OpsError::Step(tenantflow_core::StepError::InvalidInput { field, .. }) if field.starts_with("manifest.scripts")),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("sha256"), "{err}");
+    assert_eq!(versions(&env, "releases/ops-push-2/").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_of_a_finished_run() {
+    let env = Env::new("ops_status", vec![]).await;
+    env.deploy_stack().await;
+    let ns = env.template().namespace();
+    let tenants = [format!("{ns}-st1"), format!("{ns}-st2")];
+    for t in &tenants {
+        env.add_tenant(t).await;
+    }
+    let (key, version) = env.upload_release("ops-status-1", json!({})).await;
+    let run = run_release(&env, &key, &version, false).await;
+    let o = ops(&env);
+
+    let listed = runs::list_runs(&o).await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|r| r.name == run.name && r.status == "SUCCEEDED"),
+        "{listed:?}"
+    );
+    let st = runs::status(&o, Some(&run.name)).await.unwrap();
+    assert_eq!(st.run.status, "SUCCEEDED");
+    assert_eq!(st.run.execution_arn, run.execution_arn);
+    assert_eq!(st.planned, Some(2));
+    assert!(
+        st.maps.is_empty(),
+        "Map counts are read only while a run runs"
+    );
+    assert!(
+        st.held.is_empty(),
+        "a finished run holds no lock: {:?}",
+        st.held
+    );
+    let report = st.report.expect("the run's report");
+    assert_eq!(report.status, "SUCCEEDED");
+    assert_eq!((report.counts.total, report.counts.deployed), (2, 2));
+    let mut got: Vec<(String, String)> = report
+        .tenants
+        .iter()
+        .map(|t| {
+            (
+                t.tenant.clone(),
+                serde_json::to_value(t.outcome)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        tenants
+            .iter()
+            .map(|t| (t.clone(), "deployed".to_string()))
+            .collect::<Vec<_>>()
+    );
+    // The same by ARN, and the newest run by default.
+    let by_arn = runs::status(&o, Some(&run.execution_arn)).await.unwrap();
+    assert_eq!(by_arn.run.name, run.name);
+    assert_eq!(runs::status(&o, None).await.unwrap().run.name, run.name);
+    // An unknown run says so.
+    assert!(matches!(
+        runs::status(&o, Some("no-such-run")).await,
+        Err(OpsError::Invalid(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlock_refused_while_the_holder_runs() {
+    let env = Env::new("ops_unlock", vec![]).await;
+    env.deploy_stack().await;
+    let ns = env.template().namespace();
+    let tenant = format!("{ns}-lk");
+    env.add_tenant(&tenant).await;
+    let o = ops(&env);
+    // A run that holds the tenant: registered with the engine API, RUNNING.
+    let started = o
+        .clients
+        .sfn
+        .start_execution()
+        .state_machine_arn(&o.stack.state_machine_arn)
+        .name("ops-unlock-run")
+        .input("{}")
+        .send()
+        .await
+        .unwrap();
+    let holder = started.execution_arn().to_string();
+    let t = Namespace::parse(&tenant).unwrap();
+    let records = o.records();
+    assert!(matches!(
+        records.acquire(&t, &holder, &holder).await.unwrap(),
+        LockTake::Taken(_)
+    ));
+    match locks::unlock(&o, &tenant).await {
+        Err(OpsError::Refused(m)) => assert!(m.contains("RUNNING"), "{m}"),
+        other => panic!("unlock must refuse while the holder runs: {other:?}"),
+    }
+    assert_eq!(
+        records.get_tenant(&t).await.unwrap().unwrap().holder,
+        Some(holder.clone())
+    );
+    // The janitor (report mode) does not count a running holder as stale.
+    assert!(locks::janitor(&o, false)
+        .await
+        .unwrap()
+        .stale_locks
+        .is_empty());
+
+    // The holder fails: the janitor reports the lock without releasing it, unlock releases it.
+    env.sfn.set_status(&holder, "FAILED");
+    let report = locks::janitor(&o, false).await.unwrap();
+    assert_eq!(report.stale_locks.len(), 1);
+    assert!(!report.stale_locks[0].released);
+    assert!(records
+        .get_tenant(&t)
+        .await
+        .unwrap()
+        .unwrap()
+        .holder
+        .is_some());
+    let u = locks::unlock(&o, &tenant).await.unwrap();
+    assert!(u.released);
+    assert_eq!(u.holder_status.as_deref(), Some("FAILED"));
+    assert_eq!(records.get_tenant(&t).await.unwrap().unwrap().holder, None);
+    // Again: nothing to release.
+    let u = locks::unlock(&o, &tenant).await.unwrap();
+    assert!(!u.released && u.holder.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stack_outputs_from_cloudformation() {
+    let env = Env::new("ops_stack", vec![]).await;
+    let want = outputs(&env);
+    let cfn = aws_sdk_cloudformation::Client::new(&env.conf);
+    let out = |k: &str, v: &str| json!({"Value": v, "Description": k});
+    let template = json!({
+        "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {
+            "Namespace": out("Namespace", &want.namespace),
+            "ReleaseBucketName": out("ReleaseBucketName", &want.bucket),
+            "ReleaseStateMachineArn": out("ReleaseStateMachineArn", &want.state_machine_arn),
+            "RecordsTableName": out("RecordsTableName", &want.table),
+            "DefaultEcsCluster": out("DefaultEcsCluster", &want.default_cluster),
+        }
+    });
+    cfn.create_stack()
+        .stack_name("tenantflow-ops")
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+    let got = StackOutputs::describe(&cfn, "tenantflow-ops")
+        .await
+        .unwrap();
+    assert_eq!(got, want);
+    // Every output the commands read is one infra/template.yaml declares.
+    let yaml =
+        std::fs::read_to_string(super::tools::repo_root().join("infra/template.yaml")).unwrap();
+    let outputs_section = yaml.split("\nOutputs:\n").nth(1).unwrap();
+    for k in [
+        "Namespace",
+        "ReleaseBucketName",
+        "ReleaseStateMachineArn",
+        "RecordsTableName",
+        "DefaultEcsCluster",
+    ] {
+        assert!(
+            outputs_section.contains(&format!("\n  {k}:"))
+                || outputs_section.starts_with(&format!("  {k}:")),
+            "infra/template.yaml has no output {k}"
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! `tenantflow aws retry RUN` and `tenantflow aws recover`.
+
+use super::json::print_json;
+use crate::commands::exit::EXIT_OK;
+use anyhow::Result;
+use clap::Args;
+use tenantflow_aws::ops::retry::{retry_plan, settle, start_limited_run, stranded};
+use tenantflow_aws::ops::Ops;
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The run to retry (name or execution ARN).
+    pub run: String,
+    /// Show the tenants a retry would deploy; start nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Show the stranded tenants and their journals; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub async fn retry(ops: &Ops, args: &RetryArgs, json: bool) -> Result<u8> {
+    let plan = retry_plan(ops, &args.run).await?;
+    if !json {
+        crate::outln!(
+            "retry of {} (release {}): {} tenant(s): {}",
+            plan.run,
+            plan.release,
+            plan.tenants.len(),
+            plan.tenants.join(", ")
+        );
+        if !plan.needs_attention.is_empty() {
+            crate::outln!(
+                "not retried, rollback failed (needs a person): {}",
+                plan.needs_attention.join(", ")
+            );
+        }
+    }
+    if args.dry_run || plan.tenants.is_empty() {
+        if json {
+            print_json(&plan)?;
+        }
+        return Ok(EXIT_OK);
+    }
+    let run = start_limited_run(ops, &plan).await?;
+    if json {
+        print_json(&serde_json::json!({"plan": plan, "run": run}))?;
+    } else {
+        crate::outln!("run: {run}");
+    }
+    Ok(EXIT_OK)
+}
+
+pub async fn recover(ops: &Ops, args: &RecoverArgs, json: bool) -> Result<u8> {
+    let found = stranded(ops).await?;
+    if json && args.dry_run {
+        print_json(&found)?;
+    } else if !json {
+        for s in &found {
+            crate::outln!(
+                "stranded: {} held by {} ({}), journal {}",
+                s.record.tenant,
+                s.record.holder.clone().unwrap_or_default(),
+                s.holder_status,
+                serde_json::to_string(&s.record.journal)?
+            );
+        }
+        crate::outln!("{} stranded tenant(s)", found.len());
+    }
+    if !args.dry_run {
+        settle(ops, &found).await?;
+        if json {
+            print_json(&found)?;
+        }
+    }
+    Ok(EXIT_OK)
+}
