@@ -1,11 +1,12 @@
 //! `tenantflow aws retry RUN` and `tenantflow aws recover`.
 
 use super::json::print_json;
-use crate::commands::exit::EXIT_OK;
+use crate::commands::exit::{EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, EXIT_PARTIAL};
 use anyhow::Result;
 use clap::Args;
 use tenantflow_aws::ops::retry::{retry_plan, settle, start_limited_run, stranded};
 use tenantflow_aws::ops::Ops;
+use tenantflow_core::recover::RecoveryOutcome;
 
 #[derive(Debug, Args)]
 pub struct RetryArgs {
@@ -71,11 +72,40 @@ pub async fn recover(ops: &Ops, args: &RecoverArgs, json: bool) -> Result<u8> {
         }
         crate::outln!("{} stranded tenant(s)", found.len());
     }
-    if !args.dry_run {
-        settle(ops, &found).await?;
-        if json {
-            print_json(&found)?;
+    if args.dry_run {
+        return Ok(if found.is_empty() {
+            EXIT_OK
+        } else {
+            EXIT_ATTENTION
+        });
+    }
+    let settled = settle(ops, &found).await?;
+    if json {
+        print_json(&serde_json::json!({"stranded": found, "recovered": settled}))?;
+    } else {
+        for t in &settled {
+            crate::outln!(
+                "{}: {} {} ({}){}",
+                t.tenant,
+                t.action.as_str(),
+                serde_json::to_value(t.outcome)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                t.step.clone().unwrap_or_else(|| "no journal".into()),
+                t.detail
+                    .as_ref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            );
         }
     }
-    Ok(EXIT_OK)
+    let count = |o: RecoveryOutcome| settled.iter().filter(|t| t.outcome == o).count();
+    Ok(if count(RecoveryOutcome::Failed) > 0 {
+        EXIT_FAILED
+    } else if count(RecoveryOutcome::Pending) > 0 {
+        EXIT_PARTIAL
+    } else {
+        EXIT_OK
+    })
 }

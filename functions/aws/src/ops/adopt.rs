@@ -278,6 +278,8 @@ async fn decide<P: Parameters + ?Sized>(
         release: opts.release.clone(),
         service: (cluster != settings.default_cluster).then(|| service.clone()),
         freeze: None,
+        // Adopted: no record of the scripts it has, so its first run deploys it.
+        scripts: None,
     };
     item.service = Some(service);
     match params.get(&path).await? {

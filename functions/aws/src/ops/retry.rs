@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use tenantflow_core::model::{Outcome, TenantRecord};
 use tenantflow_core::names::Namespace;
 use tenantflow_core::ports::Records;
-use tenantflow_core::steps::list_tenants::RunInput;
+use tenantflow_core::recover::{settle_all, TenantRecovery};
+use tenantflow_core::steps::list_tenants::{run_prefix, RunInput};
 
 /// The tenants a retry would deploy, and why others are left out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,9 +57,11 @@ pub async fn retry_plan(ops: &Ops, run: &str) -> OpsResult<RetryPlan> {
     let mut needs_attention = Vec::new();
     for t in &report.tenants {
         match t.outcome {
-            Outcome::RolledBack | Outcome::Skipped => tenants.push(t.tenant.clone()),
+            Outcome::RolledBack | Outcome::Skipped | Outcome::WouldFail => {
+                tenants.push(t.tenant.clone())
+            }
             Outcome::RollbackFailed => needs_attention.push(t.tenant.clone()),
-            Outcome::Deployed => {}
+            Outcome::Deployed | Outcome::UpToDate | Outcome::Rehearsed => {}
         }
     }
     Ok(RetryPlan {
@@ -70,21 +73,59 @@ pub async fn retry_plan(ops: &Ops, run: &str) -> OpsResult<RetryPlan> {
     })
 }
 
-/// Starts the retry run. THE CALL SITE for issue 12's tenant list by reference: the run input
-/// needs a field naming an S3 object with the tenant list (written under `runs/<new run>/`), and
-/// list-tenants must select only those tenants. Until `RunInput` has it, this refuses rather than
-/// starting a run of the whole fleet.
-pub async fn start_limited_run(_ops: &Ops, plan: &RetryPlan) -> OpsResult<String> {
-    Err(OpsError::Refused(format!(
-        "retrying {} tenant(s) of {} needs the run input's tenant list by reference, which this \
-         build's list-tenants does not have yet (issue 12); nothing was started",
-        plan.tenants.len(),
-        plan.run
-    )))
+/// Starts the retry run: writes the tenant list to `runs/<run>/retry-tenants.json` in the release
+/// bucket (the run input names it by key: 10,000 names inline would approach the 256 KiB input
+/// limit), then starts the release state machine on the retried run's input with `tenantList`.
+/// The execution name is `<run>-r<7 hex of the list's sha256>`, so starting the same retry twice
+/// (a crash between the two calls) finds the first execution instead of making a second one.
+/// Returns the new execution's ARN.
+pub async fn start_limited_run(ops: &Ops, plan: &RetryPlan) -> OpsResult<String> {
+    use aws_sdk_s3::types::ChecksumAlgorithm;
+    use sha2::{Digest, Sha256};
+    if plan.tenants.is_empty() {
+        return Err(OpsError::Refused(format!(
+            "run {} has no rolled-back or skipped tenant: nothing to retry",
+            plan.run
+        )));
+    }
+    let body = serde_json::to_vec(&plan.tenants)
+        .map_err(|e| OpsError::Invalid(format!("serialize the tenant list: {e}")))?;
+    let key = format!("{}retry-tenants.json", run_prefix(&plan.run));
+    ops.clients
+        .s3
+        .put_object()
+        .bucket(&ops.stack.bucket)
+        .key(&key)
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .body(body.clone().into())
+        .send()
+        .await
+        .map_err(|e| crate::errors::classify("PutObject", e))?;
+    let input = RunInput {
+        tenant_list: Some(key),
+        ..plan.input.clone()
+    };
+    let input = serde_json::to_string(&input)
+        .map_err(|e| OpsError::Invalid(format!("serialize the run input: {e}")))?;
+    let digest = hex::encode(Sha256::digest(&body));
+    // Execution names are at most 80 characters.
+    let base: String = plan.run.chars().take(80 - 9).collect();
+    let name = format!("{base}-r{}", &digest[..7]);
+    let out = ops
+        .clients
+        .sfn
+        .start_execution()
+        .state_machine_arn(&ops.stack.state_machine_arn)
+        .name(&name)
+        .input(input)
+        .send()
+        .await
+        .map_err(|e| crate::errors::classify("StartExecution", e))?;
+    Ok(out.execution_arn().to_string())
 }
 
 /// A tenant whose lock holder is no longer running.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stranded {
     pub record: TenantRecord,
@@ -108,16 +149,21 @@ pub async fn stranded(ops: &Ops) -> OpsResult<Vec<Stranded>> {
     Ok(out)
 }
 
-/// Settles the stranded tenants. THE CALL SITE for issue 11's recovery logic in
-/// `tenantflow-core` (or a start of the recover state machine/Lambda): refuses until it exists.
-pub async fn settle(_ops: &Ops, stranded: &[Stranded]) -> OpsResult<()> {
-    if stranded.is_empty() {
-        return Ok(());
-    }
-    Err(OpsError::Refused(format!(
-        "{} stranded tenant(s) found; settling them needs the core's recover logic (issue 11), \
-         which this build does not have: run with --dry-run to see them, or the janitor \
-         (`tenantflow aws janitor --apply`) to release locks whose journal is empty",
-        stranded.len()
-    )))
+/// Settles the stranded tenants with the core's recovery (`tenantflow_core::recover`), the same
+/// logic as the recover Lambda: back with rollback, forward with teardown, then the lock released
+/// and the journal marked aborted. A tenant still waiting on RDS comes back `pending`; run again.
+pub async fn settle(ops: &Ops, stranded: &[Stranded]) -> OpsResult<Vec<TenantRecovery>> {
+    let records = ops.records();
+    let services = crate::ecs::EcsServices::new(ops.clients.ecs.clone());
+    Ok(settle_all(
+        &ops.databases(),
+        &ops.parameters(),
+        &records,
+        &services,
+        &ops.stack.default_cluster,
+        stranded.iter().map(|s| s.record.clone()).collect(),
+        false,
+        chrono::Utc::now(),
+    )
+    .await)
 }
