@@ -352,7 +352,16 @@ async fn remove_file(
     let path = file.clone();
     crate::crash::before_write(&format!("remove {}", file.display()));
     let removed = heavy
-        .start(move || std::fs::remove_file(&path))
+        .start(move || {
+            // A process killed mid-transaction leaves SQLite's journal beside the file; it goes
+            // with the database (a stray one would be a hot journal for a later file of that name).
+            for suffix in ["-journal", "-wal", "-shm"] {
+                let mut side = path.clone().into_os_string();
+                side.push(suffix);
+                let _ = std::fs::remove_file(side);
+            }
+            std::fs::remove_file(&path)
+        })
         .wait()
         .await
         .map_err(|e| StepError::Internal(e.to_string()))?;
