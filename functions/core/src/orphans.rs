@@ -213,4 +213,31 @@ mod tests {
         // Only suspects' runs are asked about.
         assert_eq!(asked, ["done", "live", "done", "live", "x"]);
     }
+
+    /// An instance adopted under its own name (tagged by `tenantflow aws adopt`, no run tag) is
+    /// protected by the pointer naming it; once a deploy moved the pointer to a generation, it is
+    /// an old generation like any other: an orphan if teardown left it.
+    #[test]
+    fn an_adopted_instance_is_an_orphan_only_once_no_pointer_names_it() {
+        let settings = Settings {
+            namespace: Some("a-app-prod".into()),
+            ..Settings::default()
+        };
+        let adopted: Tags = [(tags::NAMESPACE, "a-app-prod"), (tags::ROLE, "active")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let legacy = instance("legacy-acme-db", "available", adopted);
+        let (ns, mut ptr) = active("a-app-prod", "20250101000000");
+        ptr.instance_id = InstanceId::parse("legacy-acme-db").unwrap();
+        let serving: BTreeMap<_, _> = [(ns, ptr)].into();
+        let rule = OrphanRule::new(&settings, &serving);
+        assert!(!rule.instance_is_suspect(&legacy));
+        assert_eq!(rule.find([&legacy], [], |_| true), Orphans::default());
+
+        let deployed: BTreeMap<_, _> = [active("a-app-prod", "20260201000000")].into();
+        let rule = OrphanRule::new(&settings, &deployed);
+        let found = rule.find([&legacy], [], |_| panic!("it names no run"));
+        assert_eq!(found.instances, ["legacy-acme-db"]);
+    }
 }

@@ -775,6 +775,12 @@ pub async fn discover<P: Parameters + ?Sized>(
 
 /// The tenant's pointer, or what is wrong with its value. Public so that `tenantflow aws adopt`
 /// refuses exactly the pointers discovery would skip.
+///
+/// The pointer names either a generation of `ns` (`<ns>-<generation>`, agreeing with its
+/// `generation`) or an adopted instance, one under any other name that is not a generation of
+/// another tenant. An adopted instance must carry `tenantflow:namespace=<ns>` (what `adopt` tags):
+/// discovery sees only the pointer, so the snapshot step checks the tag before it copies the
+/// instance ([`crate::steps::snapshot`]), and teardown never deletes an instance without it.
 pub fn pointer_problem(ns: &Namespace, path: &str, value: &str) -> Result<ActivePointer, String> {
     let p: ActivePointer = match serde_json::from_str(value) {
         Ok(p) => p,
@@ -785,14 +791,16 @@ pub fn pointer_problem(ns: &Namespace, path: &str, value: &str) -> Result<Active
         }
     };
     match p.instance_id.split_generation() {
+        None => Ok(p),
         Some((n, ts)) if n == *ns && ts == p.generation => Ok(p),
         Some((n, ts)) if n == *ns => Err(format!(
             "{path} names instance {} but generation {}: they must agree ({ns}-{ts})",
             p.instance_id, p.generation
         )),
-        _ => Err(format!(
-            "{path} names instance {}, which is not a generation of {ns}: rename the instance to \
-             {ns}-<YYYYMMDDhhmmss> (the IAM policies and snapshot names rely on it) and point there",
+        Some((other, _)) => Err(format!(
+            "{path} names instance {}, a generation of tenant {other}: each tenant's pointer names \
+             its own database (a generation {ns}-<YYYYMMDDhhmmss>, or an instance adopted with \
+             `tenantflow aws adopt`)",
             p.instance_id
         )),
     }
@@ -1120,9 +1128,10 @@ mod tests {
         }
     }
 
-    /// An existing fleet starts with one pointer per tenant naming an instance `<ns>-<timestamp>`.
-    /// A tenant that has parameters but lacks either is skipped, and the plan says exactly what
-    /// it lacks (S3 `runs/<run>/skipped.json`); an explicit list naming it is refused with that.
+    /// An existing fleet starts with one pointer per tenant naming its database: a generation
+    /// `<ns>-<timestamp>` or an adopted instance under another name. A tenant that has parameters
+    /// but no usable pointer is skipped, and the plan says exactly what it lacks (S3
+    /// `runs/<run>/skipped.json`); an explicit list naming it is refused with that.
     #[tokio::test]
     async fn skipped_tenants_are_named_with_what_they_lack() {
         let w = world(2, json!({}));
@@ -1131,7 +1140,7 @@ mod tests {
             .seed("/tenantflow/nopointer-app-prod/service", &svc);
         w.params.seed(
             "/tenantflow/legacy-app-prod/db",
-            &json!({"generation": "20260101000000", "instanceId": "legacy-db", "release": "r0"})
+            &json!({"generation": "20260101000000", "instanceId": "other-app-prod-20260101000000", "release": "r0"})
                 .to_string(),
         );
         w.params.seed(
@@ -1164,7 +1173,9 @@ mod tests {
         assert!(r.contains("/tenantflow/nopointer-app-prod/service"), "{r}");
         let r = reason("legacy-app-prod");
         assert!(
-            r.contains("legacy-db") && r.contains("legacy-app-prod-<YYYYMMDDhhmmss>"),
+            r.contains("other-app-prod-20260101000000")
+                && r.contains("a generation of tenant other-app-prod")
+                && r.contains("legacy-app-prod-<YYYYMMDDhhmmss>"),
             "{r}"
         );
         let r = reason("garbled-app-prod");
@@ -1190,6 +1201,30 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A pointer naming an instance under any other name (one `tenantflow aws adopt` took over
+    /// without renaming it) is a tenant like any other: discovery keeps it, with that pointer.
+    #[tokio::test]
+    async fn a_pointer_naming_an_adopted_instance_is_discovered() {
+        let w = world(2, json!({}));
+        w.params.seed(
+            "/tenantflow/legacy-app-prod/db",
+            &json!({"generation": "20250101000000", "instanceId": "legacy-acme-db", "release": "r0"})
+                .to_string(),
+        );
+        let p = planned(&w, json!({})).await;
+        assert_eq!(p.tenant_count, 3, "the adopted tenant is planned too");
+        assert_eq!(p.skipped, None);
+        let ns = Namespace::parse("legacy-app-prod").unwrap();
+        let got = pointer_problem(
+            &ns,
+            "/tenantflow/legacy-app-prod/db",
+            &json!({"generation": "20250101000000", "instanceId": "legacy-acme-db", "release": "r0"})
+                .to_string(),
+        )
+        .expect("an adopted instance's pointer");
+        assert_eq!(got.instance_id.as_str(), "legacy-acme-db");
     }
 
     /// Each tenant keeping fewer than `snapshotRetention` snapshots keeps this run's for good (the

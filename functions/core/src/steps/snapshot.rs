@@ -12,7 +12,9 @@
 //!    ([`crate::ports::Records::acquire`]). Held by this run already (a retry) is fine; held by
 //!    another run is `Tenantflow.Locked`.
 //! 2. Read the pointer and its SSM version. The active instance must exist and be `available`
-//!    (else `NotReady`, retried).
+//!    (else `NotReady`, retried). One not named as a generation of the tenant (an instance
+//!    `tenantflow aws adopt` took over under its own name) must carry the tenant's
+//!    `tenantflow:namespace` tag, else `Conflict`.
 //! 3. If the release freezes writes, write this run's freeze into the pointer (a freeze someone
 //!    else set is left alone and not recorded as ours). The version recorded in
 //!    `progress.pointer` is the one after that write: the flip checks the pointer has not moved
@@ -25,7 +27,9 @@
 //! The run journal (`step: snapshot`, with the lock in the progress) is written right after the
 //! lock is taken, before the freeze and the snapshot ([`super::journal`]).
 
-use super::tenant::{acquire_lock, check_state, read_pointer, run_tags, set_freeze, snapshot_id};
+use super::tenant::{
+    acquire_lock, check_state, read_pointer, run_tags, set_freeze, snapshot_id, tenant_owns,
+};
 use super::{journal, parse_input, Ports, StepName};
 use crate::error::StepError;
 use crate::manifest::Strategy;
@@ -125,7 +129,9 @@ pub async fn freeze<D: Databases + ?Sized, P: Parameters + ?Sized, R: Records + 
 }
 
 /// The active instance named by the pointer of `ns`: it must exist and be usable (else
-/// `NotFound`, or `NotReady` to be retried).
+/// `NotFound`, or `NotReady` to be retried). An instance not named as a generation of `ns` (an
+/// adopted one) must carry `tenantflow:namespace=<ns>`, else `Conflict`: that tag is what makes it
+/// the tenant's (IAM authorises tenantflow on it by that tag, and teardown deletes it by it).
 async fn usable_instance<D: Databases + ?Sized>(
     db: &D,
     ns: &Namespace,
@@ -134,6 +140,14 @@ async fn usable_instance<D: Databases + ?Sized>(
     let active = db.describe_instance(id).await?.ok_or_else(|| {
         StepError::NotFound(format!("active instance {id} named by the pointer of {ns}"))
     })?;
+    let generation = id.split_generation().is_some_and(|(n, _)| n == *ns);
+    if !generation && !tenant_owns(&active.tags, ns) {
+        return Err(StepError::Conflict(format!(
+            "active instance {id} of {ns} is neither a generation {ns}-<YYYYMMDDhhmmss> nor \
+             tagged {}={ns}: adopt it first (`tenantflow aws adopt`), which tags it",
+            tags::NAMESPACE
+        )));
+    }
     if !super::wait::instance_usable(&active.status) {
         return Err(StepError::NotReady {
             resource: format!("instance {}", active.id),

@@ -1566,3 +1566,139 @@ async fn promote_waits_on_a_source_snapshot_of_another_namespace() {
         matches!(&w.workflows.results()[..], [TaskResult::Success { token, .. }] if token == "tok-p")
     );
 }
+
+/// An instance `tenantflow aws adopt` took over under its own name (tagged
+/// `tenantflow:namespace`, no generation name, no run tag) and the tenant's pointer naming it.
+const LEGACY: &str = "legacy-acme-db";
+const LEGACY_TS: &str = "20250101000000";
+
+fn setup_adopted(tagged: bool) -> (FakeWorld, TenantState) {
+    use crate::model::ActivePointer;
+    use crate::names::{tags, InstanceId};
+    let w = FakeWorld::new();
+    let id = InstanceId::parse(LEGACY).expect("id");
+    let mut t = crate::ports::Tags::new();
+    if tagged {
+        for (k, v) in [
+            (tags::NAMESPACE, NS),
+            (tags::ROLE, tags::ROLE_ACTIVE),
+            (tags::RELEASE, "2026-10-20.base"),
+        ] {
+            t.insert(k.to_string(), v.to_string());
+        }
+    }
+    w.db.add_instance(crate::ports::DbInstance {
+        id: id.clone(),
+        status: "available".into(),
+        endpoint: format!("{LEGACY}.fake.rds.local"),
+        port: 5432,
+        deletion_protection: true,
+        tags: t,
+    });
+    let pointer = ActivePointer {
+        generation: crate::names::GenerationTs::parse(LEGACY_TS).expect("ts"),
+        instance_id: id,
+        endpoint: format!("{LEGACY}.fake.rds.local"),
+        port: 5432,
+        release: "2026-10-20.base".into(),
+        scripts: None,
+        service: None,
+        freeze: None,
+    };
+    w.params.seed(
+        &paths().pointer,
+        &serde_json::to_string(&pointer).expect("json"),
+    );
+    let state = tenant_state(
+        NS,
+        run_context("r1", RUN_TS),
+        release_ref(REL, Strategy::BlueGreen),
+    );
+    (w, state)
+}
+
+/// Calls that changed `id` (modify, delete), from the fakes' log.
+fn changes_to(w: &FakeWorld, id: &str) -> Vec<String> {
+    w.log()
+        .writes()
+        .into_iter()
+        .filter(|c| c.starts_with("databases.") && c.contains(id))
+        .filter(|c| !c.starts_with("databases.create_snapshot"))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_adopted_instance_is_deployed_and_its_teardown_deletes_it_by_its_tags() {
+    let (w, s) = setup_adopted(true);
+    let s = advance(&w, s, Stage::Snapshot).await;
+    assert_eq!(w.db.snapshot(NEW).expect("snapshot").source_instance, LEGACY);
+    let s = advance(&w, s, Stage::Check).await;
+    let p = w.pointer(NS).expect("pointer");
+    assert_eq!(p.value.instance_id.as_str(), NEW, "a generation serves now");
+    assert_eq!(p.value.release, REL);
+    assert!(w.db.instance(LEGACY).is_some(), "kept until teardown");
+    assert!(changes_to(&w, LEGACY).is_empty(), "{:?}", changes_to(&w, LEGACY));
+
+    let r = result(&w, StepName::Teardown, &s).await;
+    assert_eq!(r.outcome, Outcome::Deployed);
+    assert_eq!(r.cause, None);
+    assert_eq!(r.from_generation.as_deref(), Some(LEGACY_TS));
+    assert_eq!(r.to_generation.as_deref(), Some(RUN_TS));
+    assert_eq!(w.db.instance_ids(), [NEW], "the adopted instance is retired");
+    assert!(w.records.holder(NS).is_none());
+}
+
+#[tokio::test]
+async fn an_untagged_instance_under_another_name_is_never_copied_or_deleted() {
+    // The snapshot step refuses it before any freeze or snapshot; rollback leaves it serving.
+    let (w, s) = setup_adopted(false);
+    let e = call(&w, StepName::Snapshot, &s).await.unwrap_err();
+    assert_eq!(e.asl_name(), "Tenantflow.Conflict", "{e}");
+    assert!(e.to_string().contains("tenantflow aws adopt"), "{e}");
+    assert!(w.db.snapshot_ids().is_empty());
+    assert!(frozen(&w).is_none(), "no freeze set");
+    let r = result(&w, StepName::Rollback, &fail(s, "Tenantflow.Conflict")).await;
+    assert_eq!(r.outcome, Outcome::RolledBack);
+    assert_eq!(w.pointer(NS).expect("p").value.instance_id.as_str(), LEGACY);
+    assert!(w.records.holder(NS).is_none(), "lock released");
+    assert!(changes_to(&w, LEGACY).is_empty(), "{:?}", changes_to(&w, LEGACY));
+
+    // Its tags removed after the snapshot: teardown keeps it and says why.
+    let (w, s) = setup_adopted(true);
+    let s = advance(&w, s, Stage::Check).await;
+    let mut legacy = w.db.instance(LEGACY).expect("legacy");
+    legacy.tags.clear();
+    w.db.add_instance(legacy);
+    let r = result(&w, StepName::Teardown, &s).await;
+    assert_eq!(r.outcome, Outcome::Deployed);
+    assert!(r.cause.as_deref().unwrap_or("").contains("tags"), "{r:?}");
+    let kept = w.db.instance(LEGACY).expect("kept");
+    assert!(kept.deletion_protection, "protection untouched");
+    assert!(changes_to(&w, LEGACY).is_empty(), "{:?}", changes_to(&w, LEGACY));
+}
+
+#[tokio::test]
+async fn rollback_of_an_adopted_tenant_leaves_the_adopted_instance_serving() {
+    for (upto, error) in [
+        (Stage::CreateDb, "Tenantflow.MigrationFailed"),
+        (Stage::Flip, "Tenantflow.RolloutFailed"),
+        (Stage::Roll, "Tenantflow.RolloutFailed"),
+    ] {
+        let (w, s) = setup_adopted(true);
+        let s = advance(&w, s, upto).await;
+        w.db.finish_all();
+        let r = result(&w, StepName::Rollback, &fail(s, error)).await;
+        assert_eq!(r.outcome, Outcome::RolledBack, "{upto:?}");
+        let p = w.pointer(NS).expect("pointer");
+        assert_eq!(p.value.instance_id.as_str(), LEGACY, "{upto:?}");
+        assert!(p.value.freeze.is_none(), "{upto:?}: freeze cleared");
+        let legacy = w.db.instance(LEGACY).expect("legacy still there");
+        assert!(legacy.deletion_protection, "{upto:?}");
+        assert!(w.db.instance(NEW).is_none(), "{upto:?}: candidate removed");
+        assert!(
+            changes_to(&w, LEGACY).is_empty(),
+            "{upto:?}: {:?}",
+            changes_to(&w, LEGACY)
+        );
+    }
+}
