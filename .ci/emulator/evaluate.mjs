@@ -19,7 +19,10 @@
 //
 // Every condition key used by a statement that applies to the call (its Action matches; for a
 // resource policy, its Principal can be the caller) must be present in the call's context; if one is
-// not, the call is "Unfillable" rather than silently evaluated with the key missing.
+// not, the call is "Unfillable" rather than silently evaluated with the key missing. The one
+// exception is a key the caller knows is absent: a call may carry "absentKeyPrefixes" (e.g.
+// ["aws:ResourceTag/"] when the harness read the resource's tags, and every tag it has is in the
+// context), and a missing key with one of those prefixes is then evaluated as absent, as IAM does.
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -109,7 +112,10 @@ for (const call of calls) {
     ...identityPolicies.flatMap((p) => list(p.policy.Statement)),
     ...list(resourcePolicy?.Statement).filter((st) => principalCanBe(st, callerArn, pol.account))
   ].filter((st) => actionMatches(st, call.action))
-  const missingKeys = [...new Set(applicable.flatMap(conditionKeys))].filter((k) => !(k.toLowerCase() in context))
+  const absent = list(call.absentKeyPrefixes).map((p) => p.toLowerCase())
+  const missingKeys = [...new Set(applicable.flatMap(conditionKeys))].filter(
+    (k) => !(k.toLowerCase() in context) && !absent.some((p) => k.toLowerCase().startsWith(p))
+  )
   if (missingKeys.length > 0) {
     results.push({
       ...base,

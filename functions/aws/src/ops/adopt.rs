@@ -1,6 +1,13 @@
 //! `adopt`: brings existing tenant databases under tenantflow without renaming them (renaming a
 //! serving instance changes its endpoint and reboots it).
 //!
+//! An instance keeps whatever name it has. The `tenantflow:namespace` tag adopt writes is what
+//! makes it the tenant's: the template authorises the steps on it by that tag as well as by name,
+//! the snapshot step refuses an active instance under another name without it, and teardown
+//! deletes it only with it. The tenant's first deploy snapshots it, restores `<ns>-<timestamp>`,
+//! flips to that generation and, after the rollout, tears the adopted instance down like any old
+//! generation.
+//!
 //! [`plan`] finds candidate instances by a name pattern with a namespace capture or by a tag that
 //! holds the namespace, and says per instance what it would write (the active pointer with the
 //! instance's own endpoint and port, and the ECS service the rollout rolls) or what blocks it.
@@ -300,10 +307,8 @@ async fn decide<P: Parameters + ?Sized>(
             let value = serde_json::to_string(&wanted)
                 .map_err(|e| OpsError::Invalid(format!("serialize pointer: {e}")))?;
             if let Err(problem) = pointer_problem(&ns, &path, &value) {
-                item.blockers.push(format!(
-                    "list-tenants would skip it: {problem} (adopting instances under other names \
-                     needs discovery to accept tag-adopted pointers; see the README)"
-                ));
+                item.blockers
+                    .push(format!("list-tenants would skip it: {problem}"));
             }
             item.pointer = Some(wanted);
         }

@@ -15,7 +15,12 @@
 //! `$CARGO_TARGET_TMPDIR/emulator-iam/<test>.json`.
 //!
 //! Context keys filled from every call: `aws:SecureTransport = true` (the adapters use the SDK's
-//! default HTTPS endpoints in production; moto is plain HTTP only here).
+//! default HTTPS endpoints in production; moto is plain HTTP only here). For an RDS request on an
+//! instance or snapshot (or on `db:*` / `snapshot:*`), `aws:ResourceTag/<key>` for each tag the
+//! resource carried when the call was made ([`Call::resource_tags`], read from the emulator), and
+//! every other `aws:ResourceTag/…` key is known absent (the resource lacks that tag, or there is
+//! no single resource), as IAM evaluates it; a call whose tags were not read fills none, so a
+//! policy that decides on them makes it unevaluable.
 
 use super::record::Call;
 use super::template::Template;
@@ -29,8 +34,28 @@ pub struct Authz {
     pub action: String,
     pub resource: String,
     pub context: Map<String, Value>,
+    /// Condition keys starting with one of these are known to be absent from the request when
+    /// the context lacks them (the evaluator then lets IAM treat them as absent instead of
+    /// calling the request unevaluable).
+    #[serde(rename = "absentKeyPrefixes", skip_serializing_if = "Vec::is_empty")]
+    pub absent_key_prefixes: Vec<String>,
     /// Who and what: `create-db: RDS.RestoreDBInstanceFromDBSnapshot via emulator`.
     pub label: String,
+}
+
+/// Adds the tags the RDS resource `resource` carried to `context` (see the module doc); true
+/// when its tags are known, i.e. every other resource tag key is absent.
+fn resource_tag_context(c: &Call, resource: &str, context: &mut Map<String, Value>) -> bool {
+    let (Some(read), Some(key)) = (&c.resource_tags, super::record::rds_resource_of(resource))
+    else {
+        return false;
+    };
+    if let Some(tags) = read.get(&key) {
+        for (k, v) in tags {
+            context.insert(format!("aws:ResourceTag/{k}"), json!(v));
+        }
+    }
+    true
 }
 
 fn s<'a>(p: &'a Value, k: &str) -> Option<&'a str> {
@@ -398,11 +423,17 @@ pub fn authorizations(t: &Template, c: &Call) -> Result<Vec<Authz>, String> {
         .into_iter()
         .map(|(action, resource, mut context)| {
             context.insert("aws:SecureTransport".into(), json!("true"));
+            let tags_known = resource_tag_context(c, &resource, &mut context);
             Authz {
                 principal: c.principal.clone(),
                 action,
                 resource,
                 context,
+                absent_key_prefixes: if tags_known {
+                    vec!["aws:ResourceTag/".to_string()]
+                } else {
+                    Vec::new()
+                },
                 label: label.clone(),
             }
         })

@@ -3,7 +3,7 @@
 //! environment variables as the template sets them).
 
 use super::layers::{Contents, Fault, Faults, HarnessEcs, HarnessRds, HarnessSsm};
-use super::record::{Call, Recorder};
+use super::record::{Call, Recorder, TagReader};
 use super::sfn_api::SfnApi;
 use super::template::{template, Template};
 use aws_config::retry::RetryConfig;
@@ -71,7 +71,7 @@ impl Env {
             test: test.to_string(),
             region,
             conf,
-            rec: Recorder::default(),
+            rec: Recorder::with_tag_reader(TagReader::start(&region, &moto.endpoint)),
             faults: Faults::new(faults),
             contents: Arc::new(Contents::default()),
             sfn: SfnApi::start().await,
@@ -192,6 +192,7 @@ impl Env {
             params,
             status: None,
             via: "service".into(),
+            resource_tags: None,
         });
     }
 

@@ -98,6 +98,7 @@ pub fn route(env: &Env, event: &Value) -> Vec<StepName> {
                 params: json!({"FunctionName": arn, "SourceArn": rule["arn"]}),
                 status: None,
                 via: "service".into(),
+                resource_tags: None,
             });
             steps.push(step);
         }

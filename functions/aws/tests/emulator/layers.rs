@@ -256,6 +256,7 @@ impl Databases for HarnessRds {
             params: json!({}),
             status: Some(200),
             via: "harness".into(),
+            resource_tags: None,
         });
         Ok(HEADROOM)
     }

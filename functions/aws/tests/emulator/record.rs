@@ -8,6 +8,11 @@
 //! URI, the query string). Calls the emulator cannot serve and the harness answers itself, and
 //! calls AWS services make on the stack's behalf (the state machine invoking functions, the
 //! migration build reading scripts), are added with [`Recorder::push`], marked by `via`.
+//!
+//! IAM may decide on a resource's tags (`aws:ResourceTag/<key>`), which a request does not carry.
+//! So for each RDS call the recorder reads the tags of every instance and snapshot the request
+//! names from the emulator just before the call goes out ([`TagReader`]), and records them with
+//! the call: the tags IAM would have seen, even when the call then deletes the resource.
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -19,7 +24,11 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::{mpsc, Arc, Mutex};
+
+/// Tag key -> value.
+pub type Tags = BTreeMap<String, String>;
 
 /// One recorded call.
 #[derive(Debug, Clone, Serialize)]
@@ -39,23 +48,37 @@ pub struct Call {
     /// (the emulator lacks the API; the harness answered), `service` (a call AWS itself makes
     /// for the stack, recorded from what the harness did in its place).
     pub via: String,
+    /// For an RDS call made through a recording client: the tags, read from the emulator as the
+    /// call went out, of each instance (`db:<id>`) and snapshot (`snapshot:<id>`) the request
+    /// names; one that did not exist has no entry (it has no tags). `None`: not read.
+    pub resource_tags: Option<BTreeMap<String, Tags>>,
 }
 
 /// A shared, append-only log of calls.
 #[derive(Debug, Clone, Default)]
-pub struct Recorder(Arc<Mutex<Vec<Call>>>);
+pub struct Recorder {
+    log: Arc<Mutex<Vec<Call>>>,
+    tags: Option<Arc<TagReader>>,
+}
 
 impl Recorder {
+    /// A log whose RDS calls carry their resources' tags, read with `tags`.
+    pub fn with_tag_reader(tags: TagReader) -> Self {
+        Recorder {
+            log: Arc::default(),
+            tags: Some(Arc::new(tags)),
+        }
+    }
     pub fn push(&self, call: Call) -> usize {
-        let mut v = self.0.lock().unwrap();
+        let mut v = self.log.lock().unwrap();
         v.push(call);
         v.len() - 1
     }
     pub fn calls(&self) -> Vec<Call> {
-        self.0.lock().unwrap().clone()
+        self.log.lock().unwrap().clone()
     }
     fn set_status(&self, i: usize, status: u16) {
-        if let Some(c) = self.0.lock().unwrap().get_mut(i) {
+        if let Some(c) = self.log.lock().unwrap().get_mut(i) {
             c.status = Some(status);
         }
     }
@@ -104,6 +127,10 @@ impl Intercept for RecordingInterceptor {
         let req = context.request();
         let body = req.body().bytes().unwrap_or_default();
         let params = wire_params(&service, req.method(), req.uri(), body);
+        let resource_tags = match (&self.log.tags, service.as_str()) {
+            (Some(reader), "RDS") => Some(reader.read(rds_resources(&params))),
+            _ => None,
+        };
         let i = self.log.push(Call {
             principal: self.principal.clone(),
             caller: self.caller.clone(),
@@ -112,6 +139,7 @@ impl Intercept for RecordingInterceptor {
             params,
             status: None,
             via: self.via.clone(),
+            resource_tags,
         });
         cfg.interceptor_state().store_put(RecordIndex(i));
         Ok(())
@@ -129,6 +157,109 @@ impl Intercept for RecordingInterceptor {
         }
         Ok(())
     }
+}
+
+/// The RDS resources an RDS request names, as `db:<id>` / `snapshot:<id>` (the resource part of
+/// their ARNs): its instance and snapshot identifiers, and a `ResourceName` ARN.
+pub fn rds_resources(params: &Value) -> Vec<String> {
+    let s = |k: &str| params.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+    let mut out = Vec::new();
+    if let Some(id) = s("DBInstanceIdentifier") {
+        out.push(format!("db:{id}"));
+    }
+    if let Some(id) = s("DBSnapshotIdentifier") {
+        out.push(format!("snapshot:{id}"));
+    }
+    if let Some(key) = s("ResourceName").and_then(rds_resource_of) {
+        out.push(key);
+    }
+    out
+}
+
+/// `db:<id>` / `snapshot:<id>` from an RDS ARN (`arn:aws:rds:<region>:<account>:db:<id>`).
+pub fn rds_resource_of(arn: &str) -> Option<String> {
+    let parts: Vec<&str> = arn.splitn(7, ':').collect();
+    match parts.as_slice() {
+        ["arn", _, "rds", _, _, kind @ ("db" | "snapshot"), id] => Some(format!("{kind}:{id}")),
+        _ => None,
+    }
+}
+
+/// Reads RDS resources' tags from the emulator for the (synchronous) recording interceptor: a
+/// thread of its own with its own runtime and client, so a read never waits on the runtime of
+/// the call being recorded. It stops when the reader is dropped.
+#[derive(Debug)]
+pub struct TagReader {
+    requests: Mutex<mpsc::Sender<(Vec<String>, mpsc::Sender<BTreeMap<String, Tags>>)>>,
+}
+
+impl TagReader {
+    /// A reader of the emulator at `endpoint`, in `region`.
+    pub fn start(region: &str, endpoint: &str) -> Self {
+        let (tx, rx) = mpsc::channel::<(Vec<String>, mpsc::Sender<BTreeMap<String, Tags>>)>();
+        let (region, endpoint) = (region.to_string(), endpoint.to_string());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the tag reader");
+            let rds = rt.block_on(async {
+                aws_sdk_rds::Client::new(&super::env::sdk_config(&region, &endpoint).await)
+            });
+            while let Ok((keys, reply)) = rx.recv() {
+                let _ = reply.send(rt.block_on(read_tags(&rds, keys)));
+            }
+        });
+        TagReader {
+            requests: Mutex::new(tx),
+        }
+    }
+
+    /// The tags of each of `keys` (`db:<id>`, `snapshot:<id>`) that exists.
+    pub fn read(&self, keys: Vec<String>) -> BTreeMap<String, Tags> {
+        if keys.is_empty() {
+            return BTreeMap::new();
+        }
+        let (tx, rx) = mpsc::channel();
+        self.requests
+            .lock()
+            .unwrap()
+            .send((keys, tx))
+            .expect("the tag reader runs");
+        rx.recv().expect("the tag reader answers")
+    }
+}
+
+async fn read_tags(rds: &aws_sdk_rds::Client, keys: Vec<String>) -> BTreeMap<String, Tags> {
+    let to_map = |list: &[aws_sdk_rds::types::Tag]| -> Tags {
+        list.iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+            .collect()
+    };
+    let mut out = BTreeMap::new();
+    for key in keys {
+        let tags = match key.split_once(':') {
+            Some(("db", id)) => rds
+                .describe_db_instances()
+                .db_instance_identifier(id)
+                .send()
+                .await
+                .ok()
+                .and_then(|o| o.db_instances().first().map(|i| to_map(i.tag_list()))),
+            Some(("snapshot", id)) => rds
+                .describe_db_snapshots()
+                .db_snapshot_identifier(id)
+                .send()
+                .await
+                .ok()
+                .and_then(|o| o.db_snapshots().first().map(|s| to_map(s.tag_list()))),
+            _ => None,
+        };
+        if let Some(tags) = tags {
+            out.insert(key, tags);
+        }
+    }
+    out
 }
 
 /// The request's parameters as JSON, whatever the protocol.
