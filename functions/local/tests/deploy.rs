@@ -333,3 +333,87 @@ async fn two_runs_of_the_same_deploy_have_the_same_timelines() {
     assert_eq!(a.2, b.2);
     assert_eq!(a.3, b.3);
 }
+
+/// A tenant database adopted under its own name (`legacy-ab1`, tagged `tenantflow:namespace`,
+/// the pointer naming it, as `tenantflow aws adopt` leaves it): the deploy moves the tenant onto a
+/// generation and teardown deletes the adopted instance; `status` never calls it an orphan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_instance_under_its_own_name_is_deployed_and_retired() {
+    use tenantflow_core::ports::Databases as _;
+    let f = fleet();
+    let t = TENANTS[0];
+    let ns = Namespace::parse(t).unwrap();
+    let ports = f.state.ports().unwrap();
+    let generation =
+        tenantflow_core::names::InstanceId::parse(&format!("{t}-20260101000000")).unwrap();
+    let legacy = tenantflow_core::names::InstanceId::parse("legacy-ab1").unwrap();
+    let dir = f.state.root().join("rds/instances");
+    std::fs::copy(
+        dir.join(format!("{generation}.sqlite")),
+        dir.join("legacy-ab1.sqlite"),
+    )
+    .unwrap();
+    let tags: tenantflow_core::ports::Tags = [
+        ("tenantflow:namespace", t),
+        ("tenantflow:role", "active"),
+        ("tenantflow:release", "0001-initial"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    ports
+        .databases
+        .register_instance(&legacy, &tags, false)
+        .unwrap();
+    let mut pointer: serde_json::Value = serde_json::from_str(
+        &ports
+            .parameters
+            .get_sync(&ns.paths().pointer)
+            .unwrap()
+            .unwrap()
+            .value,
+    )
+    .unwrap();
+    pointer["instanceId"] = "legacy-ab1".into();
+    pointer["generation"] = "20250101000000".into();
+    pointer["endpoint"] = dir.join("legacy-ab1.sqlite").display().to_string().into();
+    ports
+        .parameters
+        .put_sync(&ns.paths().pointer, &pointer.to_string())
+        .unwrap();
+    ports
+        .databases
+        .set_deletion_protection(&generation, false)
+        .await
+        .unwrap();
+    ports.databases.delete_instance(&generation).await.unwrap();
+    drop(ports);
+    let before = status(&f.state).unwrap();
+    assert!(
+        before.orphans.instances.is_empty(),
+        "the serving adopted instance is no orphan: {:?}",
+        before.orphans
+    );
+    let rows_before = rows(&dir.join("legacy-ab1.sqlite"));
+
+    let report = deploy(&f.state, &f.r2, DeployOptions::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(report.status, "SUCCEEDED", "{report:#?}");
+    let r = report.tenants.iter().find(|r| r.tenant == t).unwrap();
+    assert_eq!(r.outcome, Outcome::Deployed, "{r:?}");
+    assert_eq!(r.from_generation.as_deref(), Some("20250101000000"));
+    let active = active_file(&f.state, t);
+    let name = active.file_stem().unwrap().to_str().unwrap().to_string();
+    assert!(
+        name.starts_with(&format!("{t}-")) && name != generation.as_str(),
+        "a new generation serves: {name}"
+    );
+    assert_eq!(rows(&active), rows_before, "no row lost");
+    assert!(
+        !dir.join("legacy-ab1.sqlite").exists(),
+        "teardown deleted the adopted instance"
+    );
+    let after = status(&f.state).unwrap();
+    assert!(after.orphans.instances.is_empty(), "{:?}", after.orphans);
+}

@@ -58,6 +58,7 @@ impl Env {
         let _ = template();
         let region = super::moto::region();
         let conf = sdk_config(&region, &moto.endpoint).await;
+        let rec = Recorder::with_tag_reader(TagReader::start(&region, &moto.endpoint));
         let c = Clients::from_conf(&conf);
         let admin = Admin {
             rds: c.rds,
@@ -71,7 +72,7 @@ impl Env {
             test: test.to_string(),
             region,
             conf,
-            rec: Recorder::with_tag_reader(TagReader::start(&region, &moto.endpoint)),
+            rec,
             faults: Faults::new(faults),
             contents: Arc::new(Contents::default()),
             sfn: SfnApi::start().await,

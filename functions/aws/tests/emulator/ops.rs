@@ -5,8 +5,10 @@
 //! not define, so their calls are not evaluated for IAM.
 
 use super::env::Env;
-use super::stack::old_instance;
-use super::workflow::run_release;
+use super::invariants::{check, Expect};
+use super::layers::Fault;
+use super::stack::{old_instance, OLD_RELEASE};
+use super::workflow::{run_release, RUN_GEN};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tenantflow_aws::ops::adopt::{self, Action, AdoptOptions, Selector};
@@ -85,9 +87,11 @@ async fn adopt_plans_applies_and_reruns() {
     create_service(&env, &acme).await;
     // Named as a generation, no ECS service.
     create_instance(&env, &format!("{ns}-delta-20250101000000")).await;
-    // Named any other way: discovery would not deploy it (and adopt never renames).
-    create_instance(&env, &format!("{ns}-beta-db")).await;
-    create_service(&env, &format!("{ns}-beta")).await;
+    // Named any other way: adoptable as it is (adopt never renames; the tag makes it the
+    // tenant's, see `an_adopted_instance_keeps_its_name_until_its_first_deploy`).
+    let beta = format!("{ns}-beta");
+    create_instance(&env, &format!("{beta}-db")).await;
+    create_service(&env, &beta).await;
     // Another stack's namespace; not a namespace at all.
     create_instance(&env, "other-app-prod-db").await;
     create_instance(&env, "scratch").await;
@@ -149,11 +153,18 @@ async fn adopt_plans_applies_and_reruns() {
         &format!("{ns}-delta-20250101000000"),
         "no ACTIVE ECS service",
     );
-    blocked(&format!("{ns}-beta-db"), "list-tenants would skip it");
+    let b = item(&format!("{beta}-db"));
+    assert_eq!(b.action, Action::Adopt, "{b:#?}");
+    assert_eq!(b.namespace, beta);
+    assert_eq!(
+        b.pointer.as_ref().map(|p| p.instance_id.as_str()),
+        Some(b.instance.as_str()),
+        "the pointer names the instance under its own name"
+    );
     blocked("other-app-prod-db", "does not belong to this stack");
     blocked("scratch", "must be <customer>-<project>-<env>");
     assert_eq!(item(&old_instance(&old)).action, Action::Adopted);
-    assert_eq!(plan.count(Action::Adopt), 1);
+    assert_eq!(plan.count(Action::Adopt), 2);
 
     // The plan wrote nothing.
     let params = o.parameters();
@@ -189,7 +200,7 @@ async fn adopt_plans_applies_and_reruns() {
         Some(tags::ROLE_ACTIVE)
     );
     // Nothing was written for a blocked instance.
-    for t in [format!("{ns}-delta"), format!("{ns}-beta")] {
+    for t in [format!("{ns}-delta")] {
         assert!(params
             .get(&format!("/tenantflow/{t}/db"))
             .await
@@ -199,6 +210,7 @@ async fn adopt_plans_applies_and_reruns() {
     // list-tenants' discovery now deploys the adopted tenant.
     let found = discover(&params, &o.stack.settings()).await.unwrap();
     assert!(found.tenants.contains(&Namespace::parse(&acme).unwrap()));
+    assert!(found.tenants.contains(&Namespace::parse(&beta).unwrap()));
 
     // Re-run: adopted now, and applying again changes nothing.
     let again = adopt::plan(&o, &opts).await.unwrap();
@@ -233,8 +245,173 @@ async fn adopt_plans_applies_and_reruns() {
     .await
     .unwrap();
     let names: Vec<&str> = by_tag.items.iter().map(|i| i.namespace.as_str()).collect();
-    assert_eq!(names, vec![acme.as_str(), old.as_str()]);
+    assert_eq!(names, vec![acme.as_str(), beta.as_str(), old.as_str()]);
     assert!(by_tag.items.iter().all(|i| i.action == Action::Adopted));
+}
+
+/// Issue 13: instances adopted under their own names (selected by a tag holding the namespace),
+/// then a release run. The deployed tenant moves onto a `<ns>-<timestamp>` generation and its
+/// teardown deletes the adopted instance, authorised by the `tenantflow:namespace` tag adopt
+/// wrote (every call passes the IAM check); the tenant whose migration fails stays on its
+/// adopted instance, which nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_instance_keeps_its_name_until_its_first_deploy() {
+    let ns = super::template::template().namespace();
+    let (acme, beta) = (format!("{ns}-acme"), format!("{ns}-beta"));
+    let env = Env::new(
+        "ops_adopt_deploy",
+        vec![Fault::MigrationFails {
+            instance: format!("{beta}-{RUN_GEN}"),
+        }],
+    )
+    .await;
+    env.deploy_stack().await;
+    let (legacy_acme, legacy_beta) = ("legacy-acme-db", "legacy-beta-db");
+    env.add_legacy_instance(legacy_acme, &[("customer", &acme)], &acme)
+        .await;
+    env.add_legacy_instance(legacy_beta, &[("customer", &beta)], &beta)
+        .await;
+    // Named as another tenant's generation: its pointer would be skipped, so it is blocked.
+    let zeta = format!("{ns}-zeta-20250101000000");
+    env.add_legacy_instance(
+        &zeta,
+        &[("customer", &format!("{ns}-eta"))],
+        &format!("{ns}-eta"),
+    )
+    .await;
+
+    let o = ops(&env);
+    let opts = AdoptOptions {
+        selector: Selector::Tag("customer".into()),
+        release: OLD_RELEASE.into(),
+        cluster: None,
+    };
+    let mut plan = adopt::plan(&o, &opts).await.unwrap();
+    let item = |inst: &str| {
+        plan.items
+            .iter()
+            .find(|i| i.instance == inst)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(item(legacy_acme).action, Action::Adopt, "{plan:#?}");
+    assert_eq!(item(legacy_beta).action, Action::Adopt, "{plan:#?}");
+    let z = item(&zeta);
+    assert_eq!(z.action, Action::Blocked);
+    assert!(
+        z.blockers
+            .iter()
+            .any(|b| b.contains("list-tenants would skip it")
+                && b.contains("a generation of tenant")),
+        "{:?}",
+        z.blockers
+    );
+    adopt::apply(&o, &mut plan).await.unwrap();
+    let tags_of = |id: &str| {
+        let rds = env.admin.rds.clone();
+        let id = id.to_string();
+        async move {
+            rds.describe_db_instances()
+                .db_instance_identifier(id)
+                .send()
+                .await
+                .ok()
+                .and_then(|o| o.db_instances().first().cloned())
+        }
+    };
+    let acme_legacy = tags_of(legacy_acme).await.expect("adopted, not renamed");
+    assert!(acme_legacy
+        .tag_list()
+        .iter()
+        .any(|t| t.key() == Some(tags::NAMESPACE) && t.value() == Some(acme.as_str())));
+
+    let (key, version) = env.upload_release("r-adopted", json!({})).await;
+    let run = run_release(&env, &key, &version, false).await;
+    check(
+        &env,
+        &run,
+        &[
+            Expect {
+                tenant: acme.clone(),
+                outcome: "deployed",
+                instance: format!("{acme}-{RUN_GEN}"),
+                release: "r-adopted".into(),
+                kept: vec![],
+            },
+            Expect {
+                tenant: beta.clone(),
+                outcome: "rolled-back",
+                instance: legacy_beta.into(),
+                release: OLD_RELEASE.into(),
+                kept: vec![],
+            },
+        ],
+        2,
+    )
+    .await;
+
+    // acme: the adopted instance was deleted by teardown, after the flip and the rollout.
+    assert!(
+        tags_of(legacy_acme).await.is_none(),
+        "legacy-acme-db deleted"
+    );
+    let calls = env.rec.calls();
+    let on = |id: &str, op: &str| -> Vec<usize> {
+        calls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.operation == op && c.params["DBInstanceIdentifier"] == id)
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let deleted = on(legacy_acme, "DeleteDBInstance");
+    assert_eq!(deleted.len(), 1, "one delete of the adopted instance");
+    let delete = &calls[deleted[0]];
+    assert_eq!(delete.caller, "teardown");
+    let flipped = calls.iter().position(|c| {
+        c.caller == "flip-ssm"
+            && c.operation == "PutParameter"
+            && c.params["Name"] == format!("/tenantflow/{acme}/db").as_str()
+    });
+    assert!(
+        flipped.is_some_and(|f| f < deleted[0]),
+        "deleted after the flip"
+    );
+    // Authorised by its tag: the request carried it, and without it the delete is denied (the
+    // instance's name is outside the stack's `<ns>-*`).
+    let t = super::template::template();
+    let reqs = super::authz::authorizations(t, delete).unwrap();
+    assert_eq!(
+        reqs[0]
+            .context
+            .get(&format!("aws:ResourceTag/{}", tags::NAMESPACE)),
+        Some(&json!(acme))
+    );
+    let mut untagged = reqs.clone();
+    for r in &mut untagged {
+        r.context.retain(|k, _| !k.starts_with("aws:ResourceTag/"));
+    }
+    let verdicts = super::authz::evaluate(t, &untagged);
+    assert!(
+        verdicts.iter().all(|v| v.decision == "ImplicitlyDenied"),
+        "{:?}",
+        verdicts
+            .iter()
+            .map(|v| (&v.decision, &v.detail))
+            .collect::<Vec<_>>()
+    );
+
+    // beta: still served by its adopted instance, which nothing modified or deleted.
+    for op in ["ModifyDBInstance", "DeleteDBInstance", "RebootDBInstance"] {
+        assert!(on(legacy_beta, op).is_empty(), "{op} on {legacy_beta}");
+    }
+    let beta_legacy = tags_of(legacy_beta).await.expect("still there");
+    assert_eq!(beta_legacy.db_instance_status(), Some("available"));
+    assert!(
+        tags_of(&format!("{beta}-{RUN_GEN}")).await.is_none(),
+        "candidate removed"
+    );
+    env.check_iam();
 }
 
 /// A release folder as `tenantflow release pack` writes it.

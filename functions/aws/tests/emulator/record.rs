@@ -162,7 +162,12 @@ impl Intercept for RecordingInterceptor {
 /// The RDS resources an RDS request names, as `db:<id>` / `snapshot:<id>` (the resource part of
 /// their ARNs): its instance and snapshot identifiers, and a `ResourceName` ARN.
 pub fn rds_resources(params: &Value) -> Vec<String> {
-    let s = |k: &str| params.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+    let s = |k: &str| {
+        params
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
     let mut out = Vec::new();
     if let Some(id) = s("DBInstanceIdentifier") {
         out.push(format!("db:{id}"));

@@ -280,6 +280,39 @@ impl Env {
         self.contents.set_instance(&id, OLD_RELEASE);
     }
 
+    /// A tenant database from before tenantflow: instance `id` (any name, unprotected, with
+    /// the tenants' engine and groups, carrying only `tags`) at release [`OLD_RELEASE`], and the
+    /// tenant's ECS service `service`; no pointer (that is what `tenantflow aws adopt` writes).
+    pub async fn add_legacy_instance(&self, id: &str, tags: &[(&str, &str)], service: &str) {
+        let a = &self.admin;
+        let mut req = a
+            .rds
+            .create_db_instance()
+            .db_instance_identifier(id)
+            .db_instance_class("db.t3.micro")
+            .engine("postgres")
+            .engine_version("13.15")
+            .db_parameter_group_name(PARAMETER_GROUP)
+            .option_group_name(OPTION_GROUP)
+            .allocated_storage(20)
+            .master_username("app")
+            .master_user_password("not-a-secret-1");
+        for (k, v) in tags {
+            req = req.tags(aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build());
+        }
+        req.send().await.unwrap();
+        a.ecs
+            .create_service()
+            .cluster(self.default_cluster())
+            .service_name(service)
+            .task_definition(FAMILY)
+            .desired_count(DESIRED)
+            .send()
+            .await
+            .unwrap();
+        self.contents.set_instance(id, OLD_RELEASE);
+    }
+
     /// Uploads `releases/<id>/` (two scripts, then the manifest, as a release is committed) and
     /// returns the manifest's key and version id. `extra` is merged into the manifest.
     pub async fn upload_release(&self, id: &str, extra: Value) -> (String, String) {

@@ -1631,20 +1631,31 @@ fn changes_to(w: &FakeWorld, id: &str) -> Vec<String> {
 async fn an_adopted_instance_is_deployed_and_its_teardown_deletes_it_by_its_tags() {
     let (w, s) = setup_adopted(true);
     let s = advance(&w, s, Stage::Snapshot).await;
-    assert_eq!(w.db.snapshot(NEW).expect("snapshot").source_instance, LEGACY);
+    assert_eq!(
+        w.db.snapshot(NEW).expect("snapshot").source_instance,
+        LEGACY
+    );
     let s = advance(&w, s, Stage::Check).await;
     let p = w.pointer(NS).expect("pointer");
     assert_eq!(p.value.instance_id.as_str(), NEW, "a generation serves now");
     assert_eq!(p.value.release, REL);
     assert!(w.db.instance(LEGACY).is_some(), "kept until teardown");
-    assert!(changes_to(&w, LEGACY).is_empty(), "{:?}", changes_to(&w, LEGACY));
+    assert!(
+        changes_to(&w, LEGACY).is_empty(),
+        "{:?}",
+        changes_to(&w, LEGACY)
+    );
 
     let r = result(&w, StepName::Teardown, &s).await;
     assert_eq!(r.outcome, Outcome::Deployed);
     assert_eq!(r.cause, None);
     assert_eq!(r.from_generation.as_deref(), Some(LEGACY_TS));
     assert_eq!(r.to_generation.as_deref(), Some(RUN_TS));
-    assert_eq!(w.db.instance_ids(), [NEW], "the adopted instance is retired");
+    assert_eq!(
+        w.db.instance_ids(),
+        [NEW],
+        "the adopted instance is retired"
+    );
     assert!(w.records.holder(NS).is_none());
 }
 
@@ -1661,7 +1672,11 @@ async fn an_untagged_instance_under_another_name_is_never_copied_or_deleted() {
     assert_eq!(r.outcome, Outcome::RolledBack);
     assert_eq!(w.pointer(NS).expect("p").value.instance_id.as_str(), LEGACY);
     assert!(w.records.holder(NS).is_none(), "lock released");
-    assert!(changes_to(&w, LEGACY).is_empty(), "{:?}", changes_to(&w, LEGACY));
+    assert!(
+        changes_to(&w, LEGACY).is_empty(),
+        "{:?}",
+        changes_to(&w, LEGACY)
+    );
 
     // Its tags removed after the snapshot: teardown keeps it and says why.
     let (w, s) = setup_adopted(true);
@@ -1674,7 +1689,11 @@ async fn an_untagged_instance_under_another_name_is_never_copied_or_deleted() {
     assert!(r.cause.as_deref().unwrap_or("").contains("tags"), "{r:?}");
     let kept = w.db.instance(LEGACY).expect("kept");
     assert!(kept.deletion_protection, "protection untouched");
-    assert!(changes_to(&w, LEGACY).is_empty(), "{:?}", changes_to(&w, LEGACY));
+    assert!(
+        changes_to(&w, LEGACY).is_empty(),
+        "{:?}",
+        changes_to(&w, LEGACY)
+    );
 }
 
 #[tokio::test]
