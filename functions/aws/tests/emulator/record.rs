@@ -195,13 +195,16 @@ pub fn rds_resource_of(arn: &str) -> Option<String> {
 /// the call being recorded. It stops when the reader is dropped.
 #[derive(Debug)]
 pub struct TagReader {
-    requests: Mutex<mpsc::Sender<(Vec<String>, mpsc::Sender<BTreeMap<String, Tags>>)>>,
+    requests: Mutex<mpsc::Sender<TagRequest>>,
 }
+
+/// Resources to read (`db:<id>`, `snapshot:<id>`) and where to send their tags.
+type TagRequest = (Vec<String>, mpsc::Sender<BTreeMap<String, Tags>>);
 
 impl TagReader {
     /// A reader of the emulator at `endpoint`, in `region`.
     pub fn start(region: &str, endpoint: &str) -> Self {
-        let (tx, rx) = mpsc::channel::<(Vec<String>, mpsc::Sender<BTreeMap<String, Tags>>)>();
+        let (tx, rx) = mpsc::channel::<TagRequest>();
         let (region, endpoint) = (region.to_string(), endpoint.to_string());
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
