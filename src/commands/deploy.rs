@@ -61,6 +61,20 @@ pub struct DeployArgs {
     /// Override the manifest's fleet mode.
     #[arg(long, value_enum)]
     pub fleet: Option<FleetArg>,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// When another command is using the state directory, wait for it instead of exiting 4.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// The run settings `deploy` and `plan` both take: each overrides the manifest's (or, for the seed,
+/// the engine's) default, so a plan predicts the deploy given the same flags.
+#[derive(Debug, Args)]
+pub struct OverrideArgs {
     /// Override the manifest's strategy.
     #[arg(long, value_enum)]
     pub strategy: Option<StrategyArg>,
@@ -83,12 +97,23 @@ pub struct DeployArgs {
     /// Seed of the engine's random choices (retry jitter).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Print one JSON object instead of the table.
-    #[arg(long)]
-    pub json: bool,
-    /// When another command is using the state directory, wait for it instead of exiting 4.
-    #[arg(long)]
-    pub wait: bool,
+}
+
+impl OverrideArgs {
+    /// The deploy options these flags give, with `fleet` (each command decides its own).
+    pub fn options(&self, fleet: Option<FleetMode>) -> DeployOptions {
+        DeployOptions {
+            fleet,
+            strategy: self.strategy.map(Into::into),
+            canary: self.canary,
+            max_failure_percent: self.max_failure_percent,
+            max_concurrency: self.max_concurrency,
+            seed: self.seed,
+            source_snapshot: self.source_snapshot.clone(),
+            tenant_list: None,
+            freeze_drain_seconds: self.freeze_drain_seconds,
+        }
+    }
 }
 
 /// `--max-failure-percent`: a number from 0 to 100. Rust's float parser accepts `NaN` and `inf`;
@@ -151,17 +176,7 @@ pub fn open_state(state: &Path) -> Result<LocalState> {
 }
 
 pub fn options(args: &DeployArgs) -> DeployOptions {
-    DeployOptions {
-        fleet: args.fleet.map(Into::into),
-        strategy: args.strategy.map(Into::into),
-        canary: args.canary,
-        max_failure_percent: args.max_failure_percent,
-        max_concurrency: args.max_concurrency,
-        seed: args.seed,
-        source_snapshot: args.source_snapshot.clone(),
-        tenant_list: None,
-        freeze_drain_seconds: args.freeze_drain_seconds,
-    }
+    args.overrides.options(args.fleet.map(Into::into))
 }
 
 /// Runs one deploy on a fresh tokio runtime, with progress bars on a terminal unless `quiet`.

@@ -8,8 +8,8 @@
 //! directory is only read.
 
 use crate::commands::deploy::{
-    human_duration, open_state, outcome_name, parse_canary, parse_concurrency, parse_drain,
-    parse_percent, parse_snapshot, tenant_error, FleetArg, StrategyArg,
+    human_duration, open_state, outcome_name, parse_concurrency, tenant_error, FleetArg,
+    OverrideArgs,
 };
 use crate::commands::exit::EXIT_OK;
 use crate::estimate::{self, Assumptions, Estimate, PriceTable};
@@ -35,28 +35,8 @@ pub struct PlanArgs {
     /// Plan a rehearsal (the same as `--fleet rehearse`).
     #[arg(long, conflicts_with = "fleet")]
     pub rehearse: bool,
-    /// Override the manifest's strategy.
-    #[arg(long, value_enum)]
-    pub strategy: Option<StrategyArg>,
-    /// Tenants in the canary wave (0 or more).
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_canary)]
-    pub canary: Option<u32>,
-    /// A wave whose failure percentage exceeds this stops all later waves (0 to 100).
-    #[arg(long, value_name = "P", allow_hyphen_values = true, value_parser = parse_percent)]
-    pub max_failure_percent: Option<f64>,
-    /// At most this many tenants at once (1 or more).
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_concurrency)]
-    pub max_concurrency: Option<u32>,
-    /// Seconds between freezing a tenant's writes and taking its snapshot (0 to 3600), instead of
-    /// the manifest's `freezeDrainSeconds`.
-    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = parse_drain)]
-    pub freeze_drain_seconds: Option<u64>,
-    /// For strategy promote: the snapshot to restore.
-    #[arg(long, value_name = "SNAPSHOT_ID", value_parser = parse_snapshot)]
-    pub source_snapshot: Option<String>,
-    /// Seed of the engine's random choices (retry jitter), as the deploy's `--seed`.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
     /// Copy every tenant database and run the real migrations and health checks (small fleets);
     /// without it no database is copied and every migration and health check is assumed to pass.
     #[arg(long, conflicts_with = "tenants")]
@@ -104,17 +84,7 @@ fn options(args: &PlanArgs) -> DeployOptions {
         (true, _) => Some(FleetMode::Rehearse),
         (false, f) => f.map(Into::into),
     };
-    DeployOptions {
-        fleet,
-        strategy: args.strategy.map(Into::into),
-        canary: args.canary,
-        max_failure_percent: args.max_failure_percent,
-        max_concurrency: args.max_concurrency,
-        seed: args.seed,
-        source_snapshot: args.source_snapshot.clone(),
-        tenant_list: None,
-        freeze_drain_seconds: args.freeze_drain_seconds,
-    }
+    args.overrides.options(fleet)
 }
 
 /// The durations to simulate with, and where they come from.

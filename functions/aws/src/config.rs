@@ -186,12 +186,30 @@ impl ClientSource for Clients {
     }
 }
 
-/// The standard config chain with adaptive retry.
+/// The standard config chain with adaptive retry and [`https_client`].
 pub async fn sdk_config() -> SdkConfig {
+    config_loader().load().await
+}
+
+/// The standard config chain's loader with adaptive retry and [`https_client`]: what every
+/// tenantflow process (Lambda, CLI, emulator suite) builds its SDK config from.
+pub fn config_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .retry_config(RetryConfig::adaptive())
-        .load()
-        .await
+}
+
+/// The HTTP client of every SDK client: hyper 1 + rustls with ring. The SDK crates' own default
+/// (`default-https-client`, rustls with aws-lc-rs) is switched off in the workspace to keep each
+/// Lambda small; without this client set, an SDK call would fail with "no HTTP client". Plain
+/// `http://` endpoints (moto in the emulator suite) work too.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::{tls, Builder};
+    Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }
 
 /// Non-SDK settings of the adapters and steps (see the module doc for the variables).

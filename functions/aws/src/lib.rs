@@ -65,7 +65,8 @@ pub(crate) mod time;
 ))]
 pub use config::ports;
 pub use config::{
-    step_ports, step_ports_from_env, AwsSettings, ClientSource, Clients, ConfigError,
+    config_loader, https_client, step_ports, step_ports_from_env, AwsSettings, ClientSource,
+    Clients, ConfigError,
 };
 #[cfg(feature = "dynamodb")]
 pub use dynamodb::DynamoRecords;

@@ -100,8 +100,7 @@ pub async fn dispatch(ops: &Ops, args: &AwsArgs) -> Result<u8> {
 /// The SDK config from the standard chain (plus `--region`, `--endpoint-url`) and the stack's
 /// outputs, flags first.
 pub async fn connect(args: &AwsArgs) -> Result<Ops> {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(aws_config::retry::RetryConfig::adaptive());
+    let mut loader = tenantflow_aws::config_loader();
     if let Some(r) = &args.region {
         loader = loader.region(aws_config::Region::new(r.clone()));
     }

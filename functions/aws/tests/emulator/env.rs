@@ -6,8 +6,7 @@ use super::layers::{Contents, Fault, Faults, HarnessEcs, HarnessRds, HarnessSsm}
 use super::record::{Call, Recorder, TagReader};
 use super::sfn_api::SfnApi;
 use super::template::{template, Template};
-use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_rds::config::{Credentials, Region};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use serde_json::Value;
@@ -40,13 +39,12 @@ pub struct Env {
 }
 
 pub async fn sdk_config(region: &str, endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    tenantflow_aws::config_loader()
         .region(Region::new(region.to_string()))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new(
             "emulator", "emulator", None, None, "emulator",
         ))
-        .retry_config(RetryConfig::adaptive())
         .load()
         .await
 }
