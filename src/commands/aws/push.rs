@@ -1,12 +1,12 @@
 //! `tenantflow aws release push DIR`.
 
 use super::json::print_json;
+use super::runs::{exit_code, follow, print as print_status};
+use super::watch::{polling, SLEEPER};
 use crate::commands::exit::EXIT_OK;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use super::runs::{exit_code, follow, print as print_status};
-use super::watch::{polling, SLEEPER};
 use tenantflow_aws::ops::push::{push, LocalRelease};
 use tenantflow_aws::ops::watch::await_start;
 use tenantflow_aws::ops::Ops;

@@ -1,10 +1,10 @@
 //! `tenantflow aws runs` and `tenantflow aws status [RUN]`.
 
 use super::json::print_json;
+use super::watch::{Progress, SLEEPER};
 use crate::commands::exit::{EXIT_FAILED, EXIT_OK, EXIT_PARTIAL};
 use anyhow::Result;
 use clap::Args;
-use super::watch::{Progress, SLEEPER};
 use std::time::Duration;
 use tenantflow_aws::ops::runs::{list_runs, status as run_status, RunStatus};
 use tenantflow_aws::ops::watch::watch;
@@ -55,7 +55,12 @@ pub async fn list(ops: &Ops, json: bool) -> Result<u8> {
 /// execution failed without a report.
 pub async fn status(ops: &Ops, args: &StatusArgs, json: bool) -> Result<u8> {
     let st = if args.watch {
-        follow(ops, args.run.as_deref(), Duration::from_secs(args.interval.max(1))).await?
+        follow(
+            ops,
+            args.run.as_deref(),
+            Duration::from_secs(args.interval.max(1)),
+        )
+        .await?
     } else {
         run_status(ops, args.run.as_deref()).await?
     };

@@ -140,9 +140,9 @@ pub async fn start_limited_run(ops: &Ops, plan: &RetryPlan) -> OpsResult<Limited
         }),
         // Started by someone else between the look and the start.
         Err(e) if service(&e).is_some_and(|s| s.is_execution_already_exists()) => {
-            existing_retry(ops, &arn, &input).await?.ok_or_else(|| {
-                OpsError::Refused(format!("{name} exists with another input"))
-            })
+            existing_retry(ops, &arn, &input)
+                .await?
+                .ok_or_else(|| OpsError::Refused(format!("{name} exists with another input")))
         }
         Err(e) => Err(crate::errors::classify("StartExecution", e).into()),
     }

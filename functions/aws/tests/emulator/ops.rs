@@ -406,28 +406,7 @@ async fn status_of_a_finished_run() {
     let report = st.report.expect("the run's report");
     assert_eq!(report.status, "SUCCEEDED");
     assert_eq!((report.counts.total, report.counts.deployed), (2, 2));
-    let mut got: Vec<(String, String)> = report
-        .tenants
-        .iter()
-        .map(|t| {
-            (
-                t.tenant.clone(),
-                serde_json::to_value(t.outcome)
-                    .unwrap()
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            )
-        })
-        .collect();
-    got.sort();
-    assert_eq!(
-        got,
-        tenants
-            .iter()
-            .map(|t| (t.clone(), "deployed".to_string()))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(outcomes(&report), all(&tenants, "deployed"));
     // The same by ARN, and the newest run by default.
     let by_arn = runs::status(&o, Some(&run.execution_arn)).await.unwrap();
     assert_eq!(by_arn.run.name, run.name);
@@ -594,6 +573,7 @@ where
     }
 }
 
+/// `(tenant, outcome)` of every tenant the report names, sorted.
 fn outcomes(report: &tenantflow_core::steps::report::RunReport) -> Vec<(String, String)> {
     let mut got: Vec<(String, String)> = report
         .tenants
@@ -613,6 +593,25 @@ fn outcomes(report: &tenantflow_core::steps::report::RunReport) -> Vec<(String, 
     got
 }
 
+/// What DESIGN §8 expects of a tenant that stayed on its old generation.
+fn rolled_back(t: &str) -> Expect {
+    Expect {
+        tenant: t.to_string(),
+        outcome: "rolled-back",
+        instance: old_instance(t),
+        release: OLD_RELEASE.to_string(),
+        kept: vec![],
+    }
+}
+
+/// `(tenant, outcome)` for each of `tenants`.
+fn all(tenants: &[String], outcome: &str) -> Vec<(String, String)> {
+    tenants
+        .iter()
+        .map(|t| (t.clone(), outcome.to_string()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_of_a_running_run() {
     let env = Env::new("ops_status_running", vec![]).await;
@@ -630,7 +629,9 @@ async fn status_of_a_running_run() {
         async move { run_release_with(&env, &key, &version, false, Some(gate)).await }
     });
     let mut key_ = key_;
-    let _clock = (&mut key_.reached).await.expect("the run reaches rn1's flip");
+    let _clock = (&mut key_.reached)
+        .await
+        .expect("the run reaches rn1's flip");
     let o = ops(&env);
     let st = runs::status(&o, None).await.unwrap();
     assert_eq!(st.run.status, "RUNNING");
@@ -667,10 +668,7 @@ async fn status_of_a_running_run() {
     assert!(done.maps.is_empty() && done.held.is_empty(), "{done:?}");
     assert_eq!(
         outcomes(done.report.as_ref().unwrap()),
-        tenants
-            .iter()
-            .map(|t| (t.clone(), "deployed".to_string()))
-            .collect::<Vec<_>>()
+        all(&tenants, "deployed")
     );
 }
 
@@ -699,7 +697,10 @@ async fn push_wait_follows_the_run_to_its_end() {
         async move {
             if n == 2 {
                 let d = env.deliver(&event).await;
-                assert!(matches!(d.as_slice(), [(StepName::Trigger, Ok(_))]), "{d:?}");
+                assert!(
+                    matches!(d.as_slice(), [(StepName::Trigger, Ok(_))]),
+                    "{d:?}"
+                );
             }
         }
     });
@@ -755,7 +756,11 @@ async fn push_wait_follows_the_run_to_its_end() {
     assert!(polls[..polls.len() - 1]
         .iter()
         .all(|p| p.run.status == "RUNNING"));
-    assert_eq!(polls.last(), Some(&fin), "the last reading is the one returned");
+    assert_eq!(
+        polls.last(),
+        Some(&fin),
+        "the last reading is the one returned"
+    );
     let slept = sleeper.slept.lock().unwrap().clone();
     assert_eq!(slept.len(), polls.len() - 1, "one sleep between two polls");
     assert!(slept.iter().all(|d| *d == Duration::from_secs(30)));
@@ -764,10 +769,7 @@ async fn push_wait_follows_the_run_to_its_end() {
     assert_eq!(fin, runs::status(&o, Some(&out.run_name)).await.unwrap());
     assert_eq!(
         outcomes(fin.report.as_ref().unwrap()),
-        tenants
-            .iter()
-            .map(|t| (t.clone(), "deployed".to_string()))
-            .collect::<Vec<_>>()
+        all(&tenants, "deployed")
     );
 }
 
@@ -808,11 +810,7 @@ async fn push_wait_says_what_to_check_when_no_run_starts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_a_partly_failed_run() {
     let ns = super::template::template().namespace();
-    let (a, b, c) = (
-        format!("{ns}-ra"),
-        format!("{ns}-rb"),
-        format!("{ns}-rc"),
-    );
+    let (a, b, c) = (format!("{ns}-ra"), format!("{ns}-rb"), format!("{ns}-rc"));
     let env = Env::new(
         "ops_retry",
         vec![Fault::MigrationFails {
@@ -892,13 +890,7 @@ async fn retry_after_a_partly_failed_run() {
         &env,
         &second,
         &[
-            Expect {
-                tenant: b.clone(),
-                outcome: "rolled-back",
-                instance: old_instance(&b),
-                release: OLD_RELEASE.to_string(),
-                kept: vec![],
-            },
+            rolled_back(&b),
             Expect {
                 tenant: c.clone(),
                 outcome: "deployed",
@@ -941,7 +933,9 @@ async fn recover_settles_a_run_that_died_midway() {
         let env = env.clone();
         async move { run_release_with(&env, &key, &version, false, Some(gate)).await }
     });
-    (&mut gk.reached).await.expect("the run reaches the rollout");
+    (&mut gk.reached)
+        .await
+        .expect("the run reaches the rollout");
     gk.stop();
     let mut run = run.await.unwrap();
     assert_eq!(run.result.status.as_str(), "ABORTED", "{:?}", run.result);
@@ -984,17 +978,5 @@ async fn recover_settles_a_run_that_died_midway() {
     assert!(!u.released && u.holder.is_none());
     // DESIGN §8, with recovery's account of the tenant as the run's.
     run.report = Some(json!({"tenants": [{"tenant": t, "outcome": settled[0].action.as_str()}]}));
-    check(
-        &env,
-        &run,
-        &[Expect {
-            tenant: t.clone(),
-            outcome: "rolled-back",
-            instance: old_instance(&t),
-            release: OLD_RELEASE.to_string(),
-            kept: vec![],
-        }],
-        2,
-    )
-    .await;
+    check(&env, &run, &[rolled_back(&t)], 2).await;
 }

@@ -165,7 +165,14 @@ impl Gate {
             open: Mutex::new(Some(open_rx)),
             stop: stop.clone(),
         };
-        (Arc::new(gate), GateKey { reached, open, stop })
+        (
+            Arc::new(gate),
+            GateKey {
+                reached,
+                open,
+                stop,
+            },
+        )
     }
 
     /// Whether `step` with `input` is the held invocation (the first match only).
