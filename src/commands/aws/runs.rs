@@ -74,7 +74,7 @@ pub async fn status(ops: &Ops, args: &StatusArgs, json: bool) -> Result<u8> {
 
 /// Polls `run` until it ends, drawing its progress; returns the final status.
 pub async fn follow(ops: &Ops, run: Option<&str>, interval: Duration) -> Result<RunStatus> {
-    let mut progress = Progress::new();
+    let mut progress = Progress::on_stderr();
     let st = watch(ops, run, interval, &SLEEPER, &mut |st| progress.update(st)).await;
     progress.finish();
     Ok(st?)

@@ -32,7 +32,8 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new() -> Self {
+    /// Bars on stderr when it is a terminal, else one line per changed poll.
+    pub fn on_stderr() -> Self {
         use std::io::IsTerminal;
         Progress {
             multi: std::io::stderr()
