@@ -58,14 +58,14 @@ impl RunProgress {
     }
 }
 
-fn style() -> ProgressStyle {
+pub(crate) fn style() -> ProgressStyle {
     ProgressStyle::with_template("{prefix:>14} [{bar:30.cyan/blue}] {pos}/{len} {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ")
 }
 
 /// `(label, run id)` from `arn:aws:states:<region>:<account>:mapRun:<machine>/<label>:<run id>`.
-fn parse_map_run_arn(arn: &str) -> Option<(String, String)> {
+pub(crate) fn parse_map_run_arn(arn: &str) -> Option<(String, String)> {
     let rest = arn.split(":mapRun:").nth(1)?;
     let (path, run_id) = rest.rsplit_once(':')?;
     let label = path.rsplit_once('/').map_or(path, |(_, l)| l);

@@ -10,6 +10,7 @@ pub mod locks;
 pub mod push;
 pub mod retry;
 pub mod runs;
+pub mod watch;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};

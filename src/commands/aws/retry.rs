@@ -51,7 +51,14 @@ pub async fn retry(ops: &Ops, args: &RetryArgs, json: bool) -> Result<u8> {
     if json {
         print_json(&serde_json::json!({"plan": plan, "run": run}))?;
     } else {
-        crate::outln!("run: {run}");
+        if run.started {
+            crate::outln!("run: {}", run.execution_arn);
+        } else {
+            crate::outln!(
+                "run: {} (this retry was started before: nothing started)",
+                run.execution_arn
+            );
+        }
     }
     Ok(EXIT_OK)
 }

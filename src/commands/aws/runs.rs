@@ -1,16 +1,26 @@
 //! `tenantflow aws runs` and `tenantflow aws status [RUN]`.
 
 use super::json::print_json;
+use super::watch::{Progress, SLEEPER};
 use crate::commands::exit::{EXIT_FAILED, EXIT_OK, EXIT_PARTIAL};
 use anyhow::Result;
 use clap::Args;
+use std::time::Duration;
 use tenantflow_aws::ops::runs::{list_runs, status as run_status, RunStatus};
+use tenantflow_aws::ops::watch::watch;
 use tenantflow_aws::ops::Ops;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The run's name (as `runs` and `release push` print it) or execution ARN; default: newest.
     pub run: Option<String>,
+    /// Poll until the run ends, with a progress bar per wave or phase, then print the final
+    /// table (with --json: only the final document).
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between polls with --watch.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub interval: u64,
 }
 
 pub async fn list(ops: &Ops, json: bool) -> Result<u8> {
@@ -44,19 +54,41 @@ pub async fn list(ops: &Ops, json: bool) -> Result<u8> {
 /// Exit code: 0 running or every tenant deployed, 3 ended with tenants not deployed, 1 the
 /// execution failed without a report.
 pub async fn status(ops: &Ops, args: &StatusArgs, json: bool) -> Result<u8> {
-    let st = run_status(ops, args.run.as_deref()).await?;
+    let st = if args.watch {
+        follow(
+            ops,
+            args.run.as_deref(),
+            Duration::from_secs(args.interval.max(1)),
+        )
+        .await?
+    } else {
+        run_status(ops, args.run.as_deref()).await?
+    };
     if json {
         print_json(&st)?;
     } else {
         print(&st);
     }
-    Ok(match (&st.report, st.run.status.as_str()) {
+    Ok(exit_code(&st))
+}
+
+/// Polls `run` until it ends, drawing its progress; returns the final status.
+pub async fn follow(ops: &Ops, run: Option<&str>, interval: Duration) -> Result<RunStatus> {
+    let mut progress = Progress::on_stderr();
+    let st = watch(ops, run, interval, &SLEEPER, &mut |st| progress.update(st)).await;
+    progress.finish();
+    Ok(st?)
+}
+
+/// See [`status`].
+pub fn exit_code(st: &RunStatus) -> u8 {
+    match (&st.report, st.run.status.as_str()) {
         (_, "RUNNING") => EXIT_OK,
         (Some(r), _) if r.counts.deployed == r.counts.total && r.status == "SUCCEEDED" => EXIT_OK,
         (Some(_), _) => EXIT_PARTIAL,
         (None, "SUCCEEDED") => EXIT_OK,
         (None, _) => EXIT_FAILED,
-    })
+    }
 }
 
 fn bar(done: i64, total: i64) -> String {
@@ -69,7 +101,7 @@ fn bar(done: i64, total: i64) -> String {
     )
 }
 
-fn print(st: &RunStatus) {
+pub fn print(st: &RunStatus) {
     crate::outln!("run {}: {}", st.run.name, st.run.status);
     if let Some(n) = st.planned {
         crate::outln!("planned tenants: {n}");

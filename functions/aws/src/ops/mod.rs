@@ -9,7 +9,8 @@
 //! - [`push`]: verifying and uploading a release folder, and the run name the trigger derives;
 //! - [`runs`]: the release state machine's runs and one run's status (counts and per-tenant rows);
 //! - [`locks`]: `unlock TENANT` and the janitor on demand;
-//! - [`retry`]: a new run of a release limited to another run's failed tenants, and `recover`.
+//! - [`retry`]: a new run of a release limited to another run's failed tenants, and `recover`;
+//! - [`watch`]: following a run to its end (`status --watch`, `release push --wait`).
 
 pub mod adopt;
 pub mod locks;
@@ -17,6 +18,7 @@ pub mod push;
 pub mod retry;
 pub mod runs;
 pub mod stack;
+pub mod watch;
 
 pub use stack::{Ops, StackOutputs};
 
@@ -35,6 +37,9 @@ pub enum OpsError {
     /// The command's own input is wrong (a pattern, a run name, a missing stack output).
     #[error("{0}")]
     Invalid(String),
+    /// Something awaited did not happen in time (the message says what to check).
+    #[error("timed out: {0}")]
+    Timeout(String),
 }
 
 pub type OpsResult<T> = Result<T, OpsError>;

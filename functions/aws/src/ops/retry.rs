@@ -3,16 +3,16 @@
 //! `retry` reads the run's report and selects the tenants that did not deploy (rolled back and
 //! skipped: those a new run of the same release can fix; `rollback-failed` tenants need a person
 //! and are listed separately). It then starts a run of the same manifest version limited to them
-//! through [`start_limited_run`]: the one call site that needs the run input to carry a tenant
-//! list by reference (issue 12). On a branch without that field it refuses with that message.
+//! through [`start_limited_run`] (the run input carries the tenant list by reference); asked
+//! again, it finds that run instead of starting a second one.
 //!
 //! `recover` finds the tenants whose lock holder is no longer RUNNING (the core janitor's
-//! stale-lock rule, in report mode) and shows each one's journal. Settling them (rolling back or
-//! forward from the journal) is the core's `recover` logic (issue 11): [`settle`] is its one call
-//! site and refuses until that logic is on this branch.
+//! stale-lock rule, in report mode) and shows each one's journal; [`settle`] rolls each back or
+//! forward from its journal with the core's recovery (`tenantflow_core::recover`).
 
 use super::runs::{run_arn, status};
 use super::{Ops, OpsError, OpsResult};
+use crate::errors::service;
 use serde::{Deserialize, Serialize};
 use tenantflow_core::model::{Outcome, TenantRecord};
 use tenantflow_core::names::Namespace;
@@ -73,13 +73,22 @@ pub async fn retry_plan(ops: &Ops, run: &str) -> OpsResult<RetryPlan> {
     })
 }
 
+/// The retry run [`start_limited_run`] started, or found already started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitedRun {
+    pub execution_arn: String,
+    /// False: the same retry was started before (same run, same tenants); this is that run.
+    pub started: bool,
+}
+
 /// Starts the retry run: writes the tenant list to `runs/<run>/retry-tenants.json` in the release
 /// bucket (the run input names it by key: 10,000 names inline would approach the 256 KiB input
 /// limit), then starts the release state machine on the retried run's input with `tenantList`.
-/// The execution name is `<run>-r<7 hex of the list's sha256>`, so starting the same retry twice
-/// (a crash between the two calls) finds the first execution instead of making a second one.
-/// Returns the new execution's ARN.
-pub async fn start_limited_run(ops: &Ops, plan: &RetryPlan) -> OpsResult<String> {
+/// The execution name is `<run>-r<7 hex of the list's sha256>`, so the same retry asked for again
+/// (a second `retry`, or a crash between the two calls) finds the first execution instead of
+/// making a second one: an execution of that name with the same input is returned as found.
+pub async fn start_limited_run(ops: &Ops, plan: &RetryPlan) -> OpsResult<LimitedRun> {
     use aws_sdk_s3::types::ChecksumAlgorithm;
     use sha2::{Digest, Sha256};
     if plan.tenants.is_empty() {
@@ -91,6 +100,18 @@ pub async fn start_limited_run(ops: &Ops, plan: &RetryPlan) -> OpsResult<String>
     let body = serde_json::to_vec(&plan.tenants)
         .map_err(|e| OpsError::Invalid(format!("serialize the tenant list: {e}")))?;
     let key = format!("{}retry-tenants.json", run_prefix(&plan.run));
+    let input = RunInput {
+        tenant_list: Some(key.clone()),
+        ..plan.input.clone()
+    };
+    let digest = hex::encode(Sha256::digest(&body));
+    // Execution names are at most 80 characters.
+    let base: String = plan.run.chars().take(80 - 9).collect();
+    let name = format!("{base}-r{}", &digest[..7]);
+    let arn = run_arn(ops, &name);
+    if let Some(found) = existing_retry(ops, &arn, &input).await? {
+        return Ok(found);
+    }
     ops.clients
         .s3
         .put_object()
@@ -101,27 +122,61 @@ pub async fn start_limited_run(ops: &Ops, plan: &RetryPlan) -> OpsResult<String>
         .send()
         .await
         .map_err(|e| crate::errors::classify("PutObject", e))?;
-    let input = RunInput {
-        tenant_list: Some(key),
-        ..plan.input.clone()
-    };
-    let input = serde_json::to_string(&input)
+    let text = serde_json::to_string(&input)
         .map_err(|e| OpsError::Invalid(format!("serialize the run input: {e}")))?;
-    let digest = hex::encode(Sha256::digest(&body));
-    // Execution names are at most 80 characters.
-    let base: String = plan.run.chars().take(80 - 9).collect();
-    let name = format!("{base}-r{}", &digest[..7]);
     let out = ops
         .clients
         .sfn
         .start_execution()
         .state_machine_arn(&ops.stack.state_machine_arn)
         .name(&name)
-        .input(input)
+        .input(text)
         .send()
-        .await
-        .map_err(|e| crate::errors::classify("StartExecution", e))?;
-    Ok(out.execution_arn().to_string())
+        .await;
+    match out {
+        Ok(out) => Ok(LimitedRun {
+            execution_arn: out.execution_arn().to_string(),
+            started: true,
+        }),
+        // Started by someone else between the look and the start.
+        Err(e) if service(&e).is_some_and(|s| s.is_execution_already_exists()) => {
+            existing_retry(ops, &arn, &input)
+                .await?
+                .ok_or_else(|| OpsError::Refused(format!("{name} exists with another input")))
+        }
+        Err(e) => Err(crate::errors::classify("StartExecution", e).into()),
+    }
+}
+
+/// The retry execution `arn` if it exists; refused if it runs another input (another release or
+/// tenant list under the same name).
+async fn existing_retry(ops: &Ops, arn: &str, input: &RunInput) -> OpsResult<Option<LimitedRun>> {
+    let d = ops
+        .clients
+        .sfn
+        .describe_execution()
+        .execution_arn(arn)
+        .send()
+        .await;
+    let d = match d {
+        Ok(d) => d,
+        Err(e) if service(&e).is_some_and(|s| s.is_execution_does_not_exist()) => return Ok(None),
+        Err(e) => return Err(crate::errors::classify("DescribeExecution", e).into()),
+    };
+    let theirs = d
+        .input()
+        .and_then(|i| serde_json::from_str::<RunInput>(i).ok());
+    if theirs.as_ref() != Some(input) {
+        return Err(OpsError::Refused(format!(
+            "{arn} exists with another input than this retry's ({}): look at it with \
+             `tenantflow aws status {arn}`",
+            d.input().unwrap_or_default()
+        )));
+    }
+    Ok(Some(LimitedRun {
+        execution_arn: arn.to_string(),
+        started: false,
+    }))
 }
 
 /// A tenant whose lock holder is no longer running.

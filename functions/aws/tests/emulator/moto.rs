@@ -113,6 +113,15 @@ pub fn region() -> String {
         "eu-south-2",
         "ap-south-2",
         "me-central-1",
+        "ap-southeast-3",
+        "ap-southeast-4",
+        "il-central-1",
+        "ca-west-1",
+        "mx-central-1",
+        "ap-east-2",
+        "ap-southeast-5",
+        "ap-southeast-6",
+        "ap-southeast-7",
     ];
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let i = NEXT.fetch_add(1, Ordering::SeqCst);

@@ -1,23 +1,31 @@
 //! The operator commands (`tenantflow_aws::ops`, what `tenantflow aws …` runs) against the
 //! emulator: adopt on instances named any way, push of a good and a tampered release, status of a
-//! finished run, unlock refused while the holder runs, the janitor in report mode, and the stack
-//! outputs read from CloudFormation. The commands act as an operator, whose role the template does
-//! not define, so their calls are not evaluated for IAM.
+//! finished and of a running run (held at a step by a [`Gate`]), `push --wait` following a run to
+//! its end on the engine's virtual clock (and saying what to check when none starts), retry after
+//! a partly failed run, recover after a run stopped mid-way, unlock refused while the holder
+//! runs, the janitor in report mode, and the stack outputs read from CloudFormation. The commands
+//! act as an operator, whose role the template does not define, so their calls are not evaluated
+//! for IAM.
 
 use super::env::Env;
 use super::invariants::{check, Expect};
 use super::layers::Fault;
 use super::stack::{old_instance, OLD_RELEASE};
-use super::workflow::{run_release, RUN_GEN};
+use super::workflow::{run_release, run_release_with, run_started, Gate, RUN_GEN};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tenantflow_aws::ops::adopt::{self, Action, AdoptOptions, Selector};
 use tenantflow_aws::ops::push::{push, LocalRelease};
-use tenantflow_aws::ops::{locks, runs, Ops, OpsError, StackOutputs};
+use tenantflow_aws::ops::runs::RunStatus;
+use tenantflow_aws::ops::watch::{await_start, watch, Polling, Sleeper};
+use tenantflow_aws::ops::{locks, retry, runs, Ops, OpsError, StackOutputs};
 use tenantflow_aws::Clients;
 use tenantflow_core::model::ActivePointer;
 use tenantflow_core::names::{tags, Namespace};
 use tenantflow_core::ports::{Databases, LockTake, Parameters, Records};
+use tenantflow_core::recover::{Action as RecoveryAction, RecoveryOutcome};
 use tenantflow_core::steps::list_tenants::discover;
 use tenantflow_core::steps::StepName;
 
@@ -574,28 +582,7 @@ async fn status_of_a_finished_run() {
     let report = st.report.expect("the run's report");
     assert_eq!(report.status, "SUCCEEDED");
     assert_eq!((report.counts.total, report.counts.deployed), (2, 2));
-    let mut got: Vec<(String, String)> = report
-        .tenants
-        .iter()
-        .map(|t| {
-            (
-                t.tenant.clone(),
-                serde_json::to_value(t.outcome)
-                    .unwrap()
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            )
-        })
-        .collect();
-    got.sort();
-    assert_eq!(
-        got,
-        tenants
-            .iter()
-            .map(|t| (t.clone(), "deployed".to_string()))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(outcomes(&report), all(&tenants, "deployed"));
     // The same by ARN, and the newest run by default.
     let by_arn = runs::status(&o, Some(&run.execution_arn)).await.unwrap();
     assert_eq!(by_arn.run.name, run.name);
@@ -712,4 +699,460 @@ async fn stack_outputs_from_cloudformation() {
             "infra/template.yaml has no output {k}"
         );
     }
+}
+
+/// Sleeps on the engine's virtual clock (what `watch` waits with in these tests), counting.
+struct EngineSleeper {
+    clock: statemachine::Clock,
+    slept: Mutex<Vec<Duration>>,
+}
+
+#[async_trait::async_trait]
+impl Sleeper for EngineSleeper {
+    async fn sleep(&self, d: Duration) {
+        self.slept.lock().unwrap().push(d);
+        self.clock.sleep(d).await;
+    }
+}
+
+/// No time passes at all; `then` runs at each sleep (the n-th, from 1), standing in for what
+/// happens meanwhile.
+struct Instant<F> {
+    slept: Mutex<Vec<Duration>>,
+    then: F,
+}
+
+#[async_trait::async_trait]
+impl<F, Fut> Sleeper for Instant<F>
+where
+    F: Fn(usize) -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    async fn sleep(&self, d: Duration) {
+        let n = {
+            let mut s = self.slept.lock().unwrap();
+            s.push(d);
+            s.len()
+        };
+        (self.then)(n).await;
+    }
+}
+
+fn instant<F, Fut>(then: F) -> Instant<F>
+where
+    F: Fn(usize) -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    Instant {
+        slept: Mutex::new(Vec::new()),
+        then,
+    }
+}
+
+/// `(tenant, outcome)` of every tenant the report names, sorted.
+fn outcomes(report: &tenantflow_core::steps::report::RunReport) -> Vec<(String, String)> {
+    let mut got: Vec<(String, String)> = report
+        .tenants
+        .iter()
+        .map(|t| {
+            (
+                t.tenant.clone(),
+                serde_json::to_value(t.outcome)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    got
+}
+
+/// What DESIGN §8 expects of a tenant that stayed on its old generation.
+fn rolled_back(t: &str) -> Expect {
+    Expect {
+        tenant: t.to_string(),
+        outcome: "rolled-back",
+        instance: old_instance(t),
+        release: OLD_RELEASE.to_string(),
+        kept: vec![],
+    }
+}
+
+/// `(tenant, outcome)` for each of `tenants`.
+fn all(tenants: &[String], outcome: &str) -> Vec<(String, String)> {
+    tenants
+        .iter()
+        .map(|t| (t.clone(), outcome.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_of_a_running_run() {
+    let env = Env::new("ops_status_running", vec![]).await;
+    env.deploy_stack().await;
+    let ns = env.template().namespace();
+    let tenants = [format!("{ns}-rn1"), format!("{ns}-rn2")];
+    for t in &tenants {
+        env.add_tenant(t).await;
+    }
+    let (key, version) = env.upload_release("ops-running-1", json!({})).await;
+    // Held just before rn1's flip: rn1 is locked with a candidate in its journal.
+    let (gate, key_) = Gate::new(StepName::FlipSsm, Some(&tenants[0]));
+    let run = tokio::spawn({
+        let env = env.clone();
+        async move { run_release_with(&env, &key, &version, false, Some(gate)).await }
+    });
+    let mut key_ = key_;
+    let _clock = (&mut key_.reached)
+        .await
+        .expect("the run reaches rn1's flip");
+    let o = ops(&env);
+    let st = runs::status(&o, None).await.unwrap();
+    assert_eq!(st.run.status, "RUNNING");
+    assert_eq!(st.planned, Some(2));
+    assert!(st.report.is_none(), "no report while it runs");
+    // One wave: its Map run's counts, as DescribeMapRun gives them.
+    assert_eq!(st.maps.len(), 1, "{:?}", st.maps);
+    let m = &st.maps[0];
+    assert_eq!(m.status, "RUNNING");
+    assert_eq!(m.total, 2);
+    assert!(m.running >= 1, "rn1's child is running: {m:?}");
+    assert_eq!(
+        m.pending + m.running + m.succeeded + m.failed + m.timed_out + m.aborted,
+        m.total,
+        "{m:?}"
+    );
+    assert!(m.map_run_arn.contains(":mapRun:"), "{}", m.map_run_arn);
+    // The records table: rn1 held by this run, its journal showing the candidate.
+    let held = st
+        .held
+        .iter()
+        .find(|h| h.tenant == tenants[0])
+        .unwrap_or_else(|| panic!("rn1 is held: {:?}", st.held));
+    assert!(
+        held.journal.to_string().contains(RUN_GEN),
+        "the journal names the candidate: {}",
+        held.journal
+    );
+    key_.proceed();
+    let run = run.await.unwrap();
+    assert_eq!(run.result.status.as_str(), "SUCCEEDED");
+    let done = runs::status(&o, Some(&run.name)).await.unwrap();
+    assert_eq!(done.run.status, "SUCCEEDED");
+    assert!(done.maps.is_empty() && done.held.is_empty(), "{done:?}");
+    assert_eq!(
+        outcomes(done.report.as_ref().unwrap()),
+        all(&tenants, "deployed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_wait_follows_the_run_to_its_end() {
+    let env = Env::new("ops_push_wait", vec![]).await;
+    env.deploy_stack().await;
+    let ns = env.template().namespace();
+    let tenants = [format!("{ns}-pw1"), format!("{ns}-pw2")];
+    for t in &tenants {
+        env.add_tenant(t).await;
+    }
+    let o = ops(&env);
+    let dir = release_dir("ops-wait-1", "ALTER TABLE customer ADD COLUMN note TEXT;\n");
+    let out = push(&o, &LocalRelease::read(dir.path()).await.unwrap())
+        .await
+        .unwrap();
+    // `--wait`: the run is not there yet; S3's event reaches the trigger during the second wait.
+    let polling = Polling {
+        interval: Duration::from_secs(10),
+        start_timeout: Duration::from_secs(120),
+    };
+    let event = env.object_created(&out.manifest_key, &out.version_id);
+    let sleeper = instant(|n| {
+        let (env, event) = (env.clone(), event.clone());
+        async move {
+            if n == 2 {
+                let d = env.deliver(&event).await;
+                assert!(
+                    matches!(d.as_slice(), [(StepName::Trigger, Ok(_))]),
+                    "{d:?}"
+                );
+            }
+        }
+    });
+    let started = await_start(&o, &out.execution_arn, &out.manifest_key, polling, &sleeper)
+        .await
+        .unwrap();
+    assert_eq!(started, "RUNNING");
+    assert_eq!(sleeper.slept.lock().unwrap().len(), 2);
+
+    // Then it follows the run on the engine's clock, from before its first step to its end.
+    let (gate, mut key) = Gate::new(StepName::ListTenants, None);
+    let run = tokio::spawn({
+        let (env, name, arn) = (env.clone(), out.run_name.clone(), out.execution_arn.clone());
+        async move { run_started(&env, &name, &arn, false, Some(gate)).await }
+    });
+    let clock = (&mut key.reached).await.expect("the run starts");
+    let sleeper = Arc::new(EngineSleeper {
+        clock,
+        slept: Mutex::new(Vec::new()),
+    });
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+    let watcher = tokio::spawn({
+        let (o, arn, sleeper) = (o.clone(), out.execution_arn.clone(), sleeper.clone());
+        async move {
+            let mut polls: Vec<RunStatus> = Vec::new();
+            let mut first = Some(first_tx);
+            let fin = watch(
+                &o,
+                Some(&arn),
+                Duration::from_secs(30),
+                sleeper.as_ref(),
+                &mut |st| {
+                    polls.push(st.clone());
+                    if let Some(tx) = first.take() {
+                        let _ = tx.send(());
+                    }
+                },
+            )
+            .await
+            .unwrap();
+            (polls, fin)
+        }
+    });
+    // The first poll happens while the run is held before its plan.
+    first_rx.await.unwrap();
+    key.proceed();
+    let run = run.await.unwrap();
+    let (polls, fin) = watcher.await.unwrap();
+    assert_eq!(run.result.status.as_str(), "SUCCEEDED");
+    assert_eq!(polls[0].run.status, "RUNNING");
+    assert!(polls[0].report.is_none());
+    assert!(polls.len() >= 2, "{} polls", polls.len());
+    assert!(polls[..polls.len() - 1]
+        .iter()
+        .all(|p| p.run.status == "RUNNING"));
+    assert_eq!(
+        polls.last(),
+        Some(&fin),
+        "the last reading is the one returned"
+    );
+    let slept = sleeper.slept.lock().unwrap().clone();
+    assert_eq!(slept.len(), polls.len() - 1, "one sleep between two polls");
+    assert!(slept.iter().all(|d| *d == Duration::from_secs(30)));
+    // The final document is the run's status once it ended.
+    assert_eq!(fin.run.status, "SUCCEEDED");
+    assert_eq!(fin, runs::status(&o, Some(&out.run_name)).await.unwrap());
+    assert_eq!(
+        outcomes(fin.report.as_ref().unwrap()),
+        all(&tenants, "deployed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_wait_says_what_to_check_when_no_run_starts() {
+    let env = Env::new("ops_push_wait_timeout", vec![]).await;
+    env.deploy_stack().await;
+    let o = ops(&env);
+    let dir = release_dir("ops-wait-2", "ALTER TABLE customer ADD COLUMN note TEXT;\n");
+    let out = push(&o, &LocalRelease::read(dir.path()).await.unwrap())
+        .await
+        .unwrap();
+    // The upload event never reaches the trigger.
+    let sleeper = instant(|_| async {});
+    let polling = Polling {
+        interval: Duration::from_secs(10),
+        start_timeout: Duration::from_secs(60),
+    };
+    match await_start(&o, &out.execution_arn, &out.manifest_key, polling, &sleeper).await {
+        Err(OpsError::Timeout(m)) => {
+            for needle in [
+                "within 60s",
+                "ReleaseUploadedRule",
+                "EventsDeadLetterQueue",
+                "trigger",
+                &out.run_name,
+            ] {
+                assert!(m.contains(needle), "{needle:?} in {m}");
+            }
+        }
+        other => panic!("no run started: a timeout, got {other:?}"),
+    }
+    let slept = sleeper.slept.lock().unwrap().clone();
+    assert_eq!(slept.iter().sum::<Duration>(), Duration::from_secs(60));
+    assert!(env.sfn.executions().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_a_partly_failed_run() {
+    let ns = super::template::template().namespace();
+    let (a, b, c) = (format!("{ns}-ra"), format!("{ns}-rb"), format!("{ns}-rc"));
+    let env = Env::new(
+        "ops_retry",
+        vec![Fault::MigrationFails {
+            instance: format!("{b}-{RUN_GEN}"),
+        }],
+    )
+    .await;
+    env.deploy_stack().await;
+    for t in [&a, &b, &c] {
+        env.add_tenant(t).await;
+    }
+    let o = ops(&env);
+    // rc is locked by another run that is still running: the run skips it.
+    let other = o
+        .clients
+        .sfn
+        .start_execution()
+        .state_machine_arn(&o.stack.state_machine_arn)
+        .name("ops-retry-other")
+        .input("{}")
+        .send()
+        .await
+        .unwrap()
+        .execution_arn()
+        .to_string();
+    let rc = Namespace::parse(&c).unwrap();
+    let records = o.records();
+    assert!(matches!(
+        records.acquire(&rc, &other, &other).await.unwrap(),
+        LockTake::Taken(_)
+    ));
+    let (key, version) = env.upload_release("ops-retry-1", json!({})).await;
+    let first = run_release(&env, &key, &version, false).await;
+    let report = runs::status(&o, Some(&first.name))
+        .await
+        .unwrap()
+        .report
+        .unwrap();
+    assert_eq!(
+        outcomes(&report),
+        vec![
+            (a.clone(), "deployed".to_string()),
+            (b.clone(), "rolled-back".to_string()),
+            (c.clone(), "skipped".to_string()),
+        ]
+    );
+    // The other run ends and its lock is released.
+    env.sfn.set_status(&other, "SUCCEEDED");
+    assert!(locks::unlock(&o, &c).await.unwrap().released);
+
+    let plan = retry::retry_plan(&o, &first.name).await.unwrap();
+    let mut planned = plan.tenants.clone();
+    planned.sort();
+    assert_eq!(planned, vec![b.clone(), c.clone()]);
+    assert!(plan.needs_attention.is_empty());
+    let started = retry::start_limited_run(&o, &plan).await.unwrap();
+    assert!(started.started);
+    let name = started
+        .execution_arn
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let second = run_started(&env, &name, &started.execution_arn, false, None).await;
+    // The retry ran exactly the rolled-back and the skipped tenant: rb fails again (its
+    // migration still does), rc deploys, ra was not touched.
+    let retried = runs::status(&o, Some(&name)).await.unwrap();
+    assert_eq!(retried.planned, Some(2));
+    assert_eq!(
+        outcomes(retried.report.as_ref().unwrap()),
+        vec![
+            (b.clone(), "rolled-back".to_string()),
+            (c.clone(), "deployed".to_string()),
+        ]
+    );
+    check(
+        &env,
+        &second,
+        &[
+            rolled_back(&b),
+            Expect {
+                tenant: c.clone(),
+                outcome: "deployed",
+                instance: format!("{c}-{RUN_GEN}"),
+                release: "ops-retry-1".to_string(),
+                kept: vec![],
+            },
+        ],
+        2,
+    )
+    .await;
+
+    // Asked again: the first retry is found, no second execution.
+    let before = env.sfn.executions().len();
+    let again = retry::start_limited_run(&o, &retry::retry_plan(&o, &first.name).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        retry::LimitedRun {
+            execution_arn: started.execution_arn.clone(),
+            started: false
+        }
+    );
+    assert_eq!(env.sfn.executions().len(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_settles_a_run_that_died_midway() {
+    let env = Env::new("ops_recover", vec![]).await;
+    env.deploy_stack().await;
+    let ns = env.template().namespace();
+    let t = format!("{ns}-rv");
+    env.add_tenant(&t).await;
+    let o = ops(&env);
+    let (key, version) = env.upload_release("ops-recover-1", json!({})).await;
+    // The run flips rv to its candidate, then is stopped before the app is rolled.
+    let (gate, mut gk) = Gate::new(StepName::RollEcs, Some(&t));
+    let run = tokio::spawn({
+        let env = env.clone();
+        async move { run_release_with(&env, &key, &version, false, Some(gate)).await }
+    });
+    (&mut gk.reached)
+        .await
+        .expect("the run reaches the rollout");
+    gk.stop();
+    let mut run = run.await.unwrap();
+    assert_eq!(run.result.status.as_str(), "ABORTED", "{:?}", run.result);
+    let pointer = |v: String| serde_json::from_str::<serde_json::Value>(&v).unwrap();
+    let params = o.parameters();
+    let ptr = format!("/tenantflow/{t}/db");
+    assert_eq!(
+        pointer(params.get(&ptr).await.unwrap().unwrap().value)["instanceId"],
+        format!("{t}-{RUN_GEN}").as_str(),
+        "the run died flipped"
+    );
+
+    // The journal shows the work; unlock refuses until recover settled it.
+    let st = runs::status(&o, Some(&run.name)).await.unwrap();
+    assert_eq!(st.run.status, "ABORTED");
+    assert_eq!(st.held.len(), 1, "{:?}", st.held);
+    match locks::unlock(&o, &t).await {
+        Err(OpsError::Refused(m)) => assert!(m.contains("recover"), "{m}"),
+        other => panic!("unlock must refuse an unsettled journal: {other:?}"),
+    }
+    let found = retry::stranded(&o).await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].record.tenant.to_string(), t);
+    assert_eq!(found[0].holder_status, "ABORTED");
+    let settled = retry::settle(&o, &found).await.unwrap();
+    assert_eq!(settled.len(), 1);
+    assert_eq!(
+        (settled[0].action, settled[0].outcome),
+        (RecoveryAction::RolledBack, RecoveryOutcome::Recovered),
+        "{settled:?}"
+    );
+    // Settled: nothing stranded, the lock is gone, unlock has nothing to do.
+    assert!(retry::stranded(&o).await.unwrap().is_empty());
+    let rv = Namespace::parse(&t).unwrap();
+    assert_eq!(
+        o.records().get_tenant(&rv).await.unwrap().unwrap().holder,
+        None
+    );
+    let u = locks::unlock(&o, &t).await.unwrap();
+    assert!(!u.released && u.holder.is_none());
+    // DESIGN §8, with recovery's account of the tenant as the run's.
+    run.report = Some(json!({"tenants": [{"tenant": t, "outcome": settled[0].action.as_str()}]}));
+    check(&env, &run, &[rolled_back(&t)], 2).await;
 }

@@ -11,7 +11,7 @@
 //! | StartExecution | registers the execution; the scenario then runs it on the engine |
 //! | DescribeExecution | the executions registered here, with the status the scenario sets |
 //! | ListExecutions | the same executions, of the given state machine (`tenantflow aws runs`) |
-//! | ListMapRuns | none: the engine's Map runs are not registered here, so `status` of a running run shows no Map counts on the emulator |
+//! | ListMapRuns / DescribeMapRun | the engine's Distributed Map runs, as its history events show them ([`SfnApi::observe`]): item counts from each child execution's start and end |
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -27,10 +27,31 @@ pub struct Execution {
     pub status: String,
 }
 
+/// One Distributed Map run of the engine, from its history events.
+#[derive(Debug, Clone, Default)]
+pub struct MapRun {
+    pub arn: String,
+    /// The name of the execution the Map state runs in.
+    pub execution: String,
+    /// Its children are named `<execution>-<label>-<first 8 of the run id>-<index>`.
+    child_prefix: String,
+    pub status: String,
+    pub start: f64,
+    pub total: u64,
+    pub started: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+    pub aborted: u64,
+}
+
 #[derive(Default)]
 pub struct SfnState {
     pub callbacks: Mutex<Option<statemachine::Callbacks>>,
     pub executions: Mutex<BTreeMap<String, Execution>>,
+    pub map_runs: Mutex<Vec<MapRun>>,
+    /// `MapStateStarted` length per execution, until its `MapRunStarted`.
+    map_lengths: Mutex<BTreeMap<String, u64>>,
 }
 
 pub struct SfnApi {
@@ -63,6 +84,89 @@ impl SfnApi {
     pub fn set_status(&self, arn: &str, status: &str) {
         if let Some(e) = self.state.executions.lock().unwrap().get_mut(arn) {
             e.status = status.to_string();
+        }
+    }
+
+    /// Follows the engine's Map runs from its history events (the harness's observer calls it).
+    pub fn observe(&self, execution: &str, event: &statemachine::HistoryEvent) {
+        let detail = |k: &str, f: &str| event.details.get(k).and_then(|d| d.get(f)).cloned();
+        let mut runs = self.state.map_runs.lock().unwrap();
+        let child = |runs: &[MapRun]| {
+            runs.iter()
+                .position(|r| execution.starts_with(r.child_prefix.as_str()))
+        };
+        match event.event_type.as_str() {
+            "MapStateStarted" => {
+                let n = detail("mapStateStartedEventDetails", "length")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0);
+                self.state
+                    .map_lengths
+                    .lock()
+                    .unwrap()
+                    .insert(execution.to_string(), n);
+            }
+            "MapRunStarted" => {
+                let arn = detail("mapRunStartedEventDetails", "mapRunArn")
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                // arn:aws:states:<region>:<account>:mapRun:<machine>/<label>:<run id>
+                let (path, id) = arn
+                    .split(":mapRun:")
+                    .nth(1)
+                    .and_then(|r| r.rsplit_once(':'))
+                    .unwrap_or_default();
+                let label = path.rsplit('/').next().unwrap_or(path);
+                let short: String = id.chars().take(8).collect();
+                let total = self
+                    .state
+                    .map_lengths
+                    .lock()
+                    .unwrap()
+                    .remove(execution)
+                    .unwrap_or(0);
+                runs.push(MapRun {
+                    arn: arn.clone(),
+                    execution: execution.to_string(),
+                    child_prefix: format!("{execution}-{label}-{short}-"),
+                    status: "RUNNING".into(),
+                    start: event.timestamp.timestamp() as f64,
+                    total,
+                    ..Default::default()
+                });
+            }
+            "MapRunSucceeded" | "MapRunFailed" | "MapRunAborted" => {
+                // The execution's newest Map run still running.
+                if let Some(r) = runs
+                    .iter_mut()
+                    .rev()
+                    .find(|r| r.execution == execution && r.status == "RUNNING")
+                {
+                    r.status = match event.event_type.as_str() {
+                        "MapRunSucceeded" => "SUCCEEDED",
+                        "MapRunFailed" => "FAILED",
+                        _ => "ABORTED",
+                    }
+                    .into();
+                }
+            }
+            "ExecutionStarted" => {
+                if let Some(i) = child(&runs) {
+                    runs[i].started += 1;
+                }
+            }
+            "ExecutionSucceeded" | "ExecutionFailed" | "ExecutionTimedOut" | "ExecutionAborted" => {
+                if let Some(i) = child(&runs) {
+                    let r = &mut runs[i];
+                    match event.event_type.as_str() {
+                        "ExecutionSucceeded" => r.succeeded += 1,
+                        "ExecutionFailed" => r.failed += 1,
+                        "ExecutionTimedOut" => r.timed_out += 1,
+                        _ => r.aborted += 1,
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -218,7 +322,57 @@ fn handle(st: &SfnState, op: &str, req: &Value) -> Result<Value, ApiError> {
                 .collect();
             Ok(json!({"executions": items}))
         }
-        "ListMapRuns" => Ok(json!({"mapRuns": []})),
+        "ListMapRuns" => {
+            let arn = s("executionArn");
+            let name = arn.rsplit(':').next().unwrap_or_default();
+            let sm = st
+                .executions
+                .lock()
+                .unwrap()
+                .get(&arn)
+                .map(|e| e.state_machine_arn.clone())
+                .unwrap_or_default();
+            let runs: Vec<Value> = st
+                .map_runs
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|r| r.execution == name)
+                .map(|r| {
+                    json!({"executionArn": arn, "mapRunArn": r.arn, "stateMachineArn": sm,
+                           "startDate": r.start})
+                })
+                .collect();
+            Ok(json!({"mapRuns": runs}))
+        }
+        "DescribeMapRun" => {
+            let arn = s("mapRunArn");
+            let runs = st.map_runs.lock().unwrap();
+            let r = runs.iter().find(|r| r.arn == arn).ok_or((
+                "ResourceNotFound",
+                format!("Map Run Does Not Exist: '{arn}'"),
+            ))?;
+            let ended = r.succeeded + r.failed + r.timed_out + r.aborted;
+            let running = r.started - ended;
+            let counts = json!({
+                "pending": r.total - r.started, "running": running, "succeeded": r.succeeded,
+                "failed": r.failed, "timedOut": r.timed_out, "aborted": r.aborted,
+                "total": r.total, "resultsWritten": 0,
+            });
+            let parent = st
+                .executions
+                .lock()
+                .unwrap()
+                .values()
+                .find(|e| e.name == r.execution)
+                .map(|e| e.arn.clone())
+                .unwrap_or_default();
+            Ok(json!({
+                "mapRunArn": r.arn, "executionArn": parent, "status": r.status,
+                "startDate": r.start, "maxConcurrency": 0, "toleratedFailurePercentage": 0.0,
+                "toleratedFailureCount": 0, "itemCounts": counts, "executionCounts": counts,
+            }))
+        }
         other => Err((
             "UnknownOperationException",
             format!("the harness's Step Functions API does not serve {other}"),

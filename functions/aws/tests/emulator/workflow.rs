@@ -130,6 +130,73 @@ pub struct AwsRunner {
     readers: BTreeMap<String, (String, String)>,
     /// Events the harness delivered to `resume`, and the ones it dropped.
     pub events: Mutex<Vec<String>>,
+    gate: Option<Arc<Gate>>,
+}
+
+/// Holds a run just before one step is invoked (for one tenant, or the step's first invocation),
+/// so that a test can look at the run while it runs: the engine's clock stands still meanwhile.
+/// The test then lets the step run, or stops the execution (as StopExecution does: the step is
+/// not invoked, and the engine's stop ends the run ABORTED).
+pub struct Gate {
+    step: StepName,
+    tenant: Option<String>,
+    reached: Mutex<Option<tokio::sync::oneshot::Sender<Clock>>>,
+    open: Mutex<Option<tokio::sync::oneshot::Receiver<bool>>>,
+    stop: statemachine::Stop,
+}
+
+/// The test's side of a [`Gate`].
+pub struct GateKey {
+    /// The engine's clock, once the run reached the gate.
+    pub reached: tokio::sync::oneshot::Receiver<Clock>,
+    open: tokio::sync::oneshot::Sender<bool>,
+    stop: statemachine::Stop,
+}
+
+impl Gate {
+    pub fn new(step: StepName, tenant: Option<&str>) -> (Arc<Gate>, GateKey) {
+        let (reached_tx, reached) = tokio::sync::oneshot::channel();
+        let (open, open_rx) = tokio::sync::oneshot::channel();
+        let stop = statemachine::Stop::new();
+        let gate = Gate {
+            step,
+            tenant: tenant.map(str::to_string),
+            reached: Mutex::new(Some(reached_tx)),
+            open: Mutex::new(Some(open_rx)),
+            stop: stop.clone(),
+        };
+        (
+            Arc::new(gate),
+            GateKey {
+                reached,
+                open,
+                stop,
+            },
+        )
+    }
+
+    /// Whether `step` with `input` is the held invocation (the first match only).
+    fn holds(&self, step: StepName, input: &Value) -> bool {
+        step == self.step
+            && self
+                .tenant
+                .as_ref()
+                .is_none_or(|t| input.to_string().contains(&format!("\"{t}\"")))
+            && self.reached.lock().unwrap().is_some()
+    }
+}
+
+impl GateKey {
+    /// Lets the held step run.
+    pub fn proceed(self) {
+        let _ = self.open.send(true);
+    }
+
+    /// Stops the execution at the gate (StopExecution): the held step is not invoked.
+    pub fn stop(self) {
+        self.stop.request();
+        let _ = self.open.send(false);
+    }
 }
 
 impl AwsRunner {
@@ -154,6 +221,7 @@ impl AwsRunner {
             top: Mutex::new(String::new()),
             readers,
             events: Mutex::new(Vec::new()),
+            gate: None,
         })
     }
 
@@ -177,7 +245,30 @@ impl AwsRunner {
         template().state_machine_role()
     }
 
+    /// Waits at the gate if it holds this invocation; false: the execution was stopped there.
+    async fn pass_gate(&self, step: StepName, input: &Value) -> bool {
+        let Some(gate) = self.gate.as_ref().filter(|g| g.holds(step, input)) else {
+            return true;
+        };
+        let reached = gate.reached.lock().unwrap().take();
+        let open = gate.open.lock().unwrap().take();
+        let (_, clock) = self.engine.get().expect("engine attached").clone();
+        if let Some(tx) = reached {
+            let _ = tx.send(clock);
+        }
+        match open {
+            Some(rx) => self.on_real(async move { rx.await.unwrap_or(true) }).await,
+            None => true,
+        }
+    }
+
     async fn invoke(&self, step: StepName, input: Value) -> Result<Value, StepError> {
+        if !self.pass_gate(step, &input).await {
+            return Err(StepError::Internal(format!(
+                "the execution was stopped before {} ran",
+                step.as_str()
+            )));
+        }
         let fn_arn = template().function(step)["arn"]
             .as_str()
             .unwrap()
@@ -571,6 +662,7 @@ struct Watch(Arc<AwsRunner>);
 impl Observer for Watch {
     fn on_event(&self, execution: &str, event: &HistoryEvent) {
         let r = &self.0;
+        r.env.sfn.observe(execution, event);
         let t = template();
         let sm_role = t.state_machine_role();
         let sm = t.state_machine();
@@ -655,6 +747,17 @@ impl Run {
 /// Uploads nothing itself: `key`/`version` name an uploaded manifest. Triggers the run through the
 /// `trigger` step (StartExecution served by the engine API) and runs it to the end.
 pub async fn run_release(env: &Arc<Env>, key: &str, version: &str, lose_events: bool) -> Run {
+    run_release_with(env, key, version, lose_events, None).await
+}
+
+/// [`run_release`], held at `gate` until the test opens it.
+pub async fn run_release_with(
+    env: &Arc<Env>,
+    key: &str,
+    version: &str,
+    lose_events: bool,
+    gate: Option<Arc<Gate>>,
+) -> Run {
     let delivered = env.deliver(&env.object_created(key, version)).await;
     let started = match delivered.as_slice() {
         [(StepName::Trigger, Ok(out))] => out.clone(),
@@ -662,6 +765,19 @@ pub async fn run_release(env: &Arc<Env>, key: &str, version: &str, lose_events: 
     };
     let name = started["name"].as_str().unwrap().to_string();
     let arn = started["executionArn"].as_str().unwrap().to_string();
+    run_started(env, &name, &arn, lose_events, gate).await
+}
+
+/// Runs an execution StartExecution registered (by the trigger, or by `tenantflow aws retry`) on
+/// the engine to its end, then gives the engine API its final status.
+pub async fn run_started(
+    env: &Arc<Env>,
+    name: &str,
+    arn: &str,
+    lose_events: bool,
+    gate: Option<Arc<Gate>>,
+) -> Run {
+    let (name, arn) = (name.to_string(), arn.to_string());
     let input: Value = {
         let ex = env.sfn.executions();
         let e = ex
@@ -671,7 +787,9 @@ pub async fn run_release(env: &Arc<Env>, key: &str, version: &str, lose_events: 
         serde_json::from_str(&e.input).unwrap()
     };
     let store = tempfile::tempdir().unwrap();
-    let runner = AwsRunner::new(env.clone(), store.path(), lose_events);
+    let mut runner = AwsRunner::new(env.clone(), store.path(), lose_events);
+    let stop = gate.as_ref().map(|g| g.stop.clone()).unwrap_or_default();
+    Arc::get_mut(&mut runner).expect("a new runner").gate = gate;
     *runner.top.lock().unwrap() = name.clone();
     let t = template();
     let config = EngineConfig {
@@ -681,6 +799,7 @@ pub async fn run_release(env: &Arc<Env>, key: &str, version: &str, lose_events: 
         observer: Some(Arc::new(Watch(runner.clone()))),
         region: t.region().to_string(),
         account: t.account().to_string(),
+        stop,
         ..Default::default()
     };
     let engine = Engine::new(config, Arc::new(Runner(runner.clone())));
