@@ -186,18 +186,22 @@ pub fn deploy_blocking(
     opts: DeployOptions,
     quiet: bool,
 ) -> Result<DeployReport> {
-    run_deploy(local, release_dir, opts, quiet, false)
+    run_deploy(local, release_dir, opts, quiet, false).map(|(report, _)| report)
 }
 
 /// [`deploy_blocking`] that an interrupt stops gracefully: the first Ctrl-C or SIGTERM starts no
 /// further tenant and lets the steps in flight finish (the run ends `ABORTED`); a second one
 /// exits at once with code 130 ([`EXIT_INTERRUPTED`]).
+///
+/// Returns the report and, for a run an interrupt stopped, whether [`settle_interrupted_run`]
+/// settled every tenant it left unfinished. The settling happens while the interrupt handler still
+/// listens, so a second Ctrl-C during it also exits at once.
 pub fn deploy_interruptible(
     local: &LocalState,
     release_dir: &Path,
     opts: DeployOptions,
     quiet: bool,
-) -> Result<DeployReport> {
+) -> Result<(DeployReport, Option<bool>)> {
     run_deploy(local, release_dir, opts, quiet, true)
 }
 
@@ -207,7 +211,7 @@ fn run_deploy(
     opts: DeployOptions,
     quiet: bool,
     interruptible: bool,
-) -> Result<DeployReport> {
+) -> Result<(DeployReport, Option<bool>)> {
     let progress = if quiet {
         None
     } else {
@@ -235,13 +239,20 @@ fn run_deploy(
         observer,
         stop,
     ));
-    if let Some(w) = watcher {
-        w.abort();
-    }
     if let Some(p) = &progress {
         p.finish();
     }
-    result.map_err(|e| {
+    let settled = match &result {
+        Ok(report) if interruptible && report.status == ExecutionStatus::Aborted.as_str() => {
+            Some(settle_interrupted_run(local, report))
+        }
+        _ => None,
+    };
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    let settled = settled.transpose()?;
+    result.map(|report| (report, settled)).map_err(|e| {
         let what = if e.changed_nothing() {
             format!(
                 "refused to deploy {}; nothing changed",
@@ -462,9 +473,10 @@ pub fn run(state: &Path, args: &DeployArgs) -> Result<u8> {
     let _lock = crate::commands::lock::lock_state(state, args.wait)?;
     // Holding the lock, every run recorded RUNNING is dead: settle what it left first.
     crate::commands::recover::settle_before_deploy(&local)?;
-    let report = deploy_interruptible(&local, &args.release_dir, options(args), args.json)?;
-    let interrupted = report.status == ExecutionStatus::Aborted.as_str();
-    let settled = interrupted && settle_interrupted_run(&local, &report)?;
+    let (report, settled) =
+        deploy_interruptible(&local, &args.release_dir, options(args), args.json)?;
+    let interrupted = settled.is_some();
+    let settled = settled == Some(true);
     if args.json {
         crate::outln!("{}", report_json(&report));
     } else {

@@ -286,6 +286,10 @@ pub struct TenantResult {
     pub from_generation: Option<String>,
     #[serde(default)]
     pub to_generation: Option<String>,
+    /// Whole seconds from the tenant's first child execution's start to its last one's stop, from
+    /// the Map runs' ResultWriter output (the report sets it; a child's own result has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u64>,
     #[serde(default)]
     pub error: Option<String>,
     #[serde(default)]

@@ -85,5 +85,15 @@ pub fn before_write(what: &str) {
                 std::thread::park();
             }
         }
+        if hook.at.first() != Some(&n) {
+            // A repeated interrupt must end the process at once (exit 130). Its handler runs on
+            // another thread; without this pause, a run that finishes its graceful stop quickly
+            // could exit on its own first, and the test would not see the second signal act.
+            // Bounded, so a handler that never exits makes the test fail instead of hang.
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while std::time::Instant::now() < until {
+                std::thread::park_timeout(until - std::time::Instant::now());
+            }
+        }
     }
 }

@@ -148,13 +148,19 @@ pub fn print(st: &RunStatus) {
                         .unwrap_or_default(),
                     t.from_generation.clone().unwrap_or_default(),
                     t.to_generation.clone().unwrap_or_default(),
+                    t.duration_seconds
+                        .map(|s| crate::commands::deploy::human_duration(s as f64))
+                        .unwrap_or_default(),
                     t.error.clone().unwrap_or_default(),
                 ]
             })
             .collect();
         crate::out!(
             "{}",
-            crate::table::render(&["tenant", "outcome", "from", "to", "error"], &rows)
+            crate::table::render(
+                &["tenant", "outcome", "from", "to", "duration", "error"],
+                &rows
+            )
         );
         crate::outln!(
             "release {}: {} of {} deployed, {} rolled back, {} skipped, {} rollback failed{}",

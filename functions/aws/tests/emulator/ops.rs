@@ -583,6 +583,14 @@ async fn status_of_a_finished_run() {
     assert_eq!(report.status, "SUCCEEDED");
     assert_eq!((report.counts.total, report.counts.deployed), (2, 2));
     assert_eq!(outcomes(&report), all(&tenants, "deployed"));
+    // Each tenant's duration comes from its child's ResultWriter dates (the engine's virtual
+    // clock: a deploy waits on snapshot, restore, build and rollout, so it takes minutes).
+    for t in &report.tenants {
+        let d = t
+            .duration_seconds
+            .unwrap_or_else(|| panic!("{}: no duration", t.tenant));
+        assert!(d >= 60, "{}: {d} s", t.tenant);
+    }
     // The same by ARN, and the newest run by default.
     let by_arn = runs::status(&o, Some(&run.execution_arn)).await.unwrap();
     assert_eq!(by_arn.run.name, run.name);

@@ -555,6 +555,7 @@ fn settled_results(
             release: release.to_string(),
             from_generation: generation.cloned(),
             to_generation: None,
+            duration_seconds: None,
             error: why.map(|_| "Tenantflow.Newer".to_string()),
             cause: why.cloned(),
         };

@@ -19,7 +19,9 @@
 
 mod results;
 
-pub use results::{read_map_run, ChildOutcome, MapRunOutput, ObjectLocation};
+pub use results::{
+    read_map_run, read_map_run_timed, ChildOutcome, ChildSpan, MapRunOutput, ObjectLocation,
+};
 
 use super::list_tenants::{run_prefix, ItemsRef, Plan, TenantItem, WavePlan};
 use super::{parse_input, Ports};
@@ -369,8 +371,14 @@ where
     E: Events + ?Sized,
 {
     let mut last: BTreeMap<String, ChildOutcome> = BTreeMap::new();
+    let mut spans: BTreeMap<String, ChildSpan> = BTreeMap::new();
     for record in &ledger.phases {
-        for child in read_map_run(objects, &record.map_run, &plan.release.id).await? {
+        for (child, span) in read_map_run_timed(objects, &record.map_run, &plan.release.id).await? {
+            if let Some(s) = span {
+                let t = spans.entry(child.tenant().to_string()).or_insert(s);
+                t.start = t.start.min(s.start);
+                t.stop = t.stop.max(s.stop);
+            }
             last.insert(child.tenant().to_string(), child);
         }
     }
@@ -382,8 +390,14 @@ where
     let mut tenants: Vec<TenantResult> = Vec::with_capacity(planned.len());
     for item in &planned {
         let name = item.tenant.as_str();
+        let seconds = spans
+            .get(name)
+            .and_then(|s| u64::try_from((s.stop - s.start).num_seconds()).ok());
         tenants.push(match last.remove(name) {
-            Some(ChildOutcome::Final(r)) => r,
+            Some(ChildOutcome::Final(r)) => TenantResult {
+                duration_seconds: seconds,
+                ..r
+            },
             Some(ChildOutcome::Stage { stage, .. }) => not_done(
                 plan,
                 name,
@@ -515,6 +529,7 @@ fn not_done(
         release: plan.release.id.clone(),
         from_generation: None,
         to_generation: None,
+        duration_seconds: None,
         error: Some(error.to_string()),
         cause: Some(cause),
     }
@@ -546,9 +561,23 @@ mod tests {
         failed: &[(&str, &str)],
     ) -> MapRunOutput {
         let base = format!("runs/{RUN}/results/{id}");
+        // Maps "p", "c" and "r" (the all-or-nothing phases) carry child dates, as AWS writes them.
+        let dates = match id {
+            "p" => Some(("2026-11-03T10:00:00.000Z", "2026-11-03T10:10:00.000Z")),
+            "c" => Some(("2026-11-03T10:20:00.000Z", "2026-11-03T10:25:00.500Z")),
+            "r" => Some(("2026-11-03T10:30:00.000Z", "2026-11-03T10:31:00.000Z")),
+            _ => None,
+        };
         let ok: Vec<Value> = succeeded
             .iter()
-            .map(|o| json!({"Status": "SUCCEEDED", "Input": "{}", "Output": o.to_string(), "ExecutionArn": "arn:x"}))
+            .map(|o| {
+                let mut e = json!({"Status": "SUCCEEDED", "Input": "{}", "Output": o.to_string(), "ExecutionArn": "arn:x"});
+                if let Some((start, stop)) = dates {
+                    e["StartDate"] = json!(start);
+                    e["StopDate"] = json!(stop);
+                }
+                e
+            })
             .collect();
         let bad: Vec<Value> = failed
             .iter()
@@ -959,6 +988,9 @@ mod tests {
         assert_eq!(rep.counts.rolled_back, 2);
         let names: Vec<&str> = rep.phases.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["prepare", "commit", "revert"]);
+        // Each tenant's duration: its first child's start to its last child's stop, across phases.
+        let durations: Vec<Option<u64>> = rep.tenants.iter().map(|r| r.duration_seconds).collect();
+        assert_eq!(durations, [Some(1860), Some(1500)]);
     }
 
     #[tokio::test]

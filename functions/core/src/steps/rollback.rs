@@ -93,6 +93,7 @@ pub async fn rollback<
             .candidate
             .as_ref()
             .map(|c| c.generation.to_string()),
+        duration_seconds: None,
         error: state.error.as_ref().map(|e| e.error.clone()),
         // In words: a failed Lambda's cause is its JSON error payload, a failed build's the build.
         cause: state.error.as_ref().map(|e| in_words(&e.cause)),

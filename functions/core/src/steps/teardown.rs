@@ -80,6 +80,7 @@ pub async fn teardown<D: Databases + ?Sized, P: Parameters + ?Sized, R: Records 
         release: state.release.id.clone(),
         from_generation: Some(flip.from.generation.to_string()),
         to_generation: Some(flip.to.generation.to_string()),
+        duration_seconds: None,
         error: None,
         cause: record
             .kept

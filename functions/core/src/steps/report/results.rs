@@ -9,6 +9,7 @@ use crate::cause::in_words;
 use crate::error::StepError;
 use crate::model::{Outcome, TenantResult, TenantState};
 use crate::ports::Objects;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -57,6 +58,32 @@ struct ChildEntry {
     cause: Option<String>,
     #[serde(rename = "ExecutionArn", default)]
     execution_arn: Option<String>,
+    /// ISO 8601 with milliseconds, e.g. `2023-03-10T07:32:12.425Z` (the engine writes the same).
+    #[serde(rename = "StartDate", default)]
+    start_date: Option<String>,
+    #[serde(rename = "StopDate", default)]
+    stop_date: Option<String>,
+}
+
+/// When one child execution started and stopped, as ResultWriter recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildSpan {
+    pub start: DateTime<Utc>,
+    pub stop: DateTime<Utc>,
+}
+
+impl ChildEntry {
+    fn span(&self) -> Option<ChildSpan> {
+        let at = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        Some(ChildSpan {
+            start: at(&self.start_date)?,
+            stop: at(&self.stop_date)?,
+        })
+    }
 }
 
 /// What a child execution ended with.
@@ -92,6 +119,19 @@ pub async fn read_map_run<O: Objects + ?Sized>(
     run: &MapRunOutput,
     release: &str,
 ) -> Result<Vec<ChildOutcome>, StepError> {
+    Ok(read_map_run_timed(objects, run, release)
+        .await?
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect())
+}
+
+/// [`read_map_run`] with each child's span (none when ResultWriter gave no dates).
+pub async fn read_map_run_timed<O: Objects + ?Sized>(
+    objects: &O,
+    run: &MapRunOutput,
+    release: &str,
+) -> Result<Vec<(ChildOutcome, Option<ChildSpan>)>, StepError> {
     let loc = &run.result_writer_details;
     let manifest: ResultManifest = read_json(objects, &loc.bucket, &loc.key).await?;
     let mut out = Vec::new();
@@ -99,7 +139,8 @@ pub async fn read_map_run<O: Objects + ?Sized>(
         for file in files {
             let entries: Vec<ChildEntry> = read_json(objects, &loc.bucket, &file.key).await?;
             for entry in entries {
-                out.push(child_outcome(entry, release)?);
+                let span = entry.span();
+                out.push((child_outcome(entry, release)?, span));
             }
         }
     }
@@ -137,6 +178,7 @@ fn child_outcome(entry: ChildEntry, release: &str) -> Result<ChildOutcome, StepE
             release: release.to_string(),
             from_generation: None,
             to_generation: None,
+            duration_seconds: None,
             error: Some("Run.NotStarted".to_string()),
             cause: Some(
                 "the Map Run ended before this tenant's child execution started".to_string(),
@@ -152,6 +194,7 @@ fn child_outcome(entry: ChildEntry, release: &str) -> Result<ChildOutcome, StepE
         release: release.to_string(),
         from_generation: None,
         to_generation: None,
+        duration_seconds: None,
         error: Some(
             entry
                 .error
