@@ -198,13 +198,7 @@ async fn all_or_nothing_refuses_before_preparing_anything() {
         .collect();
     assert!(effects.is_empty(), "the refused run acted: {effects:#?}");
     // Every tenant as it was: its own instance, no snapshot, its pointer's release.
-    let instances = env
-        .admin
-        .rds
-        .describe_db_instances()
-        .send()
-        .await
-        .unwrap();
+    let instances = env.admin.rds.describe_db_instances().send().await.unwrap();
     let mut ids: Vec<&str> = instances
         .db_instances()
         .iter()
