@@ -12,6 +12,7 @@ pub mod init;
 pub mod lock;
 pub mod plan;
 pub mod plan_aws;
+pub mod plan_source;
 pub mod recover;
 pub mod release;
 pub mod retry;

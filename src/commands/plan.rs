@@ -98,7 +98,7 @@ pub struct PlanArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub source: crate::commands::plan_aws::AwsSource,
+    pub source: crate::commands::plan_source::AwsSource,
 }
 
 pub(crate) fn options(args: &PlanArgs) -> DeployOptions {
@@ -126,7 +126,7 @@ pub(crate) fn durations(args: &PlanArgs, base: Durations) -> Result<(Durations, 
         from = "the local defaults".into();
     }
     if args.source.aws {
-        from = crate::commands::plan_aws::DURATIONS_FROM.into();
+        from = crate::commands::plan_source::DURATIONS_FROM.into();
     }
     if let Some(f) = &args.durations_from {
         let text = std::fs::read_to_string(f)
@@ -467,9 +467,6 @@ pub fn render(
 }
 
 pub fn run(state: &Path, args: &PlanArgs) -> Result<u8> {
-    if args.source.aws {
-        return crate::commands::plan_aws::run(args);
-    }
     let (prices, prices_from) = prices(args)?;
     let a = assumptions(args);
     let sim = simulate(state, args)?;
