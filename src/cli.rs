@@ -171,6 +171,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Release(command) => release::run(&command),
         Command::Init(args) => init::run(&state, &args),
         Command::Deploy(args) => deploy::run(&state, &args),
+        Command::Plan(args) if args.source.aws => crate::commands::plan_aws::run(&args),
         Command::Plan(args) => plan::run(&state, &args),
         Command::Status(args) => status::run(&state, &args),
         Command::Recover(args) => recover::run(&state, &args),

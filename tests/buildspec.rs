@@ -5,7 +5,9 @@
 //! Checks: Flyway reads the scripts from a `filesystem:` folder holding exactly the scripts
 //! `SHA256SUMS` lists (the Flyway image has no AWS SDK for `s3:` locations, flyway/flyway#3668);
 //! a script or `SHA256SUMS` changed after the plan fails the build before Flyway runs; Flyway's
-//! failures (exit code or JSON error) fail the build.
+//! failures (exit code or JSON error) fail the build; a rehearsal's build (`TENANTFLOW_HEALTH_CHECK=
+//! candidate`) hands the manifest's `healthCheck.sql` to Flyway as its afterMigrate callback, and
+//! the callback's failure fails the build.
 
 use serde_yaml::Value as Yaml;
 use sha2::{Digest, Sha256};
@@ -47,6 +49,12 @@ case "${FAKE_FLYWAY:-ok}" in
   ok) echo '{"success": true, "migrationsExecuted": 2}' ;;
   exit1) echo '{"error": {"errorCode": "FAULT", "message": "boom"}}'; exit 1 ;;
   error-json) echo '{"error": {"errorCode": "VALIDATE_ERROR", "message": "checksum mismatch"}}' ;;
+  health-fails)
+    # Flyway fails the command when an SQL callback fails.
+    if [ -f "$loc/afterMigrate__tenantflow_health_check.sql" ]; then
+      echo '{"error": {"errorCode": "DB_ERROR", "message": "Error executing SQL callback afterMigrate"}}'; exit 1
+    fi
+    echo '{"success": true, "migrationsExecuted": 2}' ;;
 esac
 "#;
 
@@ -245,4 +253,75 @@ fn flyway_failures_fail_the_build() {
     let (ok, out) = b.run(&[("TENANTFLOW_DB_ENGINE", "mysql")]);
     assert!(ok, "{out}");
     assert!(b.flyway_ran().unwrap().contains("url=jdbc:mysql://"));
+}
+
+/// The callback file Flyway was given, from the fake's log (`file=<name> <sha256>`).
+fn callback(log: &str) -> Option<String> {
+    log.lines()
+        .filter_map(|l| l.strip_prefix("file=afterMigrate__tenantflow_health_check.sql "))
+        .map(str::to_string)
+        .next()
+}
+
+#[test]
+fn a_rehearsal_runs_the_release_health_check_after_the_migrations() {
+    let sql = "SELECT count(*) FROM \"points\";\n\tSELECT 1 WHERE 'a\\b' <> 'A/é'";
+    let manifest = serde_json::json!({
+        "release": "r1",
+        "scripts": [{"name": "V1__points.sql", "sha256": sha(V1)}],
+        "waves": {"canaryCount": 1},
+        "healthCheck": {"sql": sql},
+        "tenants": {"tenants": ["xy-0146-prod"]},
+    });
+    // serde_json writes `"` `\` and control characters escaped; `\u0041` and `\/` are JSON too.
+    let text = serde_json::to_string_pretty(&manifest)
+        .unwrap()
+        .replace("'A/", "'\\u0041\\/");
+    let b = Build::new();
+    write(&b.src.join("manifest.json"), text.as_bytes());
+    let (ok, out) = b.run(&[("TENANTFLOW_HEALTH_CHECK", "candidate")]);
+    assert!(ok, "{out}");
+    let log = b.flyway_ran().expect("flyway ran");
+    assert_eq!(
+        callback(&log),
+        Some(sha(format!("{sql}\n").as_bytes())),
+        "{log}"
+    );
+
+    // Without a health check in the manifest: the local default, SELECT 1.
+    let b = Build::new();
+    let (ok, out) = b.run(&[("TENANTFLOW_HEALTH_CHECK", "candidate")]);
+    assert!(ok, "{out}");
+    assert_eq!(callback(&b.flyway_ran().unwrap()), Some(sha(b"SELECT 1\n")));
+
+    // Not a rehearsal: no callback.
+    let b = Build::new();
+    write(&b.src.join("manifest.json"), text.as_bytes());
+    let (ok, out) = b.run(&[]);
+    assert!(ok, "{out}");
+    assert_eq!(callback(&b.flyway_ran().unwrap()), None);
+}
+
+#[test]
+fn a_failing_health_check_fails_the_rehearsal_build() {
+    let b = Build::new();
+    let (ok, out) = b.run(&[
+        ("TENANTFLOW_HEALTH_CHECK", "candidate"),
+        ("FAKE_FLYWAY", "health-fails"),
+    ]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("afterMigrate"), "{out}");
+    // The same fake passes a build that has no callback.
+    let (ok, out) = b.run(&[("FAKE_FLYWAY", "health-fails")]);
+    assert!(ok, "{out}");
+
+    // A health check the build cannot read faithfully fails before Flyway runs.
+    let b = Build::new();
+    write(
+        &b.src.join("manifest.json"),
+        br#"{"release": "r1", "healthCheck": {"sql": "SELECT '\u00e9'"}}"#,
+    );
+    let (ok, out) = b.run(&[("TENANTFLOW_HEALTH_CHECK", "candidate")]);
+    assert!(!ok && out.contains("non-ASCII"), "{out}");
+    assert!(b.flyway_ran().is_none());
 }

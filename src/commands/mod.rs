@@ -11,6 +11,8 @@ pub mod exit;
 pub mod init;
 pub mod lock;
 pub mod plan;
+pub mod plan_aws;
+pub mod plan_source;
 pub mod recover;
 pub mod release;
 pub mod retry;

@@ -77,9 +77,11 @@ pub struct PlanArgs {
     /// Print one JSON object instead of the tables.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub source: crate::commands::plan_source::AwsSource,
 }
 
-fn options(args: &PlanArgs) -> DeployOptions {
+pub(crate) fn options(args: &PlanArgs) -> DeployOptions {
     let fleet = match (args.rehearse, args.fleet) {
         (true, _) => Some(FleetMode::Rehearse),
         (false, f) => f.map(Into::into),
@@ -88,10 +90,13 @@ fn options(args: &PlanArgs) -> DeployOptions {
 }
 
 /// The durations to simulate with, and where they come from.
-fn durations(args: &PlanArgs, base: Durations) -> Result<(Durations, String)> {
+pub(crate) fn durations(args: &PlanArgs, base: Durations) -> Result<(Durations, String)> {
     let (mut d, mut from) = (base, "the state directory's settings".to_string());
     if args.tenants.is_some() {
         from = "the local defaults".into();
+    }
+    if args.source.aws {
+        from = crate::commands::plan_source::DURATIONS_FROM.into();
     }
     if let Some(f) = &args.durations_from {
         let text = std::fs::read_to_string(f)
@@ -176,12 +181,26 @@ pub fn action(t: &TenantRow) -> String {
         Outcome::Rehearsed => "rehearse".into(),
         Outcome::WouldFail | Outcome::RolledBack => "would fail".into(),
         Outcome::Skipped if t.error.as_deref() == Some(NOT_DEPLOYABLE) => "not adoptable".into(),
-        Outcome::Skipped if t.error.as_deref() == Some("Tenantflow.Locked") => "locked".into(),
+        Outcome::Skipped if t.error.as_deref() == Some("Tenantflow.Locked") => {
+            locked_by(t).map_or_else(|| "locked".into(), |run| format!("locked by {run}"))
+        }
         other => outcome_name(other).to_string(),
     }
 }
 
-fn assumptions(args: &PlanArgs) -> Assumptions {
+/// The run holding a locked tenant's lock: the last part of the holder's execution ARN, from
+/// `Tenantflow.Locked`'s message ("tenant … is locked by <holder>").
+fn locked_by(t: &TenantRow) -> Option<String> {
+    let words = tenantflow_core::cause::in_words(t.cause.as_deref()?);
+    let holder = words
+        .split(" is locked by ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?;
+    holder.rsplit(':').next().map(str::to_string)
+}
+
+pub(crate) fn assumptions(args: &PlanArgs) -> Assumptions {
     Assumptions {
         lambda_seconds: args.lambda_seconds,
         instance_class: args.instance_class.clone(),
@@ -189,7 +208,7 @@ fn assumptions(args: &PlanArgs) -> Assumptions {
     }
 }
 
-fn prices(args: &PlanArgs) -> Result<(PriceTable, String)> {
+pub(crate) fn prices(args: &PlanArgs) -> Result<(PriceTable, String)> {
     match &args.prices {
         None => Ok((
             PriceTable::builtin(),

@@ -13,6 +13,8 @@
 //!   step calls ([`steps::StepName::ports`]);
 //! - [`recover`]: settling the tenants of a run that died, from their run journals (back with
 //!   rollback, forward with teardown), shared by `tenantflow recover` and the `recover` Lambda;
+//! - [`fleet`]: a fleet as plain data, what `tenantflow plan` simulates on (filled from a stack
+//!   or made up);
 //! - [`orphans`]: the orphan rule the janitor and the local `status` share;
 //! - [`error`]: `StepError`, with the stable ASL error names;
 //! - [`cause`]: an error's `Cause` as Step Functions records it (a Lambda's is its JSON error
@@ -45,6 +47,7 @@
 
 pub mod cause;
 pub mod error;
+pub mod fleet;
 pub mod flyway;
 pub mod manifest;
 pub mod model;

@@ -61,7 +61,7 @@ pub struct RestoreRequest {
 }
 
 /// Quota headroom: how many more instances / manual snapshots / builds fit right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Headroom {
     pub instances: u32,

@@ -15,8 +15,13 @@
 //!   `copy_data`; otherwise the copy is a simulation ([`crate::layout::StateConfig::simulate`]):
 //!   empty placeholder files keep the names, and copies, migrations and health checks take
 //!   their simulated time, do no work and succeed.
-//! - [`Fleet::Synthetic`]: N made-up tenants, each with a pointer, an instance and a service,
-//!   always a simulation (a what-if for fleets and quotas you do not have locally).
+//! - [`Fleet::Given`]: a fleet given as plain data ([`FleetInput`]; `tenantflow plan --aws`
+//!   reads one from a stack), always a simulation: its parameters, instances, snapshots, locks
+//!   and published manifests are written into an empty state directory, each pointer's tenant
+//!   gets a service, and the limits are what the input holds plus its headroom.
+//! - [`Fleet::Synthetic`]: N made-up tenants, each with a pointer, an instance and a service
+//!   ([`synthetic_input`], then as [`Fleet::Given`]): a what-if for fleets and quotas you do not
+//!   have locally.
 //!
 //! The state directory planned from is only read (plain file copies, never a SQLite connection),
 //! so it is byte for byte as it was.
@@ -32,8 +37,11 @@ use statemachine::{HistoryEvent, Observer};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use tenantflow_core::fleet::FleetInput;
+use tenantflow_core::manifest::{release_prefix, Manifest};
 use tenantflow_core::model::{ActivePointer, ServiceRef};
-use tenantflow_core::names::{tags, GenerationTs, InstanceId, Namespace};
+use tenantflow_core::names::{tags, GenerationTs, InstanceId, Namespace, SnapshotId};
+use tenantflow_core::ports::{Headroom, Records, Tags};
 use tenantflow_core::steps::list_tenants::Plan;
 
 /// The name of the parent's first state, whose output is the plan.
@@ -53,6 +61,8 @@ pub enum Fleet {
     },
     /// `tenants` made-up tenants on release `release` (a simulation).
     Synthetic { tenants: u32, release: String },
+    /// This fleet (a simulation).
+    Given(Box<FleetInput>),
 }
 
 /// What to plan.
@@ -63,7 +73,8 @@ pub struct PlanOptions {
     pub deploy: DeployOptions,
     /// Simulated durations; default: the state directory's (a synthetic fleet: the defaults).
     pub durations: Option<Durations>,
-    /// Quota limits; default: the state directory's.
+    /// Quota limits; default: the state directory's. A [`Fleet::Given`] brings its own (what it
+    /// holds plus its headroom), and this is ignored.
     pub limits: Option<Limits>,
 }
 
@@ -119,24 +130,25 @@ pub async fn plan(release_dir: &Path, opts: PlanOptions) -> Result<Simulation, L
             (copy, !copy_data, size)
         }
         Fleet::Synthetic { tenants, release } => {
-            let config = StateConfig {
-                limits: opts.limits.unwrap_or_default(),
-                durations: opts.durations.unwrap_or_default(),
-                simulate: true,
-                ..StateConfig::default()
-            };
-            let state = synthetic_fleet(&tmp.0, &config, *tenants, release)?;
+            let limits = opts.limits.unwrap_or_default();
+            let input = synthetic_input(*tenants, release, limits);
+            let durations = opts.durations.unwrap_or_default();
+            let state = given_fleet(&tmp.0, &input, durations, Some(limits)).await?;
             (state, true, u64::from(*tenants))
         }
+        Fleet::Given(input) => {
+            let durations = opts.durations.unwrap_or_default();
+            let state = given_fleet(&tmp.0, input, durations, None).await?;
+            let size = state.ports()?.parameters.list_sync("/tenantflow/")?.len() as u64;
+            (state, true, size)
+        }
     };
+    let mut deploy_opts = opts.deploy.clone();
+    if let Fleet::Given(input) = &opts.fleet {
+        default_cap(&mut deploy_opts, release_dir, input.default_max_concurrency);
+    }
     let observer = Arc::new(UsageObserver::default());
-    let report = deploy(
-        &state,
-        release_dir,
-        opts.deploy.clone(),
-        Some(observer.clone()),
-    )
-    .await?;
+    let report = deploy(&state, release_dir, deploy_opts, Some(observer.clone())).await?;
     let mut usage = observer.usage();
     let resumes = resume_invocations(state.layout());
     if resumes > 0 {
@@ -311,53 +323,130 @@ pub fn synthetic_tenant(i: u32) -> String {
     format!("sim-{i:05}-prod")
 }
 
-/// A new state directory in `dir` with `tenants` made-up tenants on `release`: each a pointer,
-/// a registered instance (no file) and a service.
-fn synthetic_fleet(
-    dir: &Path,
-    config: &StateConfig,
-    tenants: u32,
-    release: &str,
-) -> Result<LocalState, LocalError> {
-    let mut state = LocalState::create(dir)?;
-    state.set_config(config.clone())?;
-    let ports = state.ports()?;
+/// `tenants` made-up tenants on `release`: each a pointer (with no record of the scripts it
+/// has, so every one is deployed) and an instance; the headroom is what `limits` leaves beside
+/// the fleet's own instances.
+pub fn synthetic_input(tenants: u32, release: &str, limits: Limits) -> FleetInput {
     let generation = synthetic_generation();
-    let mut t = BTreeMap::new();
-    t.insert(tags::RUN.to_string(), "init".to_string());
-    t.insert(tags::RELEASE.to_string(), release.to_string());
-    t.insert(tags::ROLE.to_string(), tags::ROLE_ACTIVE.to_string());
+    let mut input = FleetInput {
+        headroom: Headroom {
+            instances: limits.instances.saturating_sub(tenants),
+            snapshots: limits.snapshots,
+        },
+        build_concurrency: limits.builds,
+        ..FleetInput::default()
+    };
     for i in 0..tenants {
-        let ns = Namespace::parse(&synthetic_tenant(i))?;
+        let Ok(ns) = Namespace::parse(&synthetic_tenant(i)) else {
+            continue;
+        };
         let id = InstanceId::generation(&ns, generation);
-        t.insert(tags::NAMESPACE.to_string(), ns.to_string());
-        ports.databases.register_instance(&id, &t, true)?;
+        let t: Tags = [
+            (tags::NAMESPACE, ns.as_str()),
+            (tags::RUN, "init"),
+            (tags::RELEASE, release),
+            (tags::ROLE, tags::ROLE_ACTIVE),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        input.instances.insert(id.to_string(), t);
         let pointer = ActivePointer {
             generation,
-            endpoint: state
-                .layout()
-                .instance_file(id.as_str())
-                .display()
-                .to_string(),
+            endpoint: format!("{id}.sqlite"),
             instance_id: id,
             port: 0,
             release: release.to_string(),
             service: None,
             freeze: None,
-            // No record of the scripts it has: every synthetic tenant is deployed.
             scripts: None,
         };
-        let value = serde_json::to_string(&pointer).map_err(LocalError::serialize("pointer"))?;
-        ports.parameters.put_sync(&ns.paths().pointer, &value)?;
-        ports.services.register_service(
-            &ServiceRef {
+        if let Ok(value) = serde_json::to_string(&pointer) {
+            input.parameters.insert(ns.paths().pointer, value);
+        }
+    }
+    input
+}
+
+/// A new simulation state directory in `dir` holding `input`: its parameters as stored, its
+/// instances and snapshots registered (no files), its locks held, its manifests published, and
+/// a service for every tenant with a pointer (the one the pointer names, else the default
+/// cluster's service named for the tenant). The limits are `limits`, else what it holds plus its
+/// headroom.
+async fn given_fleet(
+    dir: &Path,
+    input: &FleetInput,
+    durations: Durations,
+    limits: Option<Limits>,
+) -> Result<LocalState, LocalError> {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let config = StateConfig {
+        limits: limits.unwrap_or(Limits {
+            instances: count(input.instances.len()).saturating_add(input.headroom.instances),
+            snapshots: count(input.snapshots.len()).saturating_add(input.headroom.snapshots),
+            builds: input.build_concurrency,
+        }),
+        durations,
+        simulate: true,
+        ..StateConfig::default()
+    };
+    let mut state = LocalState::create(dir)?;
+    state.set_config(config)?;
+    let ports = state.ports()?;
+    for (id, t) in &input.instances {
+        ports
+            .databases
+            .register_instance(&InstanceId::parse(id)?, t, true)?;
+    }
+    for (id, t) in &input.snapshots {
+        ports
+            .databases
+            .register_snapshot(&SnapshotId::parse(id)?, t)?;
+    }
+    for (name, value) in &input.parameters {
+        ports.parameters.put_sync(name, value)?;
+        let pointer = name
+            .strip_prefix("/tenantflow/")
+            .and_then(|r| r.strip_suffix("/db"))
+            .and_then(|ns| Namespace::parse(ns).ok());
+        let Some(ns) = pointer else {
+            continue;
+        };
+        let service = serde_json::from_str::<ActivePointer>(value)
+            .ok()
+            .and_then(|p| p.service)
+            .unwrap_or_else(|| ServiceRef {
                 cluster: ports.settings.default_cluster.clone(),
                 service: ns.to_string(),
-            },
-            &ns,
-        )?;
+            });
+        ports.services.register_service(&service, &ns)?;
+    }
+    for (tenant, holder) in &input.locks {
+        let ns = Namespace::parse(tenant)?;
+        ports.records.acquire(&ns, holder, holder).await?;
+    }
+    for (release, manifest) in &input.manifests {
+        let key = format!("{}manifest.json", release_prefix(release));
+        ports.objects.put_sync(RELEASE_BUCKET, &key, manifest)?;
     }
     Ok(state)
+}
+
+/// The deployment's default cap, as the run's `maxConcurrency`, when neither an override nor
+/// the manifest sets one (the same cap the deployment's `list-tenants` would take).
+fn default_cap(opts: &mut DeployOptions, release_dir: &Path, default: Option<u32>) {
+    let Some(cap) = default else {
+        return;
+    };
+    if opts.max_concurrency.is_some() {
+        return;
+    }
+    let manifest = std::fs::read(release_dir.join("manifest.json"))
+        .ok()
+        .and_then(|b| Manifest::parse(&b).ok());
+    if manifest.is_some_and(|m| m.max_concurrency.is_none()) {
+        opts.max_concurrency = Some(cap);
+    }
 }
 
 /// RDS and ECS events on the local bus: each one invokes `resume` (its EventBridge rule's

@@ -223,6 +223,19 @@ impl LocalDatabases {
         })
     }
 
+    /// Registers an `available` manual snapshot without a file (a plan's simulated fleet).
+    pub fn register_snapshot(&self, id: &SnapshotId, tags: &Tags) -> Result<(), StepError> {
+        let now = self.inner.clock.now().to_rfc3339();
+        self.inner.with("register snapshot", |c| {
+            c.execute_cached(
+                "INSERT OR REPLACE INTO snapshots (id, source_instance, status, created_at, tags)
+                 VALUES (?1, '', 'available', ?2, ?3)",
+                params![id.as_str(), now, tags_json(tags)],
+            )
+            .map(|_| ())
+        })
+    }
+
     /// Every registered instance id and snapshot id (for status / orphan reports).
     pub fn all_ids(&self) -> Result<(Vec<String>, Vec<String>), StepError> {
         self.inner.with("list ids", |c| {

@@ -368,8 +368,9 @@ fn migrate(phase: Phase, next: Then) -> Value {
     .map(|(name, path)| json!({"Name": name, "Type": "PLAINTEXT", "Value.$": path}))
     .collect();
     if phase == Phase::Rehearse {
-        // The local build then also runs the release's health check against the candidate (no
-        // app is rolled out in a rehearsal); the AWS buildspec ignores it.
+        // The build then also runs the release's health check against the candidate (no app is
+        // rolled out in a rehearsal): locally the runner, on AWS the buildspec (as Flyway's
+        // afterMigrate callback).
         env.push(
             json!({"Name": "TENANTFLOW_HEALTH_CHECK", "Type": "PLAINTEXT", "Value": "candidate"}),
         );

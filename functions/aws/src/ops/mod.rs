@@ -6,6 +6,7 @@
 //! Layout:
 //! - [`stack`]: the stack's outputs (DescribeStacks) and the clients the commands use;
 //! - [`adopt`]: bringing existing instances under tenantflow (plan, then tags and pointers);
+//! - [`plan_input`]: the stack's fleet, locks and quotas as `tenantflow plan --aws`'s input;
 //! - [`push`]: verifying and uploading a release folder, and the run name the trigger derives;
 //! - [`runs`]: the release state machine's runs and one run's status (counts and per-tenant rows);
 //! - [`locks`]: `unlock TENANT` and the janitor on demand;
@@ -14,6 +15,7 @@
 
 pub mod adopt;
 pub mod locks;
+pub mod plan_input;
 pub mod push;
 pub mod retry;
 pub mod runs;

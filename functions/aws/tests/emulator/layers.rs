@@ -8,6 +8,9 @@
 //!   each instance's schema is at (seeded generations, snapshot copies, restores, migrations).
 //!   And moto's restore ignores `DeletionProtection=false` (it copies the source's protection): the
 //!   harness unprotects the restored instance through moto's API, as RDS would have made it.
+//! - [`HarnessQuotas`] (the same emulator gap, for the operator): `tenantflow plan --aws` reads
+//!   `Used` and `Max` of the account quotas; the harness counts `Used` from moto's instances and
+//!   manual snapshots and takes `Max` as the test sets it.
 //! - [`Faults`] (the fault layer): every failure and pending state a scenario needs. The real call
 //!   is always made first (so it is recorded and evaluated); the fault then changes what the step
 //!   sees, or (for a moved pointer) changes the emulator's state through its own API.
@@ -409,4 +412,53 @@ pub fn describe(faults: &Faults) -> BTreeMap<usize, String> {
         .cloned()
         .enumerate()
         .collect()
+}
+
+/// An emulator gap: moto has no RDS `DescribeAccountAttributes`, so the operator's quota read
+/// (`tenantflow plan --aws`, [`tenantflow_aws::ops::plan_input::QuotaSource`]) is answered here:
+/// `Used` counted from moto's own DB instances and manual snapshots, as RDS counts them, and
+/// `Max` as given. The real source (the RDS client) parses the operation's `AccountQuotas`.
+#[cfg(feature = "ops")]
+pub struct HarnessQuotas {
+    /// Unrecorded: the operator's role is not in the template, so nothing is evaluated for IAM.
+    pub admin_rds: aws_sdk_rds::Client,
+    pub max_instances: u64,
+    pub max_snapshots: u64,
+}
+
+#[cfg(feature = "ops")]
+#[async_trait]
+impl tenantflow_aws::ops::plan_input::QuotaSource for HarnessQuotas {
+    async fn account_quotas(
+        &self,
+    ) -> tenantflow_aws::ops::OpsResult<tenantflow_aws::ops::plan_input::AccountQuotas> {
+        use tenantflow_aws::ops::plan_input::{AccountQuotas, Quota};
+        let instances = self
+            .admin_rds
+            .describe_db_instances()
+            .send()
+            .await
+            .expect("DescribeDBInstances")
+            .db_instances()
+            .len() as u64;
+        let snapshots = self
+            .admin_rds
+            .describe_db_snapshots()
+            .snapshot_type("manual")
+            .send()
+            .await
+            .expect("DescribeDBSnapshots")
+            .db_snapshots()
+            .len() as u64;
+        Ok(AccountQuotas {
+            db_instances: Quota {
+                used: instances,
+                max: self.max_instances,
+            },
+            manual_snapshots: Quota {
+                used: snapshots,
+                max: self.max_snapshots,
+            },
+        })
+    }
 }

@@ -18,7 +18,8 @@
 //! - [`workflow`]: the engine's task runner on the AWS adapters, and a run from upload to end;
 //! - [`invariants`]: DESIGN §8 read back from the emulator;
 //! - [`adapters`]: each port operation; [`scenarios`]: the release workflow end to end;
-//! - [`ops`]: the operator commands (`tenantflow aws …`).
+//! - [`ops`]: the operator commands (`tenantflow aws …`); [`newer`]: the `newer` refusal;
+//!   [`plan_aws`]: `tenantflow plan --aws`'s input read from the stack.
 //!
 //! Needs `make tools` (moto, aws-sam-translator, Node 22 + iam-simulate under `.tools/`); without
 //! them every test fails saying so.
@@ -30,9 +31,12 @@ mod eventbridge;
 mod invariants;
 mod layers;
 mod moto;
+mod newer;
 // Feature `ops` (on in `make test` and `make emulator`): the operator commands.
 #[cfg(feature = "ops")]
 mod ops;
+#[cfg(feature = "ops")]
+mod plan_aws;
 mod record;
 mod scenarios;
 mod sfn_api;
