@@ -52,9 +52,8 @@ pub async fn sdk_config(region: &str, endpoint: &str) -> SdkConfig {
 impl Env {
     /// A fresh world for `test` (call from a multi-thread tokio test).
     pub async fn new(test: &str, faults: Vec<Fault>) -> Arc<Env> {
-        let moto = super::moto::moto();
+        let (moto, region) = super::moto::slot();
         let _ = template();
-        let region = super::moto::region();
         let conf = sdk_config(&region, &moto.endpoint).await;
         let rec = Recorder::with_tag_reader(TagReader::start(&region, &moto.endpoint));
         let c = Clients::from_conf(&conf);

@@ -1,8 +1,8 @@
-//! One `moto_server` per test binary, shared by every test: started on 127.0.0.1 on first use and
-//! stopped when the test process exits (it runs under a small shell that kills it when its stdin,
+//! One `moto_server` per test binary, shared by up to 31 tests (a second one for more): started
+//! on 127.0.0.1 on first use and stopped when the test process exits (it runs under a small shell that kills it when its stdin,
 //! held by this process, closes).
 //!
-//! Tests isolate themselves by region: each takes its own region from [`region`], and moto keeps
+//! Tests isolate themselves by region: each takes its own region from [`slot`], and moto keeps
 //! RDS, SSM, ECS, CodeBuild and Secrets Manager state per region. S3 is global, so the release
 //! bucket is shared and each test uses its own release id (so its own `releases/<id>/` and
 //! `runs/<run>/`).
@@ -21,11 +21,6 @@ pub struct Moto {
     /// Held until the process exits: closing it stops moto (see the module doc).
     _stdin: Mutex<ChildStdin>,
     _child: Mutex<Child>,
-}
-
-pub fn moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(start)
 }
 
 fn start() -> Moto {
@@ -85,48 +80,56 @@ fn start() -> Moto {
     }
 }
 
-/// A region no other test of this binary uses.
-pub fn region() -> String {
-    const REGIONS: &[&str] = &[
-        "us-east-1",
-        "us-east-2",
-        "us-west-1",
-        "us-west-2",
-        "eu-west-1",
-        "eu-west-2",
-        "eu-west-3",
-        "eu-central-1",
-        "eu-north-1",
-        "eu-south-1",
-        "ap-south-1",
-        "ap-northeast-1",
-        "ap-northeast-2",
-        "ap-northeast-3",
-        "ap-southeast-1",
-        "ap-southeast-2",
-        "ca-central-1",
-        "sa-east-1",
-        "me-south-1",
-        "af-south-1",
-        "ap-east-1",
-        "eu-central-2",
-        "eu-south-2",
-        "ap-south-2",
-        "me-central-1",
-        "ap-southeast-3",
-        "ap-southeast-4",
-        "il-central-1",
-        "ca-west-1",
-        "mx-central-1",
-        "ap-east-2",
-        "ap-southeast-5",
-        "ap-southeast-6",
-        "ap-southeast-7",
-    ];
+/// Regions moto serves every service the harness uses in (CodeBuild included: moto has no
+/// CodeBuild in ca-west-1, mx-central-1 or ap-east-2).
+const REGIONS: &[&str] = &[
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-north-1",
+    "eu-south-1",
+    "ap-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ca-central-1",
+    "sa-east-1",
+    "me-south-1",
+    "af-south-1",
+    "ap-east-1",
+    "eu-central-2",
+    "eu-south-2",
+    "ap-south-2",
+    "me-central-1",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "il-central-1",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+];
+
+/// A moto server and a region no other test of this binary uses on it: the regions of the first
+/// server, then (more tests than regions) those of a second one, started on first use.
+pub fn slot() -> (&'static Moto, String) {
+    static SERVERS: [OnceLock<Moto>; 3] = [const { OnceLock::new() }; 3];
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let i = NEXT.fetch_add(1, Ordering::SeqCst);
-    REGIONS
-        .get(i)
-        .unwrap_or_else(|| panic!("more than {} emulator tests: add regions", REGIONS.len()))
-        .to_string()
+    let server = SERVERS.get(i / REGIONS.len()).unwrap_or_else(|| {
+        panic!(
+            "more than {} emulator tests: add a server",
+            SERVERS.len() * REGIONS.len()
+        )
+    });
+    (
+        server.get_or_init(start),
+        REGIONS[i % REGIONS.len()].to_string(),
+    )
 }
