@@ -288,12 +288,14 @@ async fn watch_interrupts(
         _ = int.recv() => {}
         _ = term.recv() => {}
     }
+    tenantflow_local::crash::interrupt_handled();
     say("interrupted: no further tenant starts; the steps in flight finish, then the run stops (interrupt again to exit at once)");
     stop.request();
     tokio::select! {
         _ = int.recv() => {}
         _ = term.recv() => {}
     }
+    tenantflow_local::crash::interrupt_handled();
     say("interrupted again: exiting now; run `tenantflow recover` (or this deploy again) to settle the tenants in flight");
     std::process::exit(i32::from(EXIT_INTERRUPTED));
 }

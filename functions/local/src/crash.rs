@@ -28,6 +28,24 @@ struct Hook {
 }
 
 static WRITES: AtomicU64 = AtomicU64::new(0);
+/// Interrupts the CLI's handler has taken (see [`interrupt_handled`]).
+static HANDLED: AtomicU64 = AtomicU64::new(0);
+
+/// The CLI's interrupt handler calls this for each interrupt it takes. The hook waits for it
+/// before going on past an interrupt that another follows: two signals sent before the handler
+/// runs would reach it as one (signal deliveries coalesce), and the test would not see the second.
+pub fn interrupt_handled() {
+    HANDLED.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Waits until `done` holds or 60 s pass; bounded, so a handler that never acts makes the
+/// test fail instead of hang.
+fn pause_until(done: impl Fn() -> bool) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() && std::time::Instant::now() < until {
+        std::thread::park_timeout(std::time::Duration::from_millis(5));
+    }
+}
 
 fn hook() -> Option<&'static Hook> {
     static HOOK: OnceLock<Option<Hook>> = OnceLock::new();
@@ -85,15 +103,15 @@ pub fn before_write(what: &str) {
                 std::thread::park();
             }
         }
-        if hook.at.first() != Some(&n) {
+        let index = hook.at.iter().position(|p| *p == n).unwrap_or(0) as u64;
+        if (index as usize) + 1 < hook.at.len() {
+            // Another interrupt follows: let the handler take this one first.
+            pause_until(|| HANDLED.load(Ordering::SeqCst) > index);
+        } else if index > 0 {
             // A repeated interrupt must end the process at once (exit 130). Its handler runs on
             // another thread; without this pause, a run that finishes its graceful stop quickly
             // could exit on its own first, and the test would not see the second signal act.
-            // Bounded, so a handler that never exits makes the test fail instead of hang.
-            let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            while std::time::Instant::now() < until {
-                std::thread::park_timeout(until - std::time::Instant::now());
-            }
+            pause_until(|| false);
         }
     }
 }
